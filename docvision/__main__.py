@@ -1,0 +1,5 @@
+"""``python -m docvision`` runs the command line."""
+
+from docvision.cli import main
+
+main()

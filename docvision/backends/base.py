@@ -1,0 +1,67 @@
+"""The seam between tasks and models: page views and a prompt in, text out.
+
+A backend knows nothing of files, pages routing or output formats. It tells the planner its tile
+size (its model family decides it) and how many visual tokens a plan costs on its model, so
+``render`` and records report what the model really sees.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable, Sequence
+
+from docvision.tiling import DEFAULT_TILE, Plan
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+
+@dataclass
+class PageView:
+    """One page as the model will see it: the HD-N canvas and the plan that made it."""
+
+    label: str
+    image: "Image.Image"  # the padded canvas, plan.canvas_size
+    plan: Plan
+
+
+@dataclass
+class Generation:
+    """What a backend returns: the text and what it cost."""
+
+    text: str
+    prompt_tokens: int = 0
+    visual_tokens: int = 0
+    new_tokens: int = 0
+    timings: dict = field(default_factory=dict)  # prefill_s, generate_s, first_token_s
+
+
+class Backend(ABC):
+    """Images + prompt in, text out. Subclasses hold the loaded model or the server connection."""
+
+    name: str = "backend"
+    model_id: str = ""
+    tile: int = DEFAULT_TILE
+
+    def visual_tokens(self, plan: Plan) -> int:
+        """Visual tokens this backend's model spends on a page planned as ``plan``."""
+        return plan.tokens
+
+    @abstractmethod
+    def generate(
+        self,
+        views: Sequence[PageView],
+        prompt: str,
+        *,
+        max_new_tokens: int = 512,
+        on_text: Callable[[str], None] | None = None,
+    ) -> Generation:
+        """Answer ``prompt`` about ``views`` (greedy); call ``on_text`` with each new piece of text."""
+
+    def info(self) -> dict:
+        """What records say about the model: id, backend, device, quantization, load time."""
+        return {"id": self.model_id, "backend": self.name}
+
+    def close(self) -> None:
+        """Release the model or connection."""

@@ -1,0 +1,106 @@
+"""What every command shares: options, the error line, exit codes and the per-source batch loop."""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from typing import Callable
+
+import typer
+
+from docvision import records
+from docvision.errors import DocvisionError, UsageError
+from docvision.sources import Entry
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+JSON_OPTION = typer.Option(False, "--json", help="Print one JSON object per source per line (JSON Lines) on stdout.")
+DEBUG_OPTION = typer.Option(False, "--debug", help="Show tracebacks for errors.")
+HD_OPTION = typer.Option(
+    25, "--hd", min=1, max=400,
+    help="Resolution budget: at most N tiles per page (HD-N of InternLM-XComposer2-4KHD).",
+)
+PAGES_OPTION = typer.Option(None, "--pages", help="Pages to read, e.g. 1-3,7 (default: all).")
+PASSWORD_OPTION = typer.Option(None, "--password", help="Password of an encrypted PDF.", envvar="DOCVISION_PASSWORD")
+RECURSIVE_OPTION = typer.Option(False, "--recursive", "-r", help="Look into sub-folders of folders given.")
+MAX_PIXELS_OPTION = typer.Option(
+    250_000_000, "--max-image-pixels", min=1,
+    help="Refuse images larger than this many pixels (decompression-bomb guard).",
+)
+
+
+def use_color() -> bool:
+    return "NO_COLOR" not in os.environ and sys.stderr.isatty()
+
+
+def say_error(message: str) -> None:
+    """One clear line on stderr."""
+    prefix = "\x1b[31merror:\x1b[0m " if use_color() else "error: "
+    sys.stderr.write(prefix + " ".join(message.split()) + "\n")
+    sys.stderr.flush()
+
+
+def say_warning(message: str) -> None:
+    prefix = "\x1b[33mwarning:\x1b[0m " if use_color() else "warning: "
+    sys.stderr.write(prefix + " ".join(message.split()) + "\n")
+    sys.stderr.flush()
+
+
+def report_fatal(exc: BaseException, debug: bool) -> int:
+    """Turn an exception that escaped a command into one line (or a traceback with --debug)."""
+    if debug:
+        traceback.print_exception(exc)
+    if isinstance(exc, DocvisionError):
+        say_error(str(exc))
+        return EXIT_USAGE if isinstance(exc, UsageError) else EXIT_FAILED
+    say_error(f"unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)")
+    return EXIT_FAILED
+
+
+def run_sources(
+    entries: list[Entry],
+    task: str,
+    work: Callable[[str], dict],
+    emit: Callable[[dict], None],
+    debug: bool = False,
+) -> int:
+    """Run ``work`` on each source, emit a record per source as it finishes, return the exit code.
+
+    A failing source gets an error record and the others still run.
+    """
+    if not entries:
+        raise UsageError("no sources given")
+    failed = False
+    for entry in entries:
+        if entry.error is not None:
+            record = records.error(entry.source, task, entry.error)
+        else:
+            try:
+                record = records.ok(entry.source, task, **work(entry.source))
+            except DocvisionError as exc:
+                if debug:
+                    traceback.print_exception(exc)
+                record = records.error(entry.source, task, exc)
+            except (MemoryError, OSError, ValueError, RuntimeError) as exc:
+                if debug:
+                    traceback.print_exception(exc)
+                record = records.error(entry.source, task, exc)
+        failed |= record["status"] != "ok"
+        emit(record)
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def json_emitter(stream=None) -> Callable[[dict], None]:
+    """Emit records as JSON Lines on stdout, flushed one by one; errors also as a line on stderr."""
+    stream = stream or sys.stdout
+
+    def emit(record: dict) -> None:
+        records.write(record, stream)
+        if record["status"] != "ok":
+            say_error(f"{record['source']}: {record['error']['message']}")
+
+    return emit

@@ -1,0 +1,125 @@
+"""The document model every ingestor produces and everything downstream consumes.
+
+A Document is an ordered, lazily produced sequence of Pages. A Page knows its label, its natural
+size in source pixels, how to draw itself at any exact pixel size (so PDFs render straight at the
+resolution the plan needs, with no render-then-shrink), and, where the source has a text layer, its
+words with boxes in source pixels. ``Plan.to_canvas`` maps those boxes into canvas pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+Box = tuple[float, float, float, float]  # x0, y0, x1, y1
+
+
+@dataclass(frozen=True)
+class Word:
+    """One word of a page's text layer, its box in the page's source pixels."""
+
+    text: str
+    box: Box
+
+
+@dataclass
+class Page:
+    """One page (or sheet, or segment) of a source.
+
+    ``render(width, height)`` returns an RGB image of exactly that size showing the whole page;
+    it is called once per size needed and must not keep the image alive afterwards.
+    """
+
+    label: str
+    number: int  # 1-based position in the source
+    size: tuple[int, int]  # natural (width, height) in source pixels
+    render: Callable[[int, int], "Image.Image"]
+    words: Sequence[Word] = ()
+    scanned: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        """The page's text layer as one string, in reading order of the source."""
+        return " ".join(w.text for w in self.words)
+
+
+@dataclass
+class Document:
+    """A source turned into pages. Iterate ``pages()`` once; call ``close()`` when done."""
+
+    source: str
+    kind: str  # ingestor name: "pdf", "image", "web", "office"
+    page_count: int
+    iter_pages: Callable[[], Iterator[Page]]
+    warnings: list[str] = field(default_factory=list)
+    metadata: dict = field(default_factory=dict)
+    closer: Callable[[], None] | None = None
+
+    def pages(self) -> Iterator[Page]:
+        """Yield pages one at a time, so a long document never sits in memory whole."""
+        return self.iter_pages()
+
+    def close(self) -> None:
+        if self.closer is not None:
+            self.closer()
+            self.closer = None
+
+    def __enter__(self) -> "Document":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+@dataclass
+class IngestOptions:
+    """Options every ingestor accepts; each reads the ones that apply to it."""
+
+    pages: str | None = None  # page range spec, "1-3,7"
+    password: str | None = None
+    max_image_pixels: int = 250_000_000  # decompression-bomb limit for images
+    timeout: float = 60.0  # seconds for any external step (browser, converter)
+    viewport_width: int = 1280  # web pages, CSS pixels
+    device_scale_factor: float = 2.0  # web pages
+    segment_height: int = 8192  # tall web pages and sheets split into segments of this many pixels
+    browser: str | None = None  # explicit Chromium executable
+    render_dpi: float = 300.0  # nominal resolution defining a PDF page's source pixels
+
+
+def parse_page_range(spec: str | None, page_count: int, source: str = "") -> list[int]:
+    """Turn "1-3,7,10-" into sorted 0-based page indices; raise PageRangeError when out of range."""
+    from docvision.errors import PageRangeError
+
+    if not spec:
+        return list(range(page_count))
+    chosen: set[int] = set()
+    for part in spec.replace(" ", "").split(","):
+        if not part:
+            continue
+        try:
+            if "-" in part:
+                lo_s, hi_s = part.split("-", 1)
+                lo = int(lo_s) if lo_s else 1
+                hi = int(hi_s) if hi_s else page_count
+            else:
+                lo = hi = int(part)
+        except ValueError:
+            raise PageRangeError(
+                f"bad page range {spec!r}: use numbers like 1-3,7", source=source
+            ) from None
+        if lo < 1 or hi < lo:
+            raise PageRangeError(f"bad page range {part!r} in {spec!r}", source=source)
+        if lo > page_count or hi > page_count:
+            raise PageRangeError(
+                f"pages {spec} are outside the document, which has {page_count} page"
+                f"{'s' if page_count != 1 else ''}",
+                source=source,
+            )
+        chosen.update(range(lo - 1, hi))
+    if not chosen:
+        raise PageRangeError(f"page range {spec!r} selects no page", source=source)
+    return sorted(chosen)
