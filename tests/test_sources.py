@@ -1,0 +1,50 @@
+"""Expanding what the user typed into sources: folders, globs, stdin, URLs, duplicates."""
+
+import io
+
+from docvision.errors import SourceNotFound, UnsupportedSource
+from docvision.sources import expand
+
+
+def _touch(path, data=b"x"):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+    return path
+
+
+def test_folder_lists_supported_files_sorted(tmp_path):
+    _touch(tmp_path / "b.pdf")
+    _touch(tmp_path / "a.png")
+    _touch(tmp_path / "notes.txt")
+    _touch(tmp_path / ".hidden.pdf")
+    _touch(tmp_path / "sub" / "c.pdf")
+    got = [e.source for e in expand([str(tmp_path)])]
+    assert got == [str(tmp_path / "a.png"), str(tmp_path / "b.pdf")]
+
+
+def test_recursive_folder_includes_subfolders(tmp_path):
+    _touch(tmp_path / "sub" / "c.pdf")
+    got = [e.source for e in expand([str(tmp_path)], recursive=True)]
+    assert got == [str(tmp_path / "sub" / "c.pdf")]
+
+
+def test_folder_without_supported_files_is_an_error_entry(tmp_path):
+    _touch(tmp_path / "notes.txt")
+    (entry,) = expand([str(tmp_path)])
+    assert isinstance(entry.error, UnsupportedSource)
+    assert "--recursive" in entry.error.message
+
+
+def test_glob_and_no_match(tmp_path):
+    _touch(tmp_path / "r1.pdf")
+    _touch(tmp_path / "r2.pdf")
+    got = expand([str(tmp_path / "r*.pdf"), str(tmp_path / "zz*.pdf")])
+    assert [e.source for e in got[:2]] == [str(tmp_path / "r1.pdf"), str(tmp_path / "r2.pdf")]
+    assert isinstance(got[2].error, SourceNotFound)
+
+
+def test_stdin_urls_and_duplicates(tmp_path):
+    pdf = _touch(tmp_path / "a.pdf")
+    stdin = io.StringIO(f"{pdf}\n\nhttps://example.org/x\n{pdf}\n")
+    got = [e.source for e in expand(["-", str(pdf)], stdin=stdin)]
+    assert got == [str(pdf), "https://example.org/x"]
