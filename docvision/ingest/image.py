@@ -1,0 +1,177 @@
+"""Image ingestor (Pillow): a PNG, JPEG, WebP, TIFF, GIF or BMP file in, a lazy Document out.
+
+Every TIFF frame is a page ("frame N"); GIF and animated WebP give their first frame. A page's
+size is the image's size after EXIF orientation. Nothing is decoded until ``Page.render(w, h)``
+asks for pixels; it then decodes as little as the format allows (JPEG ``draft`` decodes at 1/2,
+1/4 or 1/8 scale), shrinks by whole factors with ``reduce`` before the final resize so posters of
+any size stay within bounded memory, and returns RGB with transparency composited onto white.
+
+Traps (DESIGN.md section 5): Pillow turns transparent pixels black on ``convert("RGB")``, clips
+16-bit greys to white when converting to 8 bits, and refuses images over ~179 MP with its own
+error; the size limit here comes from ``--max-image-pixels`` and is checked from the header.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
+
+from docvision.document import Document, IngestOptions, Page
+from docvision.errors import DamagedSource, ImageTooLarge
+from docvision.ingest import check_content, check_file
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+WHITE = (255, 255, 255)
+# EXIF orientation -> the transpose that shows the image upright (the table of ImageOps.exif_transpose,
+# applied here after shrinking, so the full-size image is never transposed).
+_UPRIGHT = {2: "FLIP_LEFT_RIGHT", 3: "ROTATE_180", 4: "FLIP_TOP_BOTTOM", 5: "TRANSPOSE",
+            6: "ROTATE_270", 7: "TRANSVERSE", 8: "ROTATE_90"}
+_SWAPS_AXES = {5, 6, 7, 8}
+_ALPHA_MODES = {"LA", "La", "PA", "RGBA", "RGBa"}
+
+
+def _open(path: Path, source: str) -> "Image.Image":
+    """Open an image lazily (header only); unreadable content becomes one-line errors."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        return Image.open(path)
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLarge(f"{exc}; raise the limit with --max-image-pixels", source=source) from None
+    except UnidentifiedImageError:
+        raise DamagedSource("not a readable image: the file is damaged or not the format its "
+                            "name says", source=source) from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise DamagedSource(f"cannot read the image ({exc})", source=source) from None
+
+
+def _check_size(size: tuple[int, int], limit: int, source: str) -> None:
+    width, height = size
+    if width * height > limit:
+        raise ImageTooLarge(
+            f"the image is {width}x{height} = {width * height:,} pixels, over the limit of "
+            f"{limit:,}; raise it with --max-image-pixels if you trust the file", source=source)
+
+
+def _orientation(image: "Image.Image") -> int:
+    try:
+        value = int(image.getexif().get(0x0112, 1))
+    except (ValueError, TypeError, OSError, SyntaxError):
+        return 1
+    return value if value in _UPRIGHT else 1
+
+
+def _verify(path: Path, source: str) -> None:
+    """Catch a truncated or corrupt PNG before any decoding (verify checks every chunk's CRC)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as probe:
+            if probe.format == "PNG":
+                probe.verify()
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise DamagedSource(f"the image is truncated or corrupt ({exc})", source=source) from None
+
+
+def load(source: str, options: IngestOptions) -> Document:
+    """Open an image file as a Document: one page per TIFF frame, else one page."""
+    from PIL import Image
+
+    path = check_file(source)
+    check_content(path, "image", source)
+    # Our limit is checked from the header, so the message names the flag; Pillow's own guard
+    # (a warning over MAX_IMAGE_PIXELS, an error over twice it) then matches it for decoding.
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        with _open(path, source) as image:
+            _check_size(image.size, options.max_image_pixels, source)
+            fmt = image.format or "image"
+            frames = getattr(image, "n_frames", 1) if fmt == "TIFF" else 1  # GIF, WebP: first frame
+    finally:
+        Image.MAX_IMAGE_PIXELS = options.max_image_pixels
+    _verify(path, source)
+    labels = [f"frame {i + 1}" for i in range(frames)] if frames > 1 else ["image"]
+    return Document(source=source, kind="image", page_count=frames,
+                    iter_pages=lambda: _pages(path, source, labels, options.max_image_pixels),
+                    metadata={"format": fmt, "frames": frames})
+
+
+def _pages(path: Path, source: str, labels: list[str], limit: int) -> Iterator[Page]:
+    """One Page per frame, reading only each frame's header."""
+    for index, label in enumerate(labels):
+        with _open(path, source) as image:
+            try:
+                image.seek(index)
+            except (EOFError, OSError) as exc:
+                raise DamagedSource(f"cannot read {label} ({exc})", source=source) from None
+            _check_size(image.size, limit, source)
+            width, height = image.size
+            if _orientation(image) in _SWAPS_AXES:
+                width, height = height, width
+        yield Page(label=label, number=index + 1, size=(width, height),
+                   render=lambda w, h, i=index: _render(path, source, i, w, h))
+
+
+def _render(path: Path, source: str, frame: int, width: int, height: int) -> "Image.Image":
+    """Decode one frame and return it upright, RGB, on white, at exactly width x height."""
+    from PIL import Image
+
+    with _open(path, source) as image:
+        image.seek(frame)
+        orientation = _orientation(image)
+        # Work in the stored orientation; turn upright only once small.
+        target = (height, width) if orientation in _SWAPS_AXES else (width, height)
+        if image.format == "JPEG":
+            image.draft(None, target)  # decode at 1/2, 1/4 or 1/8 scale when that still covers target
+        try:
+            image.load()
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            raise DamagedSource(f"the image is truncated or corrupt ({exc})", source=source) from None
+        picture = _normalise(image)
+    factor = min(picture.width // target[0], picture.height // target[1])
+    if factor >= 2:  # whole-factor box shrink first: cheap, and bounds the resize's memory
+        picture = picture.reduce(factor)
+    if picture.size != target:
+        picture = picture.resize(target, Image.Resampling.LANCZOS)
+    if orientation in _UPRIGHT:
+        picture = picture.transpose(getattr(Image.Transpose, _UPRIGHT[orientation]))
+    return _on_white(picture)
+
+
+def _normalise(image: "Image.Image") -> "Image.Image":
+    """Any Pillow mode to L, RGB, LA or RGBA with the right tones (16-bit scaled, not clipped)."""
+    mode = image.mode
+    has_alpha = mode in _ALPHA_MODES or "transparency" in image.info
+    if mode.startswith("I;16") or mode in ("I", "F"):
+        return _deepen_to_l(image)
+    if mode in ("LA", "RGBA") or (mode in ("L", "RGB") and not has_alpha):
+        return image
+    if mode == "1":
+        return image.convert("L")
+    return image.convert("RGBA" if has_alpha else "RGB")  # P, PA, CMYK, YCbCr, LAB, tRNS ...
+
+
+def _deepen_to_l(image: "Image.Image") -> "Image.Image":
+    """16- and 32-bit greys to 8 bits by scaling; Pillow's own conversion clips at 255."""
+    wide = image if image.mode in ("I", "F") else image.convert("I")
+    low, high = wide.getextrema()
+    if high <= 255 and low >= 0:
+        return wide.convert("L")
+    if image.mode == "F" and high <= 1.0:
+        scale = 255.0
+    else:
+        scale = 1 / 256 if high <= 65535 else 255.0 / high
+    return wide.point(lambda v: v * scale).convert("L")
+
+
+def _on_white(picture: "Image.Image") -> "Image.Image":
+    """Composite transparency onto white (convert("RGB") alone would turn it black)."""
+    from PIL import Image
+
+    if picture.mode in ("LA", "RGBA"):
+        board = Image.new("RGB", picture.size, WHITE)
+        board.paste(picture.convert("RGB"), mask=picture.getchannel("A"))
+        return board
+    return picture if picture.mode == "RGB" else picture.convert("RGB")
