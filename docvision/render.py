@@ -72,6 +72,10 @@ def render_source(
             }
             if folder is not None:
                 entry["files"] = write_views(page, page_plan, folder)
+            else:
+                # Draw the canvas anyway and drop it: a page that cannot be drawn (truncated
+                # image, damaged PDF page) is found here, not later in front of a model.
+                views.canvas(page, page_plan)
             if page.warnings:
                 entry["warnings"] = list(page.warnings)
             pages.append(entry)
