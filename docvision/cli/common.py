@@ -31,6 +31,17 @@ MAX_PIXELS_OPTION = typer.Option(
     250_000_000, "--max-image-pixels", min=1,
     help="Refuse images larger than this many pixels (decompression-bomb guard).",
 )
+TIMEOUT_OPTION = typer.Option(
+    60.0, "--timeout", min=0.1, envvar="DOCVISION_TIMEOUT",
+    help="Seconds allowed for each external step (loading a web page, a converter).",
+)
+VIEWPORT_OPTION = typer.Option(1280, "--viewport-width", min=200, max=8192, help="Web pages: browser width in CSS px.")
+SCALE_OPTION = typer.Option(
+    2.0, "--scale", min=0.25, max=8.0, help="Web pages: device scale factor (2 draws text as on a retina screen).",
+)
+BROWSER_OPTION = typer.Option(
+    None, "--browser", envvar="DOCVISION_CHROMIUM", help="Web pages: the Chromium executable to use.",
+)
 
 
 def use_color() -> bool:

@@ -21,6 +21,10 @@ def render(
     json_out: bool = common.JSON_OPTION,
     recursive: bool = common.RECURSIVE_OPTION,
     max_image_pixels: int = common.MAX_PIXELS_OPTION,
+    timeout: float = common.TIMEOUT_OPTION,
+    viewport_width: int = common.VIEWPORT_OPTION,
+    scale: float = common.SCALE_OPTION,
+    browser: Optional[str] = common.BROWSER_OPTION,
     debug: bool = common.DEBUG_OPTION,
 ) -> int:
     """Plan each page at HD-N and print the plan; with --out, write the views."""
@@ -28,7 +32,8 @@ def render(
     from docvision.render import render_source
     from docvision.sources import expand
 
-    options = IngestOptions(pages=pages, password=password, max_image_pixels=max_image_pixels)
+    options = IngestOptions(pages=pages, password=password, max_image_pixels=max_image_pixels, timeout=timeout,
+                            viewport_width=viewport_width, device_scale_factor=scale, browser=browser)
     entries = expand(sources, recursive=recursive)
     emit = common.json_emitter() if json_out else _human_emitter()
     return common.run_sources(

@@ -1,0 +1,285 @@
+"""Capture one page in the shared Chromium: navigate, settle, read the visible words, cut full-page segments.
+
+In: a URL (http(s) or file://), the source as the user typed it, IngestOptions. Out: a Document whose
+Pages hold their segment as PNG bytes (decoded only when rendered, so a long page costs its compressed
+size in memory) and the DOM's visible words in the segment's device pixels.
+
+Segments are screenshots of document regions (``full_page=True`` with a clip), so fixed and sticky
+headers appear once, where they sit at the top of the page, instead of in every segment, and
+viewport-height sections keep the viewport's height.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import time
+
+from docvision.document import Document, IngestOptions, Page, Word, parse_page_range
+from docvision.errors import DocvisionError, ExternalTimeout, FetchError
+
+MAX_CSS_HEIGHT = 100_000  # capture at most this much of an endless page (CSS px)
+MAX_WORDS = 200_000
+MAX_SETTLE_S = 10.0  # settle budget cap; the budget is a quarter of the timeout below that
+
+# Scroll through the page once, a viewport at a time, so lazy images and infinite-scroll blocks load,
+# then go back to the top. Bounded by height and by a deadline because some pages grow forever.
+SCROLL_JS = """async ([maxHeight, budgetMs]) => {
+  const end = Date.now() + budgetMs;
+  const step = Math.max(200, window.innerHeight);
+  // Two animation frames: enough for IntersectionObserver-driven lazy loaders to see the new position.
+  const pause = () => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+  if (document.documentElement.scrollHeight <= window.innerHeight) return;
+  for (let y = 0; y < Math.min(document.documentElement.scrollHeight, maxHeight) && Date.now() < end; y += step) {
+    window.scrollTo(0, y);
+    await pause();
+  }
+  window.scrollTo(0, 0);
+  await pause();
+}"""
+
+FONTS_JS = """(ms) => Promise.race([document.fonts.ready.then(() => true),
+                                    new Promise(r => setTimeout(() => r(false), ms))])"""
+
+MEASURE_JS = """() => {
+  const d = document.documentElement, b = document.body;
+  return {height: Math.max(d.scrollHeight, b ? b.scrollHeight : 0), width: d.clientWidth,
+          title: document.title};
+}"""
+
+# Every visible word of every text node, with its box in document CSS pixels.
+WORDS_JS = """(maxWords) => {
+  const skip = new Set(['SCRIPT', 'STYLE', 'NOSCRIPT', 'TEMPLATE', 'TEXTAREA']);
+  const root = document.body || document.documentElement;
+  const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT, {acceptNode(node) {
+    const el = node.parentElement;
+    if (!el || skip.has(el.tagName) || !/\\S/.test(node.nodeValue)) return NodeFilter.FILTER_REJECT;
+    if (el.checkVisibility && !el.checkVisibility({opacityProperty: true, visibilityProperty: true}))
+      return NodeFilter.FILTER_REJECT;
+    return NodeFilter.FILTER_ACCEPT;
+  }});
+  const out = [], range = document.createRange(), sx = window.scrollX, sy = window.scrollY;
+  const re = /\\S+/g;
+  let node;
+  while ((node = walker.nextNode()) && out.length < maxWords) {
+    const text = node.nodeValue;
+    re.lastIndex = 0;
+    let m;
+    while ((m = re.exec(text)) && out.length < maxWords) {
+      range.setStart(node, m.index);
+      range.setEnd(node, m.index + m[0].length);
+      const r = range.getBoundingClientRect();
+      if (r.width > 0 && r.height > 0)
+        out.push([m[0], r.left + sx, r.top + sy, r.right + sx, r.bottom + sy]);
+    }
+  }
+  return out;
+}"""
+
+
+def capture(url: str, source: str, options: IngestOptions) -> Document:
+    """Open ``url`` in a fresh context of the shared browser and turn it into a Document of segments."""
+    from docvision import browser
+
+    chromium = browser.shared(options.browser, options.timeout)
+    width = int(options.viewport_width)
+    context = chromium.new_context(
+        viewport={"width": width, "height": _viewport_height(width)},
+        device_scale_factor=options.device_scale_factor,
+        accept_downloads=False, service_workers="block",
+    )
+    try:
+        context.set_default_timeout(options.timeout * 1000)
+        page = context.new_page()
+        page.on("dialog", _dismiss)
+        response = _navigate(page, url, source, options.timeout)
+        warnings = _settle(page, options.timeout)
+        shot = _shoot(page, options, warnings)
+        metadata = {"url": source if source.startswith(("http://", "https://")) else url,
+                    "final_url": page.url, "title": shot["title"],
+                    "status": response.status if response is not None else None,
+                    "css_size": [shot["width"], shot["height"]], "segments": len(shot["pngs"])}
+    except DocvisionError as exc:
+        exc.source = exc.source or source
+        raise
+    except Exception as exc:  # noqa: BLE001 - Playwright's errors, said in one line
+        raise _browser_error(exc, source, options.timeout) from None
+    finally:
+        _close_quietly(context)
+    return _document(source, shot, options, warnings, metadata)
+
+
+def _viewport_height(width: int) -> int:
+    # Only the first screen depends on it (100vh heroes, what sits above the fold): a 16:9 screen.
+    return max(600, min(1200, round(width * 9 / 16)))
+
+
+def _dismiss(dialog) -> None:
+    try:
+        dialog.dismiss()
+    except Exception:  # noqa: BLE001 - the page may already be gone
+        pass
+
+
+def _close_quietly(context) -> None:
+    try:
+        context.close()
+    except Exception:  # noqa: BLE001 - a crashed page's context may not close cleanly
+        pass
+
+
+def _navigate(page, url: str, source: str, timeout: float):
+    """Go to the page and wait for DOMContentLoaded; an HTTP error status is a failure."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        response = page.goto(url, wait_until="domcontentloaded", timeout=timeout * 1000)
+    except PlaywrightTimeout:
+        raise ExternalTimeout(
+            f"the page did not load within {timeout:g} s (raise --timeout if it is just slow)",
+            source=source) from None
+    except Exception as exc:  # noqa: BLE001 - net::ERR_* and friends
+        from docvision.ingest.web import network_error
+
+        raise network_error(exc, source) from None
+    # Playwright does not raise on HTTP errors: a 404 page would otherwise be captured as content.
+    if response is not None and response.status >= 400:
+        raise FetchError(f"HTTP {response.status} {response.status_text}".strip(), source=source)
+    return response
+
+
+def _settle(page, timeout: float) -> list[str]:
+    """Wait for load, network idle, fonts, lazy content and a stable height, within a bounded budget."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    warnings: list[str] = []
+    try:
+        # A slow image or script may hold the load event back; it gets half the timeout.
+        page.wait_for_load_state("load", timeout=timeout * 500)
+    except PlaywrightTimeout:
+        warnings.append(f"the page's load event did not fire within {timeout / 2:g} s (a resource hung);"
+                        " captured what had arrived")
+    budget = min(MAX_SETTLE_S, max(1.0, timeout / 4))
+    end = time.monotonic() + budget
+    left_ms = lambda: max(1.0, (end - time.monotonic()) * 1000)  # noqa: E731
+    settled = _network_idle(page, left_ms())
+    page.evaluate(SCROLL_JS, [MAX_CSS_HEIGHT, left_ms() / 2])
+    settled = _images_loaded(page, left_ms()) and settled
+    page.evaluate(FONTS_JS, left_ms())
+    settled = _stable_height(page, end) and settled
+    if not settled:
+        warnings.append(f"the page kept changing (network activity or growing content) for {budget:g} s;"
+                        " captured it as it was then")
+    return warnings
+
+
+def _network_idle(page, ms: float) -> bool:
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_load_state("networkidle", timeout=ms)
+        return True
+    except PlaywrightTimeout:
+        return False
+
+
+def _images_loaded(page, ms: float) -> bool:
+    """Wait for images the scroll-through started (networkidle has already fired once and won't again)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_function("() => Array.from(document.images).every(i => i.complete)", timeout=ms,
+                               polling=100)
+        return True
+    except PlaywrightTimeout:
+        return False
+
+
+def _stable_height(page, end: float) -> bool:
+    """True once the document height is the same on three reads 100 ms apart."""
+    last, same = None, 0
+    while time.monotonic() < end:
+        height = page.evaluate("document.documentElement.scrollHeight")
+        same = same + 1 if height == last else 0
+        if same >= 2:
+            return True
+        last = height
+        page.wait_for_timeout(100)
+    return False
+
+
+def _shoot(page, options: IngestOptions, warnings: list[str]) -> dict:
+    """Words and segment screenshots (PNG bytes) of the whole page, top to bottom."""
+    page.evaluate("window.scrollTo(0, 0)")
+    info = page.evaluate(MEASURE_JS)
+    width = max(1, min(int(info["width"]) or options.viewport_width, options.viewport_width))
+    height = max(1, int(info["height"]))
+    if height > MAX_CSS_HEIGHT:
+        warnings.append(f"the page is {height} px tall; captured the first {MAX_CSS_HEIGHT} px")
+        height = MAX_CSS_HEIGHT
+    words = page.evaluate(WORDS_JS, MAX_WORDS)
+    scale = options.device_scale_factor
+    step = max(1, int(options.segment_height // scale))  # CSS px per segment
+    pngs = []
+    for top in range(0, height, step):
+        clip = {"x": 0, "y": top, "width": width, "height": min(step, height - top)}
+        pngs.append((top, page.screenshot(clip=clip, full_page=True, type="png", animations="disabled",
+                                          caret="hide", timeout=options.timeout * 1000)))
+    return {"title": info["title"], "width": width, "height": height, "step": step, "words": words,
+            "pngs": pngs}
+
+
+def _png_size(data: bytes) -> tuple[int, int]:
+    """Width and height from a PNG's IHDR chunk, without decoding it."""
+    return struct.unpack(">II", data[16:24])
+
+
+def _document(source: str, shot: dict, options: IngestOptions, warnings: list[str], metadata: dict) -> Document:
+    scale = options.device_scale_factor
+    segments = shot["pngs"]
+    count = len(segments)
+    per_segment: list[list[Word]] = [[] for _ in segments]
+    for text, x0, y0, x1, y1 in shot["words"]:
+        centre = (y0 + y1) / 2
+        if centre < 0 or centre >= shot["height"] or x0 >= shot["width"] or x1 <= 0:
+            continue
+        index = min(count - 1, int(centre // shot["step"]))
+        size = _png_size(segments[index][1])
+        oy = segments[index][0] * scale
+        box = (max(0.0, x0 * scale), max(0.0, y0 * scale - oy),
+               min(float(size[0]), x1 * scale), min(float(size[1]), y1 * scale - oy))
+        per_segment[index].append(Word(text, box))
+    chosen = parse_page_range(options.pages, count, source)
+
+    def iter_pages():
+        for index in chosen:
+            data = segments[index][1]
+            yield Page(label=f"segment {index + 1}/{count}", number=index + 1, size=_png_size(data),
+                       render=_renderer(data), words=per_segment[index])
+
+    return Document(source=source, kind="web", page_count=count, iter_pages=iter_pages,
+                    warnings=warnings, metadata=metadata)
+
+
+def _renderer(data: bytes):
+    def render(width: int, height: int):
+        from PIL import Image
+
+        with Image.open(io.BytesIO(data)) as image:
+            rgb = image.convert("RGB")
+        if rgb.size != (width, height):
+            rgb = rgb.resize((width, height), Image.Resampling.LANCZOS, reducing_gap=3.0)
+        return rgb
+
+    return render
+
+
+def _browser_error(exc: Exception, source: str, timeout: float) -> DocvisionError:
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    if isinstance(exc, PlaywrightTimeout):
+        return ExternalTimeout(f"the browser did not finish within {timeout:g} s", source=source)
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    if "closed" in text.lower() or "crash" in text.lower():
+        return FetchError(f"the browser page crashed or closed: {text}", source=source)
+    return FetchError(f"the browser failed: {text}", source=source)
