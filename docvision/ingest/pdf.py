@@ -57,8 +57,8 @@ def _open(fitz, source: str, options: IngestOptions) -> tuple["pymupdf.Document"
         doc = fitz.open(str(path), filetype="pdf")
     except fitz.FileNotFoundError:  # PyMuPDF's own class, a RuntimeError, not the built-in one
         raise SourceNotFound("no such file", source=source) from None
-    except (fitz.FileDataError, RuntimeError, ValueError) as exc:
-        raise DamagedSource(f"the PDF is damaged beyond repair and cannot be opened ({exc})",
+    except (fitz.FileDataError, RuntimeError, ValueError):
+        raise DamagedSource("the PDF is damaged beyond repair and cannot be opened",
                             source=source) from None
     # Read needs_pass once, before authenticate(): reading it afterwards blanks decrypted pages.
     needs_pass = bool(doc.needs_pass)
