@@ -1,0 +1,258 @@
+"""Office ingestor: spreadsheets, documents and presentations, rendered by LibreOffice as a person sees them.
+
+In: an .xlsx/.xlsm/.xls/.ods/.csv, .docx/.odt/.rtf or .pptx/.odp path and IngestOptions. Out: a Document
+of kind "office" with one Page per visible sheet (labelled with the sheet's name), per page ("page N")
+or per slide ("slide N"); sheets too large for one image become "Sheet1 (segment i/n)".
+
+Steps: ``officefile.check`` refuses damaged, encrypted and zip-bomb files from their bytes alone;
+openpyxl reads a workbook's structure (``workbook.read_structure``: sheets, hidden sheets, merged
+ranges, charts and series) into ``metadata["workbook"]``; LibreOffice converts the file to PDF in a
+private temporary folder (spreadsheets one page per sheet, so charts, merged cells and number formats
+look as in a spreadsheet program); ``segments`` turns the PDF pages into Pages whose anchors are the
+displayed strings of the PDF text layer ("$1,234,567.89", "12.3%"). The folder goes when the Document
+closes. Without LibreOffice, workbooks and CSV files fall back to their cells drawn as an HTML table
+by the web ingestor, with a warning that charts are not shown.
+
+``prepare(sources, options)`` converts many files in one LibreOffice run (one start instead of one per
+file) ahead of ``load``, which then finds its PDF ready; batches use it.
+"""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import tempfile
+import threading
+from pathlib import Path
+
+from docvision.document import Document, IngestOptions, parse_page_range
+from docvision.errors import DamagedSource, EmptySource, ToolMissing
+from docvision.ingest import check_file, officefile, segments, workbook
+
+CALC = {".xlsx", ".xlsm", ".xls", ".ods", ".csv"}
+WRITER = {".docx", ".odt", ".rtf"}
+IMPRESS = {".pptx", ".odp"}
+WORKBOOKS = {".xlsx", ".xlsm"}  # what openpyxl reads
+SINGLE_PAGE_SHEETS = 'pdf:calc_pdf_Export:{"SinglePageSheets":{"type":"boolean","value":"true"}}'
+TARGETS = {**dict.fromkeys(CALC, SINGLE_PAGE_SHEETS), **dict.fromkeys(WRITER, "pdf:writer_pdf_Export"),
+           **dict.fromkeys(IMPRESS, "pdf:impress_pdf_Export")}
+EMPTY_PAGE_POINTS = 2.0  # LibreOffice exports an empty sheet as a 1 x 1 pt page
+
+# PDFs converted ahead of time by prepare(): (resolved path, size, mtime_ns) -> (folder, pdf path).
+_prepared: dict[tuple, tuple[Path, Path]] = {}
+_prepared_lock = threading.Lock()
+
+
+def load(source: str, options: IngestOptions) -> Document:
+    """Open an office file as a Document of rendered sheets, pages or slides."""
+    from docvision import libreoffice
+
+    path = check_file(source)
+    ext = path.suffix.lower()
+    officefile.check(path, ext, source)
+    info = workbook.read_structure(path, source) if ext in WORKBOOKS else None
+    try:
+        libreoffice.find_soffice()
+    except ToolMissing as missing:
+        if ext in WORKBOOKS or ext == ".csv":
+            from docvision.ingest import officeweb
+
+            return officeweb.load(path, source, options, missing)
+        raise
+    folder, pdf = _take_prepared(path) or _convert(path, ext, options, source)
+    try:
+        return _document(folder, pdf, path, ext, info, source, options)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+def _infilter(path: Path, ext: str) -> str | None:
+    """LibreOffice's CSV import options: the sniffed separator, double quotes, UTF-8, from line 1."""
+    if ext != ".csv":
+        return None
+    with open(path, "r", encoding="utf-8", errors="replace", newline="") as fh:
+        sample = fh.read(64 << 10)
+    try:
+        separator = csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
+    except csv.Error:
+        separator = ","
+    return f"CSV:{ord(separator)},34,76,1"
+
+
+def _stage(paths: list[Path], folder: Path) -> list[Path]:
+    """Link the inputs into ``folder`` under distinct plain names, so outputs never collide and odd
+    file names (leading dashes, commas) never reach LibreOffice's command line."""
+    staged = []
+    for i, path in enumerate(paths):
+        link = folder / f"in{i}{path.suffix.lower()}"
+        try:
+            link.symlink_to(path.resolve())
+        except OSError:
+            shutil.copyfile(path, link)
+        staged.append(link)
+    return staged
+
+
+def _convert(path: Path, ext: str, options: IngestOptions, source: str) -> tuple[Path, Path]:
+    """Convert one file to PDF in a new temporary folder; return (folder, pdf)."""
+    from docvision import libreoffice
+
+    folder = Path(tempfile.mkdtemp(prefix="docvision-office-"))
+    try:
+        [staged] = _stage([path], folder)
+        [pdf] = libreoffice.convert([staged], folder / "out", TARGETS[ext], options.timeout,
+                                    infilter=_infilter(path, ext), source=source)
+        if pdf is None:
+            raise DamagedSource(f"LibreOffice could not convert the {officefile.describe(ext)}; the file may be "
+                                "damaged or password-protected", source=source)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    return folder, pdf
+
+
+def _key(path: Path) -> tuple:
+    stat = path.stat()
+    return (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+def _take_prepared(path: Path) -> tuple[Path, Path] | None:
+    with _prepared_lock:
+        return _prepared.pop(_key(path), None)
+
+
+def prepare(sources: list[str], options: IngestOptions) -> int:
+    """Convert many office files ahead of ``load`` in as few LibreOffice runs as possible.
+
+    Files are grouped by the export they need (and CSV separator); each group is one LibreOffice
+    start. Files that fail here are simply left for ``load``, which reports them one by one.
+    Returns how many files were converted.
+    """
+    from docvision import libreoffice
+
+    groups: dict[tuple, list[Path]] = {}
+    for source in sources:
+        path = Path(source)
+        ext = path.suffix.lower()
+        if ext not in TARGETS or not path.is_file():
+            continue
+        try:
+            officefile.check(path, ext, source)
+        except Exception:
+            continue
+        groups.setdefault((TARGETS[ext], _infilter(path, ext)), []).append(path)
+    done = 0
+    for (target, infilter), paths in groups.items():
+        folder = Path(tempfile.mkdtemp(prefix="docvision-office-"))
+        staged = _stage(paths, folder)
+        try:
+            pdfs = libreoffice.convert(staged, folder / "out", target, options.timeout * len(paths),
+                                       infilter=infilter)
+        except Exception:
+            shutil.rmtree(folder, ignore_errors=True)
+            continue
+        for path, pdf in zip(paths, pdfs):
+            if pdf is not None:
+                own = Path(tempfile.mkdtemp(prefix="docvision-office-"))
+                with _prepared_lock:
+                    _prepared[_key(path)] = (own, Path(shutil.move(str(pdf), own / "out.pdf")))
+                done += 1
+        shutil.rmtree(folder, ignore_errors=True)
+    return done
+
+
+def _document(folder: Path, pdf: Path, path: Path, ext: str, info: dict | None, source: str,
+              options: IngestOptions) -> Document:
+    """The Document over the converted PDF; the PDF and its folder go when it closes."""
+    fitz = segments.fitz()
+    try:
+        doc = fitz.open(str(pdf), filetype="pdf")
+    except (RuntimeError, ValueError) as exc:
+        raise DamagedSource(f"LibreOffice wrote an unreadable PDF ({exc})", source=source) from None
+    try:
+        warnings: list[str] = []
+        sheets = _sheets(doc, path, ext, info, warnings, source)
+        chosen = [sheets[i] for i in parse_page_range(options.pages, len(sheets), source)]
+        layouts = segments.lay_out(doc, chosen, options.render_dpi, options.segment_height)
+    except BaseException:
+        doc.close()
+        raise
+    metadata = {"converter": "LibreOffice", "format": officefile.describe(ext), "pdf_pages": doc.page_count}
+    if info is not None:
+        metadata["workbook"] = info
+
+    def close() -> None:
+        doc.close()
+        shutil.rmtree(folder, ignore_errors=True)
+
+    return Document(source=source, kind="office", page_count=sum(len(lay.clips) for lay in layouts),
+                    iter_pages=lambda: segments.pages(doc, layouts, options.render_dpi),
+                    warnings=warnings, metadata=metadata, closer=close)
+
+
+def _sheet_names(path: Path, ext: str, info: dict | None) -> list[tuple[str, bool]] | None:
+    """(name, visible) per sheet in workbook order, where the format tells us cheaply."""
+    if info is not None:
+        return [(s["name"], s["state"] == "visible") for s in info["sheets"]]
+    if ext == ".csv":
+        return [(path.stem, True)]
+    if ext == ".ods":
+        return [(name, True) for name in _ods_names(path)]
+    return None
+
+
+def _ods_names(path: Path) -> list[str]:
+    import xml.etree.ElementTree as ET
+    import zipfile
+
+    table = "{urn:oasis:names:tc:opendocument:xmlns:table:1.0}"
+    names = []
+    try:
+        with zipfile.ZipFile(path) as archive, archive.open("content.xml") as fh:
+            for _event, element in ET.iterparse(fh, events=("start",)):
+                if element.tag == table + "table" and element.get(table + "name"):
+                    names.append(element.get(table + "name"))
+    except (KeyError, ET.ParseError, zipfile.BadZipFile, OSError):
+        return []
+    return names
+
+
+def _sheets(doc, path: Path, ext: str, info: dict | None, warnings: list[str], source: str) -> list:
+    """Which PDF pages to show under which labels; notes hidden and empty sheets in ``warnings``."""
+    count = doc.page_count
+    if count == 0:
+        raise DamagedSource("LibreOffice produced no pages from this file", source=source)
+    if ext in WRITER or ext in IMPRESS:
+        word = "slide" if ext in IMPRESS else "page"
+        if not any(_has_content(doc, i) for i in range(count)):
+            raise EmptySource(f"the {officefile.describe(ext)} has no content", source=source)
+        return [segments.Sheet(i, f"{word} {i + 1}") for i in range(count)]
+    names = _sheet_names(path, ext, info) or []
+    visible = [name for name, shown in names if shown]
+    if len(names) == count:  # LibreOffice 7.4 exports hidden sheets too, one page each
+        pairs = [(i, name, shown) for i, (name, shown) in enumerate(names)]
+    elif len(visible) == count:
+        pairs = [(i, name, True) for i, name in enumerate(visible)]
+    else:
+        if names:
+            warnings.append(f"LibreOffice made {count} pages for {len(names)} sheets; pages are labelled by number")
+        pairs = [(i, f"sheet {i + 1}", True) for i in range(count)]
+    hidden = [name for _i, name, shown in pairs if not shown]
+    if hidden:
+        warnings.append(f"hidden sheet{'s' if len(hidden) > 1 else ''} not shown: " + ", ".join(map(repr, hidden)))
+    empty = {i: name for i, name, shown in pairs if shown and not _has_content(doc, i)}
+    if empty:
+        warnings.append(f"empty sheet{'s' if len(empty) > 1 else ''} not shown: "
+                        + ", ".join(map(repr, empty.values())))
+    result = [segments.Sheet(i, name) for i, name, shown in pairs if shown and i not in empty]
+    if not result:
+        raise EmptySource("the workbook has no visible sheet with content", source=source)
+    return result
+
+
+def _has_content(doc, index: int) -> bool:
+    page = doc.load_page(index)
+    if page.rect.width <= EMPTY_PAGE_POINTS and page.rect.height <= EMPTY_PAGE_POINTS:
+        return False
+    return bool(page.get_bboxlog())

@@ -1,0 +1,192 @@
+"""What a workbook holds, read with openpyxl: sheets, hidden sheets, merged ranges, charts and their series.
+
+In: the path of an .xlsx/.xlsm file (already checked by ``officefile``). Out: a plain dict for
+``Document.metadata["workbook"]``; EmptySource when no sheet has a single cell or chart; and, for the
+fallback without LibreOffice, each visible sheet as an HTML table with values formatted as displayed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import html
+import re
+import warnings
+import zipfile
+from pathlib import Path
+
+from docvision.errors import DamagedSource, EmptySource
+
+# openpyxl's full mode keeps every cell object in memory (~1 KB each) but is the only mode that reads
+# charts and merged ranges; past this much sheet XML, read cells in streaming mode and skip charts.
+FULL_LOAD_LIMIT = 40 << 20
+MAX_HTML_ROWS = 2000
+MAX_HTML_COLUMNS = 100
+
+
+def _sheet_xml_size(path: Path) -> int:
+    with zipfile.ZipFile(path) as archive:
+        return sum(m.file_size for m in archive.infolist() if m.filename.startswith("xl/worksheets/"))
+
+
+def open_workbook(path: Path, source: str, read_only: bool | None = None):
+    """The openpyxl workbook (full mode unless the sheets are very large); DamagedSource if it won't open."""
+    import openpyxl
+
+    if read_only is None:
+        read_only = _sheet_xml_size(path) > FULL_LOAD_LIMIT
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "extension not supported" notes are no business of the user
+            return openpyxl.load_workbook(path, read_only=read_only, data_only=False)
+    except Exception as exc:  # openpyxl raises KeyError, ValueError, TypeError... on broken parts
+        raise DamagedSource(f"the workbook could not be read ({type(exc).__name__}: {exc}); it may be damaged",
+                            source=source) from None
+
+
+def _rich_text(text) -> str | None:
+    """Plain text of an openpyxl chart Title/SeriesLabel, or its cell reference."""
+    if text is None:
+        return None
+    tx = getattr(text, "tx", text)
+    if getattr(tx, "rich", None) is not None:
+        return "".join(run.t or "" for p in tx.rich.p for run in (p.r or [])) or None
+    if getattr(tx, "strRef", None) is not None:
+        return tx.strRef.f
+    return getattr(tx, "v", None)
+
+
+def _ref(data) -> str | None:
+    if data is None:
+        return None
+    for attr in ("numRef", "strRef"):
+        ref = getattr(data, attr, None)
+        if ref is not None and ref.f:
+            return ref.f
+    return None
+
+
+def _chart_info(chart) -> dict:
+    anchor = getattr(getattr(chart, "anchor", None), "_from", None)
+    series = []
+    for s in chart.series:
+        label = s.tx
+        series.append({
+            "title": getattr(label, "v", None) if label is not None and label.strRef is None else None,
+            "title_ref": label.strRef.f if label is not None and label.strRef is not None else None,
+            "values": _ref(s.val) or _ref(getattr(s, "yVal", None)),
+            "categories": _ref(s.cat) or _ref(getattr(s, "xVal", None)),
+        })
+    info = {"type": chart.tagname, "title": _rich_text(chart.title), "series": series}
+    if anchor is not None:
+        from openpyxl.utils import get_column_letter
+
+        info["anchor"] = f"{get_column_letter(anchor.col + 1)}{anchor.row + 1}"
+    return info
+
+
+def has_cells(ws) -> bool:
+    """True when the worksheet has at least one non-empty cell."""
+    if hasattr(ws, "_cells"):
+        return any(c.value is not None and c.value != "" for c in ws._cells.values())
+    return any(v is not None and v != "" for row in ws.iter_rows(values_only=True) for v in row)
+
+
+def describe_sheets(wb) -> list[dict]:
+    """One dict per sheet in workbook order: name, kind, state, size, merged ranges, charts."""
+    sheets = []
+    for ws in wb._sheets if hasattr(wb, "_sheets") else wb.worksheets:
+        is_chartsheet = type(ws).__name__ == "Chartsheet"
+        entry = {
+            "name": ws.title,
+            "kind": "chartsheet" if is_chartsheet else "worksheet",
+            "state": ws.sheet_state,
+            "charts": [_chart_info(c) for c in getattr(ws, "_charts", [])],
+        }
+        if not is_chartsheet:
+            entry["dimensions"] = ws.calculate_dimension() if hasattr(ws, "_cells") else ws.dimensions
+            entry["rows"], entry["columns"] = ws.max_row, ws.max_column
+            entry["merged"] = [str(r) for r in getattr(getattr(ws, "merged_cells", None), "ranges", [])]
+            entry["has_cells"] = has_cells(ws)
+        sheets.append(entry)
+    return sheets
+
+
+def read_structure(path: Path, source: str) -> dict:
+    """The workbook's structure for ``Document.metadata["workbook"]``; EmptySource when nothing is in it."""
+    wb = open_workbook(path, source)
+    try:
+        sheets = describe_sheets(wb)
+        read_only = bool(getattr(wb, "read_only", False))
+    finally:
+        wb.close()
+    if not any(s.get("has_cells") or s["charts"] or s["kind"] == "chartsheet" for s in sheets):
+        raise EmptySource("the workbook has no cells with content and no charts", source=source)
+    return {
+        "sheets": sheets,
+        "hidden": [s["name"] for s in sheets if s["state"] != "visible"],
+        "charts_read": not read_only,
+    }
+
+
+# ---- the fallback without LibreOffice: sheets as HTML tables ---------------------------------------
+
+_CURRENCY = re.compile(r'"?([$€£¥])"?')
+
+
+def display(value, number_format: str | None) -> str:
+    """A cell value as a spreadsheet shows it, for the common number formats (%, thousands, currency)."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, dt.datetime):
+        return value.date().isoformat() if value.time() == dt.time() else value.isoformat(sep=" ")
+    if isinstance(value, (dt.date, dt.time)):
+        return value.isoformat()
+    if not isinstance(value, (int, float)):
+        return str(value)
+    fmt = (number_format or "General").split(";")[0]
+    decimals = min(len(re.match(r"[0#]*", fmt.split(".", 1)[1]).group()), 10) if "." in fmt else 0
+    if "%" in fmt:
+        return f"{value * 100:.{decimals}f}%"
+    if fmt == "General":
+        return str(int(value)) if float(value).is_integer() else f"{value:.10g}"
+    text = f"{abs(value):,.{decimals}f}" if "," in fmt else f"{abs(value):.{decimals}f}"
+    currency = _CURRENCY.search(fmt)
+    sign = "-" if value < 0 else ""
+    return f"{sign}{currency.group(1) if currency else ''}{text}"
+
+
+def sheet_html(ws) -> tuple[str, bool]:
+    """One worksheet as an HTML page with a table (merged cells spanned); True when rows or columns were cut."""
+    spans, covered = {}, set()
+    for rng in ws.merged_cells.ranges if hasattr(ws, "merged_cells") else ():
+        spans[(rng.min_row, rng.min_col)] = (rng.max_row - rng.min_row + 1, rng.max_col - rng.min_col + 1)
+        covered.update((r, c) for r in range(rng.min_row, rng.max_row + 1)
+                       for c in range(rng.min_col, rng.max_col + 1) if (r, c) != (rng.min_row, rng.min_col))
+    rows = min(ws.max_row, MAX_HTML_ROWS)
+    cols = min(ws.max_column, MAX_HTML_COLUMNS)
+    lines = []
+    for row in ws.iter_rows(min_row=1, max_row=rows, max_col=cols):
+        cells = []
+        for cell in row:
+            if (cell.row, cell.column) in covered:
+                continue
+            attrs = ""
+            if (cell.row, cell.column) in spans:
+                rs, cs = spans[(cell.row, cell.column)]
+                attrs = f' rowspan="{rs}" colspan="{cs}"'
+            numeric = isinstance(cell.value, (int, float)) and not isinstance(cell.value, bool)
+            style = "text-align:right;" if numeric else ""
+            if cell.font is not None and cell.font.b:
+                style += "font-weight:bold;"
+            text = html.escape(display(cell.value, cell.number_format))
+            cells.append(f'<td{attrs} style="{style}">{text}</td>')
+        lines.append("<tr>" + "".join(cells) + "</tr>")
+    page = (
+        "<!doctype html><html><head><meta charset='utf-8'><style>"
+        "body{font-family:Carlito,Calibri,Arial,sans-serif;font-size:14px;margin:8px;background:#fff}"
+        "table{border-collapse:collapse}td{border:1px solid #c8c8c8;padding:2px 6px;white-space:nowrap}"
+        f"</style></head><body><table>{''.join(lines)}</table></body></html>"
+    )
+    return page, rows < ws.max_row or cols < ws.max_column
