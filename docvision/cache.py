@@ -1,0 +1,244 @@
+"""The render cache: a second question about the same 500-page PDF renders nothing again.
+
+In: a local source and its IngestOptions. Out: a Document that behaves exactly like the ingestor's,
+but whose page list, text anchors and rendered page images come from disk when this content was seen
+before with the same options. Page images are stored lazily, per size the planner asked for, so only
+pages that were really shown to a model are kept.
+
+Key: sha256 of the file's bytes (streamed) + the options that change what is rendered (page range,
+a hash of the password, dpi, viewport...). URLs are never cached: the page behind a URL changes.
+Layout: ROOT/ab/abcdef.../manifest.json + p00003-1344x1680.png. Writes are atomic (temp + rename);
+the cache is bounded (DOCVISION_CACHE_MAX_BYTES, default 2 GiB) by evicting the least recently used
+entries (manifest mtime, touched on every hit). DOCVISION_CACHE_DIR moves it (tests do).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Callable, Iterator
+
+from docvision import ingest
+from docvision.document import Document, IngestOptions, Page, Word
+
+DEFAULT_MAX_BYTES = 2 * 1024**3
+FORMAT = 1  # bump when the layout of an entry changes; old entries are simply never hit again
+# Options that change neither the pages nor their pixels.
+_NEUTRAL_OPTIONS = {"timeout", "browser", "password"}
+
+
+def cache_root() -> Path:
+    """Where rendered pages live: $DOCVISION_CACHE_DIR, else the platform's user cache folder."""
+    configured = os.environ.get("DOCVISION_CACHE_DIR")
+    if configured:
+        return Path(configured)
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("docvision")) / "renders"
+
+
+def max_bytes() -> int:
+    """The size bound from DOCVISION_CACHE_MAX_BYTES (bytes), or 2 GiB."""
+    value = os.environ.get("DOCVISION_CACHE_MAX_BYTES", "")
+    return int(value) if value.strip().isdigit() else DEFAULT_MAX_BYTES
+
+
+def file_digest(path: Path, chunk: int = 1 << 20) -> str:
+    """sha256 of a file's content, read in 1 MiB pieces so big files never sit in memory."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def options_digest(options: IngestOptions) -> str:
+    """A stable hash of the render-relevant options (the password only as its own hash)."""
+    fields = {k: v for k, v in dataclasses.asdict(options).items() if k not in _NEUTRAL_OPTIONS}
+    if options.password:
+        fields["password_sha256"] = hashlib.sha256(options.password.encode()).hexdigest()
+    fields["format"] = FORMAT
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()
+
+
+def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
+    """Write through a temporary file in the same folder, then rename: readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=path.suffix)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class RenderCache:
+    """Opens sources through the cache; counts what it did in ``stats`` (hits, misses, renders)."""
+
+    def __init__(self, root: Path | None = None, limit: int | None = None):
+        self.root = Path(root) if root is not None else cache_root()
+        self.limit = limit if limit is not None else max_bytes()
+        self.stats = {"hits": 0, "misses": 0, "renders": 0, "reused": 0}
+        self._digests: dict[tuple, str] = {}
+
+    def entry(self, source: str, options: IngestOptions) -> Path | None:
+        """The entry folder for a local file, or None when the source cannot be cached (URLs)."""
+        if ingest.is_url(source):
+            return None
+        path = Path(source)
+        try:
+            stat = path.stat()
+        except OSError:
+            return None
+        if not path.is_file() or stat.st_size == 0:
+            return None
+        memo = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+        if memo not in self._digests:
+            self._digests[memo] = file_digest(path)
+        key = hashlib.sha256((self._digests[memo] + options_digest(options)).encode()).hexdigest()
+        return self.root / key[:2] / key
+
+    def open(self, source: str, options: IngestOptions) -> Document:
+        """The source as a Document, from the cache when possible; records what it renders."""
+        folder = self.entry(source, options)
+        if folder is None:
+            return ingest.load(source, options)
+        manifest = _read_manifest(folder / "manifest.json")
+        if manifest is not None:
+            self.stats["hits"] += 1
+            os.utime(folder / "manifest.json")  # least-recently-used order
+            return self._from_manifest(source, options, folder, manifest)
+        self.stats["misses"] += 1
+        return self._recording(ingest.load(source, options), folder)
+
+    # -- a document seen for the first time: pass pages through, remember them ---------------------
+    def _recording(self, real: Document, folder: Path) -> Document:
+        def pages() -> Iterator[Page]:
+            seen = []
+            for page in real.pages():
+                seen.append(_page_meta(page))
+                yield dataclasses.replace(page, render=self._storing(page.render, folder, page.number))
+            doc = {"kind": real.kind, "page_count": real.page_count, "warnings": list(real.warnings),
+                   "metadata": real.metadata, "pages": seen}
+            _atomic_write(folder / "manifest.json",
+                          lambda tmp: Path(tmp).write_text(json.dumps(doc, ensure_ascii=False, default=str)))
+
+        def close() -> None:
+            real.close()
+            self.prune()
+
+        return Document(real.source, real.kind, real.page_count, pages, list(real.warnings),
+                        dict(real.metadata), close)
+
+    def _storing(self, render, folder: Path, number: int):
+        def cached_render(width: int, height: int):
+            target = folder / f"p{number:05d}-{width}x{height}.png"
+            image = _load_png(target)
+            if image is not None:
+                self.stats["reused"] += 1
+                return image
+            image = render(width, height)
+            self.stats["renders"] += 1
+            _atomic_write(target, lambda tmp: image.save(tmp, format="PNG", compress_level=1))
+            return image
+
+        return cached_render
+
+    # -- a document seen before: pages from the manifest, the real file opened only if needed ---------
+    def _from_manifest(self, source: str, options: IngestOptions, folder: Path, manifest: dict) -> Document:
+        reopened = _Reopener(source, options)
+
+        def pages() -> Iterator[Page]:
+            for meta in manifest["pages"]:
+                number = meta["number"]
+                yield Page(
+                    label=meta["label"], number=number, size=tuple(meta["size"]),
+                    render=self._storing(lambda w, h, n=number: reopened.render(n, w, h), folder, number),
+                    words=[Word(w[0], tuple(w[1:5])) for w in meta["words"]],
+                    scanned=meta["scanned"], warnings=list(meta["warnings"]),
+                )
+
+        def close() -> None:
+            reopened.close()
+            self.prune()
+
+        return Document(source, manifest["kind"], manifest["page_count"], pages,
+                        list(manifest["warnings"]), dict(manifest.get("metadata") or {}), close)
+
+    def prune(self) -> None:
+        """Evict least recently used entries until the cache holds at most ``limit`` bytes."""
+        if not self.root.is_dir():
+            return
+        entries = []
+        total = 0
+        for shard in self.root.iterdir():
+            if not shard.is_dir():
+                continue
+            for folder in shard.iterdir():
+                size = sum(f.stat().st_size for f in folder.iterdir() if f.is_file())
+                marker = folder / "manifest.json"
+                used = marker.stat().st_mtime if marker.exists() else folder.stat().st_mtime
+                entries.append((used, size, folder))
+                total += size
+        for _used, size, folder in sorted(entries, key=lambda e: (e[0], str(e[2]))):
+            if total <= self.limit:
+                break
+            shutil.rmtree(folder, ignore_errors=True)
+            total -= size
+
+
+class _Reopener:
+    """Opens the real source on the first page image the cache lacks, then walks it forward."""
+
+    def __init__(self, source: str, options: IngestOptions):
+        self.source, self.options = source, options
+        self.document: Document | None = None
+        self.pages: Iterator[Page] | None = None
+        self.current: Page | None = None
+
+    def render(self, number: int, width: int, height: int):
+        if self.current is None or self.current.number > number:
+            self.close()
+            self.document = ingest.load(self.source, self.options)
+            self.pages = self.document.pages()
+            self.current = None
+        while self.current is None or self.current.number < number:
+            self.current = next(self.pages)
+        return self.current.render(width, height)
+
+    def close(self) -> None:
+        if self.document is not None:
+            self.document.close()
+        self.document = self.pages = self.current = None
+
+
+def _page_meta(page: Page) -> dict:
+    return {
+        "label": page.label, "number": page.number, "size": list(page.size), "scanned": page.scanned,
+        "warnings": list(page.warnings), "words": [[w.text, *w.box] for w in page.words],
+    }
+
+
+def _read_manifest(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _load_png(path: Path):
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            image.load()
+            return image.convert("RGB") if image.mode != "RGB" else image.copy()
+    except (OSError, ValueError):
+        return None

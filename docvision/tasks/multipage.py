@@ -1,0 +1,153 @@
+"""``ask`` over documents of any length: route to the relevant pages, answer, map-reduce when they don't fit.
+
+In: a question, an open Document (producer side) and a backend. Out: the record body -- the answer,
+the pages used as evidence (with the canvas boxes of the words that matched), the resolution shown and
+what it cost.
+
+One call when the routed pages fit the budget (``--max-pages``, visual tokens); otherwise each chunk of
+pages is asked for notes ("map"), and a final text-only call combines the notes ("reduce"). A chunk
+whose notes say NOT FOUND is not counted as evidence.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable, Iterable, Iterator
+
+from docvision import routing
+from docvision.tasks.pages import Chunk, resolution, routed_chunks, survey, token_cost
+
+if TYPE_CHECKING:
+    from docvision.backends.base import Backend, Generation
+    from docvision.batch import Job
+    from docvision.document import Document
+
+NOT_FOUND = "NOT FOUND"
+
+
+def pages_phrase(labels: list[str]) -> str:
+    """'page 3' / 'these 3 pages of one document, in order: page 1, page 2, page 7'."""
+    if len(labels) == 1:
+        return f"this page ({labels[0]}) of a document"
+    return f"these {len(labels)} pages of one document, in order: {', '.join(labels)}"
+
+
+def ask_prompt(question: str, labels: list[str]) -> str:
+    """The prompt of a single call that sees every page it needs."""
+    return (f"The images show {pages_phrase(labels)}.\n"
+            f"Answer the question from what they show. Be concise.\n\nQuestion: {question}")
+
+
+def map_prompt(question: str, labels: list[str]) -> str:
+    """The prompt of one chunk when the evidence spans more pages than one call takes."""
+    return (f"The images show {pages_phrase(labels)}; other pages are read separately.\n"
+            f"Write down briefly everything on these pages that helps answer the question, naming the "
+            f"page. If nothing here helps, reply exactly: {NOT_FOUND}\n\nQuestion: {question}")
+
+
+def combine_prompt(question: str, notes: list[tuple[list[str], str]]) -> str:
+    """The text-only prompt that turns per-chunk notes into one answer."""
+    body = "\n\n".join(f"[{', '.join(labels)}]\n{text.strip()}" for labels, text in notes)
+    return (f"Notes taken from different pages of one document, about the question below:\n\n{body}\n\n"
+            f"Using only these notes, answer the question. Be concise.\n\nQuestion: {question}")
+
+
+def is_not_found(text: str) -> bool:
+    return text.strip().strip(".").upper().startswith(NOT_FOUND)
+
+
+@dataclass
+class Usage:
+    """Tokens and model time summed over the calls of one source."""
+
+    calls: int = 0
+    prompt_tokens: int = 0
+    visual_tokens: int = 0
+    new_tokens: int = 0
+    timings: dict = field(default_factory=dict)
+
+    def add(self, generation: "Generation") -> "Generation":
+        self.calls += 1
+        self.prompt_tokens += generation.prompt_tokens
+        self.visual_tokens += generation.visual_tokens
+        self.new_tokens += generation.new_tokens
+        for key, value in (generation.timings or {}).items():
+            if isinstance(value, (int, float)) and key.endswith("_s"):
+                self.timings[key] = round(self.timings.get(key, 0.0) + value, 3)
+        return generation
+
+    def tokens(self) -> dict:
+        return {"calls": self.calls, "prompt": self.prompt_tokens, "visual": self.visual_tokens,
+                "new": self.new_tokens}
+
+
+def answer(question: str, chunks: Iterable[Chunk], backend: "Backend", max_new_tokens: int = 512,
+           on_text: Callable[[str], None] | None = None) -> tuple[str, list[Chunk], list[Chunk], Usage]:
+    """Answer from the chunks (one call, or map then combine); return answer, chunks seen, evidence, usage."""
+    usage = Usage()
+    seen: list[Chunk] = []
+    notes: list[tuple[int, list[str], str, Chunk]] = []
+    for chunk in chunks:
+        seen.append(chunk)
+        if chunk.total <= 1:
+            text = usage.add(backend.generate(chunk.views, ask_prompt(question, chunk.labels),
+                                              max_new_tokens=max_new_tokens, on_text=on_text)).text
+            _drop_pixels(chunk)
+            return text.strip(), seen, seen, usage
+        text = usage.add(backend.generate(chunk.views, map_prompt(question, chunk.labels),
+                                          max_new_tokens=max_new_tokens)).text
+        notes.append((chunk.rank, chunk.labels, text, chunk))
+        _drop_pixels(chunk)  # only the notes travel on; a long document never sits in memory
+    notes.sort(key=lambda n: n[0])
+    useful = [n for n in notes if not is_not_found(n[2])]
+    kept = useful or notes
+    final = usage.add(backend.generate([], combine_prompt(question, [(n[1], n[2]) for n in kept]),
+                                       max_new_tokens=max_new_tokens, on_text=on_text)).text
+    return final.strip(), seen, [n[3] for n in useful], usage
+
+
+def _drop_pixels(chunk: Chunk) -> None:
+    """Forget a chunk's canvases once the model has seen them (plans and labels stay for the record)."""
+    for view in chunk.views:
+        view.image = None
+
+
+def evidence(chunks: Iterable[Chunk]) -> list[dict]:
+    """Evidence entries of the given chunks, in page order."""
+    entries = [entry for chunk in chunks for entry in chunk.evidence]
+    return sorted(entries, key=lambda e: e["number"])
+
+
+@dataclass
+class AskTask:
+    """A question over each source: routed, answered, evidence named."""
+
+    question: str
+    hd: int = 25
+    budget: routing.Budget = field(default_factory=routing.Budget)
+    max_new_tokens: int = 512
+    on_text: Callable[[str], None] | None = None
+    name: str = "ask"
+
+    def prepare(self, document: "Document", backend: "Backend") -> Iterator[Chunk]:
+        """Producer side: survey the anchors, route, draw the chosen pages."""
+        pages = survey(document)
+        route = routing.route(self.question, pages, self.budget, token_cost(self.hd, backend))
+        for chunk in routed_chunks(document, route, self.hd, backend):
+            chunk.extra["routing"] = {"method": "bm25", "reason": route.reason, "terms": route.terms}
+            yield chunk
+
+    def finish(self, job: "Job", backend: "Backend") -> dict:
+        """Model side: answer, then the record body."""
+        text, seen, used, usage = answer(self.question, job.chunks(), backend, self.max_new_tokens,
+                                         self.on_text)
+        return {
+            "question": self.question,
+            "answer": text,
+            "evidence": evidence(used or seen),
+            "routing": seen[0].extra.get("routing", {}) if seen else {},
+            "model": backend.info(),
+            "resolution": resolution(seen, self.hd, backend, usage.calls),
+            "tokens": usage.tokens(),
+            "timings": usage.timings,
+        }
