@@ -12,6 +12,7 @@ import sys
 import typer
 
 from docvision.cli import common
+from docvision.cli.config import config
 from docvision.cli.render import render
 
 app = typer.Typer(
@@ -26,6 +27,7 @@ app = typer.Typer(
 
 # The command registry: one line per command, nothing registered by import side effects.
 app.command("render")(render)
+app.command("config")(config)
 
 
 @app.callback()

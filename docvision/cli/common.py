@@ -115,3 +115,16 @@ def json_emitter(stream=None) -> Callable[[dict], None]:
             say_error(f"{record['source']}: {record['error']['message']}")
 
     return emit
+
+# Settings that also come from DOCVISION_* variables and the config file (docvision.config): the flags
+# default to None so that "not given" lets the environment and the file speak.
+CONFIG_OPTION = typer.Option(None, "--config", help="Settings file (TOML); default: DOCVISION_CONFIG, "
+                             "else config.toml in the user config folder (see: docvision config).")
+BACKEND_OPTION = typer.Option(None, "--backend", help="transformers (a local model, default) or openai "
+                              "(an OpenAI-compatible server: vLLM, SGLang, Ollama, transformers serve).")
+BASE_URL_OPTION = typer.Option(None, "--base-url", help="Server URL for --backend openai "
+                               "(default http://127.0.0.1:8000/v1).")
+CONCURRENCY_OPTION = typer.Option(None, "--concurrency", min=1, max=256,
+                                  help="Requests in flight at once in a batch (--backend openai; default 1).")
+UNORDERED_OPTION = typer.Option(False, "--unordered", help="With --concurrency: write records as they complete "
+                                "instead of in input order.")

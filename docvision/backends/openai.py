@@ -1,0 +1,445 @@
+"""The ``openai`` backend: any OpenAI-compatible chat server (vLLM, SGLang, Ollama, ``transformers serve``).
+
+In: page views (HD-N canvases) and a prompt. Out: a Generation with the server's text and token usage.
+Each canvas goes to the server as a data URL (PNG, or high-quality JPEG when PNG would be large), and
+the model family -- inferred from the served model's name -- decides the tile size and the processor
+options that make the server's processor see exactly the planned resolution.
+
+Plain httpx, no SDK: streaming (SSE), connect/read timeouts (a stream that goes silent for ``timeout``
+seconds fails), retries with exponential backoff and jitter on 429/5xx and lost connections (honouring
+Retry-After), and one-line errors for a server that is down, a model it does not serve, or a model
+that takes no images. The server is checked once when the backend is created.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import random
+import re
+import time
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
+
+from docvision.backends.base import Backend, Generation, PageView
+from docvision.errors import BackendError, ExternalTimeout, ModelError, UsageError
+from docvision.tiling import Plan
+
+if TYPE_CHECKING:
+    import httpx
+    from PIL import Image
+
+    from docvision.families import Family
+
+DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
+# A text page at HD-25 is a few hundred KB as PNG; photos and scans are several MB. Above this size a
+# JPEG at quality 92 without chroma subsampling (text edges stay sharp) is sent instead, if smaller.
+PNG_LIMIT_BYTES = 1_500_000
+JPEG_QUALITY = 92
+RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
+# A 500 is usually the same failure again (the server choked on this request), so it gets fewer retries
+# than a gateway error or a restart, which pass.
+MAX_500_RETRIES = 2
+BACKOFF_BASE_S = 0.5
+BACKOFF_CAP_S = 10.0
+RETRY_AFTER_CAP_S = 60.0
+
+# What servers say when the model takes no images (vLLM, SGLang, Ollama, llama.cpp, LM Studio).
+_NO_IMAGES = re.compile(
+    r"not a multimodal model|does not support (image|vision|multimodal)|at most 0 image|"
+    r"image input is not supported|images? (are|is) not supported|no vision|vision is not (enabled|supported)|"
+    r"mmproj|multimodal (input|data) (is )?not supported", re.I)
+_UNKNOWN_MODEL = re.compile(r"model .*(does not exist|not found|is not served)|unknown model|no such model|"
+                            r"pinned to|model_not_found|invalid model", re.I)
+_UNEXPECTED_FIELD = re.compile(r"unexpected field|unrecognized request argument|extra (fields|inputs) not "
+                               r"permitted|extra_forbidden", re.I)
+
+
+class _Retryable(Exception):
+    """A failure worth another try; ``wait`` is the server's Retry-After, when it gave one."""
+
+    def __init__(self, message: str, wait: float | None = None, status: int | None = None):
+        super().__init__(message)
+        self.wait = wait
+        self.status = status
+
+
+def normalize_base_url(url: str) -> str:
+    """``http://host:8000`` -> ``http://host:8000/v1``; a URL with a path is kept as given."""
+    url = url.strip().rstrip("/")
+    if not re.match(r"^https?://", url):
+        raise UsageError(f"--base-url must start with http:// or https://, got {url!r}")
+    if re.match(r"^https?://[^/]+$", url):
+        url += "/v1"
+    return url
+
+
+def encode_image(image: "Image.Image") -> str:
+    """A data URL for ``image``: lossless PNG unless that is large, then JPEG q92 4:4:4 if smaller."""
+    png = io.BytesIO()
+    image.save(png, format="PNG", compress_level=3)  # level 3: most of level 6's size, much faster
+    data, mime = png.getvalue(), "image/png"
+    if len(data) > PNG_LIMIT_BYTES:
+        jpeg = io.BytesIO()
+        image.convert("RGB").save(jpeg, format="JPEG", quality=JPEG_QUALITY, subsampling=0)
+        if jpeg.tell() < len(data):
+            data, mime = jpeg.getvalue(), "image/jpeg"
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def error_text(response: "httpx.Response") -> str:
+    """The server's error message, from the shapes servers use ({"error": {"message"}}, {"detail"}, ...)."""
+    try:
+        body = response.json()
+    except ValueError:
+        return " ".join(response.text.split())[:300] or response.reason_phrase
+    return _message_of(body)
+
+
+def _message_of(body: Any) -> str:
+    if isinstance(body, dict):
+        for key in ("error", "detail", "message"):
+            if key in body:
+                return _message_of(body[key])
+    if isinstance(body, list) and body:
+        return "; ".join(_message_of(item.get("msg", item) if isinstance(item, dict) else item) for item in body)
+    return " ".join(str(body).split())[:300]
+
+
+def retry_after(value: str | None) -> float | None:
+    """Seconds from a Retry-After header (delta-seconds or an HTTP date), capped; None if absent."""
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = parsedate_to_datetime(value).timestamp() - time.time()
+        except (TypeError, ValueError, IndexError):
+            return None
+    return min(max(seconds, 0.0), RETRY_AFTER_CAP_S)
+
+
+def backoff(attempt: int) -> float:
+    """Exponential backoff with full jitter: uniform in [0, min(cap, base * 2**attempt)]."""
+    return random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** attempt))
+
+
+def sse_events(lines: Iterator[str]) -> Iterator[dict]:
+    """The JSON payloads of a ``text/event-stream``; stops at ``data: [DONE]``."""
+    for line in lines:
+        if not line.startswith("data:"):
+            continue  # blank separators, comments (": ping"), event names
+        payload = line[5:].strip()
+        if payload == "[DONE]":
+            return
+        if payload:
+            try:
+                yield json.loads(payload)
+            except ValueError:
+                raise BackendError(f"the server sent a malformed stream event: {payload[:120]}") from None
+
+
+class OpenAIBackend(Backend):
+    """Drives an OpenAI-compatible server over HTTP; one instance is safe to share between threads."""
+
+    name = "openai"
+
+    def __init__(
+        self,
+        model: str | None = None,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        timeout: float = 60.0,
+        connect_timeout: float = 10.0,
+        retries: int = 6,
+        check: bool = True,
+        **_local_settings: Any,  # device, quant: a server decides those itself
+    ):
+        import httpx
+
+        self.base_url = normalize_base_url(base_url or DEFAULT_BASE_URL)
+        self.retries = retries
+        api_key = api_key or os.environ.get("DOCVISION_API_KEY") or os.environ.get("OPENAI_API_KEY")
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._client = httpx.Client(
+            base_url=self.base_url, headers=headers,
+            timeout=httpx.Timeout(timeout, connect=connect_timeout),
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
+        )
+        self.timeout = timeout
+        self.served: list[str] | None = None
+        self.owner = ""  # "vllm", "sglang", ... from /models, to pick the request fields it reads
+        self.model_id = model or ""
+        self._send_processor_kwargs = True
+        started = time.perf_counter()
+        if check:
+            self.check()
+        self.family = family_of(self.model_id)
+        self.tile = self.family.tile
+        self.load_s = round(time.perf_counter() - started, 3)
+
+    # -- what the planner and records need ---------------------------------------------------------
+
+    def visual_tokens(self, plan: Plan) -> int:
+        """Visual tokens the served model's family spends on ``plan``."""
+        return self.family.visual_tokens(plan)
+
+    def info(self) -> dict:
+        return {"id": self.model_id, "backend": self.name, "base_url": self.base_url,
+                "family": self.family.name, "device": "server", "quant": "server", "load_s": self.load_s}
+
+    def close(self) -> None:
+        self._client.close()
+
+    # -- start-up check ----------------------------------------------------------------------------
+
+    def check(self) -> None:
+        """Once at start: reach the server, pick/verify the model, and make sure it takes images."""
+        self.served = self._list_models()
+        if not self.model_id:
+            if self.served and len(self.served) == 1:
+                self.model_id = self.served[0]
+            else:
+                offer = f"it serves: {', '.join(self.served)}" if self.served else "it did not list its models"
+                raise UsageError(f"name the served model with --model (or DOCVISION_MODEL): {offer}")
+        probe = self._probe(with_image=False)
+        with_image = self._probe(with_image=True)
+        if probe is not None and with_image is not None and with_image <= probe:
+            # transformers serve, for one, silently drops images sent to a text-only model.
+            raise ModelError(f"model {self.model_id!r} at {self.base_url} ignored the image it was sent: "
+                             "it takes no images; serve a vision-language model")
+
+    def _list_models(self) -> list[str] | None:
+        """GET /models; None where the server cannot list them (``transformers serve`` with no HF cache)."""
+        import httpx
+
+        try:
+            response = self._client.get("/models")
+        except httpx.TransportError as exc:
+            raise self._down(exc) from None
+        if response.status_code in (401, 403):
+            raise BackendError(f"the server at {self.base_url} refused the request ({response.status_code}): "
+                               "set the API key in DOCVISION_API_KEY or OPENAI_API_KEY")
+        try:
+            data = response.json()["data"] if response.is_success else None
+            if data is None:
+                return None
+            self.owner = str(data[0].get("owned_by", "")).lower() if data else ""
+            return [str(m["id"]) for m in data]
+        except (ValueError, KeyError, TypeError, AttributeError):
+            return None
+
+    def _probe(self, with_image: bool) -> int | None:
+        """A one-token request; returns the prompt tokens the server counted (None when it did not say)."""
+        from PIL import Image
+
+        content: list[dict] = [{"type": "text", "text": "Reply OK."}]
+        if with_image:
+            blank = Image.new("RGB", (64, 64), "white")
+            content.insert(0, {"type": "image_url", "image_url": {"url": encode_image(blank)}})
+        body = {"model": self.model_id, "messages": [{"role": "user", "content": content}],
+                "max_tokens": 1, "temperature": 0, "stream": False}
+        data = self._request(body, on_text=None, images=with_image)
+        usage = data.get("usage") or {}
+        return usage.get("prompt_tokens")
+
+    def _down(self, exc: Exception) -> BackendError:
+        reason = type(exc).__name__ if not str(exc) else str(exc)
+        return BackendError(f"cannot reach the model server at {self.base_url} ({reason}): start it "
+                            "(e.g. vllm serve MODEL) or fix --base-url / DOCVISION_BASE_URL")
+
+    # -- answering ---------------------------------------------------------------------------------
+
+    def generate(
+        self,
+        views: Sequence[PageView],
+        prompt: str,
+        *,
+        max_new_tokens: int = 512,
+        on_text: Callable[[str], None] | None = None,
+    ) -> Generation:
+        """Send the views and the prompt, stream the answer, retry transient failures."""
+        started = time.perf_counter()
+        content = self.message(views, prompt)
+        encode_s = time.perf_counter() - started
+        body = {"model": self.model_id, "messages": [{"role": "user", "content": content}],
+                "max_tokens": max_new_tokens, "temperature": 0, "stream": True}
+        kwargs = self.family.processor_kwargs(views) if views else {}
+        data = self._request(body, on_text=on_text, images=bool(views), processor_kwargs=kwargs)
+        usage = data.get("usage") or {}
+        timings = {"encode_s": round(encode_s, 3), "generate_s": round(time.perf_counter() - started - encode_s, 3)}
+        if data.get("first_token_s") is not None:
+            timings["first_token_s"] = round(data["first_token_s"], 3)  # of the attempt that answered
+        if data.get("retries"):
+            timings["retries"] = data["retries"]
+        return Generation(
+            text=data["text"],
+            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            visual_tokens=sum(self.visual_tokens(v.plan) for v in views),
+            new_tokens=int(usage.get("completion_tokens") or 0),
+            timings=timings,
+        )
+
+    def message(self, views: Sequence[PageView], prompt: str) -> list[dict]:
+        """The user message: the family's layout, each image part carrying its picture as a data URL."""
+        images = iter(self.family.images(views))
+        content = []
+        for part in self.family.content(views, prompt):
+            if part["type"] == "image":
+                part = {"type": "image_url", "image_url": {"url": encode_image(next(images))}}
+            content.append(part)
+        return content
+
+    def _request(self, body: dict, on_text, images: bool, processor_kwargs: dict | None = None) -> dict:
+        """POST /chat/completions with retries; returns {"text", "usage", "first_token_s", "retries"}."""
+        emitted = [0]  # characters already passed to on_text, so a retried stream does not repeat them
+
+        def emit(piece_start: int, piece: str) -> None:
+            if on_text is not None and piece_start + len(piece) > emitted[0]:
+                on_text(piece[max(0, emitted[0] - piece_start):])
+                emitted[0] = piece_start + len(piece)
+
+        attempt = errors_500 = 0
+        while True:
+            payload = dict(body)
+            if processor_kwargs and self._send_processor_kwargs:
+                payload.update(self._processor_fields(processor_kwargs))
+            try:
+                return {**self._attempt(payload, emit, images), "retries": attempt}
+            except _Retryable as exc:
+                errors_500 += exc.status == 500
+                if attempt >= self.retries or errors_500 > MAX_500_RETRIES:
+                    raise BackendError(f"the model server at {self.base_url} failed {attempt + 1} time(s), "
+                                       f"last: {exc}") from None
+                time.sleep(exc.wait if exc.wait is not None else backoff(attempt))
+                attempt += 1
+            except _DropExtras:
+                self._send_processor_kwargs = False
+
+    def _processor_fields(self, processor_kwargs: dict) -> dict:
+        """Processor options in the request fields servers read.
+
+        transformers serve forwards chat_template_kwargs to apply_chat_template, whose processor_kwargs reach
+        the processor (checked on 5.23); vLLM and SGLang read mm_processor_kwargs and drop template kwargs a
+        template does not use. A server that rejects these fields is sent none from then on.
+        """
+        fields: dict = {"chat_template_kwargs": {"processor_kwargs": processor_kwargs}}
+        if self.owner in ("vllm", "sglang"):
+            mm = dict(processor_kwargs)
+            size = mm.pop("size", None)
+            if isinstance(size, dict) and "longest_edge" in size:  # Qwen: the pixel budget, as vLLM documents it
+                mm.update(min_pixels=size.get("shortest_edge"), max_pixels=size["longest_edge"])
+            fields["mm_processor_kwargs"] = mm
+        return fields
+
+    def _attempt(self, body: dict, emit: Callable[[int, str], None], images: bool) -> dict:
+        """One HTTP exchange; raises _Retryable for transient failures, a DocvisionError otherwise."""
+        import httpx
+
+        started = time.perf_counter()
+        try:
+            with self._client.stream("POST", "/chat/completions", json=body) as response:
+                if not response.is_success:
+                    response.read()
+                    self._fail(response, images, body)
+                if not body.get("stream"):
+                    response.read()
+                    data = response.json()
+                    text = (data.get("choices") or [{}])[0].get("message", {}).get("content") or ""
+                    return {"text": text, "usage": data.get("usage")}
+                return self._read_stream(response, emit, started, images)
+        except httpx.ReadTimeout:
+            raise ExternalTimeout(f"the model server at {self.base_url} sent nothing for {self.timeout:g} s "
+                                  "(stalled): raise --timeout or check the server") from None
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError, httpx.ReadError,
+                httpx.WriteError, httpx.PoolTimeout) as exc:
+            raise _Retryable(f"connection lost ({type(exc).__name__})") from None
+        except ValueError:
+            raise BackendError(f"the model server at {self.base_url} answered with malformed JSON") from None
+
+    def _read_stream(self, response, emit, started: float, images: bool) -> dict:
+        text: list[str] = []
+        length = 0
+        usage = None
+        first = None
+        for event in sse_events(response.iter_lines()):
+            if "error" in event:  # servers report mid-stream failures as an event
+                self._fail_text(_message_of(event), images, retry=False)
+            for choice in event.get("choices") or []:
+                piece = (choice.get("delta") or {}).get("content") or ""
+                if piece:
+                    first = first if first is not None else time.perf_counter() - started
+                    emit(length, piece)
+                    text.append(piece)
+                    length += len(piece)
+            usage = event.get("usage") or usage
+        return {"text": "".join(text), "usage": usage, "first_token_s": first}
+
+    def _fail(self, response: "httpx.Response", images: bool, body: dict) -> None:
+        message = error_text(response)
+        status = response.status_code
+        if status in RETRY_STATUS:
+            raise _Retryable(f"HTTP {status}: {message}", retry_after(response.headers.get("retry-after")), status)
+        if status in (400, 422) and _UNEXPECTED_FIELD.search(message) and (
+                "chat_template_kwargs" in body or "mm_processor_kwargs" in body):
+            raise _DropExtras()
+        if status in (401, 403):
+            raise BackendError(f"the server at {self.base_url} refused the request ({status}): "
+                               "set the API key in DOCVISION_API_KEY or OPENAI_API_KEY")
+        if status == 413:
+            raise BackendError(f"the page images are too large for the server at {self.base_url}: lower --hd")
+        self._fail_text(f"HTTP {status}: {message}", images, retry=False)
+
+    def _fail_text(self, message: str, images: bool, retry: bool) -> None:
+        if images and _NO_IMAGES.search(message):
+            raise ModelError(f"model {self.model_id!r} at {self.base_url} takes no images ({message}): "
+                             "serve a vision-language model")
+        if _UNKNOWN_MODEL.search(message):
+            offer = f"; it serves: {', '.join(self.served)}" if self.served else ""
+            raise ModelError(f"the server at {self.base_url} does not serve model {self.model_id!r} "
+                             f"({message}){offer}: fix --model")
+        if re.search(r"context length|maximum context|max_model_len|too many tokens|too long", message, re.I):
+            raise BackendError(f"the prompt is too long for the served model ({message}): lower --hd, "
+                               "or raise the server's --max-model-len")
+        raise BackendError(f"the model server at {self.base_url} failed: {message}")
+
+
+class _DropExtras(Exception):
+    """The server refused the processor options; send the request again without them."""
+
+
+# Served model names -> the config.json facts families.detect() needs, for servers that do not
+# share the model's config. Checked in order; the first match wins.
+_NAME_FAMILIES = (
+    (r"qwen3[-_.]?vl", {"model_type": "qwen3_vl"}),
+    (r"qwen2[-_.]?5[-_.]?vl", {"model_type": "qwen2_5_vl"}),
+    (r"qwen2[-_.]?vl", {"model_type": "qwen2_vl"}),
+    (r"internvl", {"model_type": "internvl"}),
+    (r"smolvlm", {"model_type": "smolvlm", "vision_config": {"image_size": 512, "patch_size": 16},
+                  "scale_factor": 4}),
+    (r"idefics3", {"model_type": "idefics3", "vision_config": {"image_size": 364, "patch_size": 14},
+                   "scale_factor": 2}),
+)
+
+
+def family_of(model: str) -> "Family":
+    """The family adapter of the served model: from its config.json when ``model`` is a local folder
+    (``transformers serve PATH``), else inferred from its name; the generic 336 px path otherwise."""
+    from pathlib import Path
+
+    from docvision import families
+
+    folder = Path(model) if model else None
+    if folder is not None and (folder / "config.json").is_file():
+        try:
+            return families.family_of(folder)
+        except (OSError, ValueError):
+            pass
+    name = model.lower().rsplit("/", 1)[-1] if model else ""
+    for pattern, config in _NAME_FAMILIES:
+        if re.search(pattern, name):
+            return families.detect(config)
+    return families.detect({})
