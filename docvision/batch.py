@@ -126,6 +126,7 @@ def run(
     skip: set[str] = frozenset(),
     ahead: int = AHEAD,
     progress: bool | None = None,
+    debug: bool = False,
 ) -> int:
     """Run ``task`` over ``entries`` (minus ``skip``), writing each record to ``sink``; return the exit code."""
     if not entries:
@@ -141,7 +142,7 @@ def run(
     try:
         with bar:
             for index, entry in todo:
-                record = _one(entry, task, producer, backend)
+                record = _one(entry, task, producer, backend, debug)
                 sink.write(record)
                 bar.advance(entry.source, record["status"] == "ok")
     finally:
@@ -159,10 +160,11 @@ def _pull(producer: _Producer) -> tuple:
                 raise RuntimeError("the render thread stopped unexpectedly") from None
 
 
-def _one(entry: Entry, task: Task, producer: _Producer, backend) -> dict:
+def _one(entry: Entry, task: Task, producer: _Producer, backend, debug: bool = False) -> dict:
     """Take one source's messages off the queue and turn them into its record."""
     kind, index, payload = _pull(producer)
     if kind == "error":
+        _show(payload, debug)
         return records.error(entry.source, task.name, payload)
     job = Job(index, entry.source, payload, lambda: _pull(producer))
     started = time.perf_counter()
@@ -175,6 +177,7 @@ def _one(entry: Entry, task: Task, producer: _Producer, backend) -> dict:
                 job.drain()
             except Exception:  # noqa: BLE001 - already failing; the first error is the one to report
                 pass
+        _show(exc, debug)
         return records.error(entry.source, task.name, exc, **job.document)
     model_s = time.perf_counter() - started - job.waited_s
     ended = job.ended or {}
@@ -182,6 +185,14 @@ def _one(entry: Entry, task: Task, producer: _Producer, backend) -> dict:
                **body.pop("timings", {})}
     warnings = body.pop("warnings", []) + list(ended.get("warnings", []))
     return records.ok(entry.source, task.name, **job.document, **body, warnings=warnings, timings=timings)
+
+
+def _show(exc: BaseException, debug: bool) -> None:
+    """With --debug, the traceback of a failed source (the record keeps its one line)."""
+    if debug:
+        import traceback
+
+        traceback.print_exception(exc)
 
 
 def timings_wanted(flag: bool) -> bool:

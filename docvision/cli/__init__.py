@@ -13,7 +13,9 @@ import typer
 
 from docvision.cli import common
 from docvision.cli.config import config
+from docvision.cli.extract import extract
 from docvision.cli.render import render
+from docvision.cli.summarize import summarize
 
 app = typer.Typer(
     name="docvision",
@@ -28,6 +30,8 @@ app = typer.Typer(
 # The command registry: one line per command, nothing registered by import side effects.
 app.command("render")(render)
 app.command("config")(config)
+app.command("summarize")(summarize)
+app.command("extract")(extract)
 
 
 @app.callback()
