@@ -116,7 +116,7 @@ def convert(
         _release_profile(profile, healthy=False)
         raise ExternalTimeout(
             f"LibreOffice did not finish converting in {timeout:g} s and was stopped; the file may be too "
-            "large or malformed", source=source) from None
+            "large or malformed (--timeout sets the limit)", source=source) from None
     except BaseException:
         _kill_group(proc)
         _release_profile(profile, healthy=False)

@@ -175,6 +175,7 @@ def _document(folder: Path, pdf: Path, path: Path, ext: str, info: dict | None, 
         sheets = _sheets(doc, path, ext, info, warnings, source)
         chosen = [sheets[i] for i in parse_page_range(options.pages, len(sheets), source)]
         layouts = segments.lay_out(doc, chosen, options.render_dpi, options.segment_height)
+        warnings += [f"{lay.sheet.label}: {lay.note}" for lay in layouts if lay.note]
     except BaseException:
         doc.close()
         raise
