@@ -127,13 +127,14 @@ def backoff(attempt: int) -> float:
     return random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** attempt))
 
 
-def sse_events(lines: Iterator[str]) -> Iterator[dict]:
-    """The JSON payloads of a ``text/event-stream``; stops at ``data: [DONE]``."""
+def sse_events(lines: Iterator[str]) -> Iterator[dict | None]:
+    """The JSON payloads of a ``text/event-stream``; None for ``data: [DONE]``, which ends it."""
     for line in lines:
         if not line.startswith("data:"):
             continue  # blank separators, comments (": ping"), event names
         payload = line[5:].strip()
         if payload == "[DONE]":
+            yield None
             return
         if payload:
             try:
@@ -365,7 +366,11 @@ class OpenAIBackend(Backend):
         length = 0
         usage = None
         first = None
+        finished = False
         for event in sse_events(response.iter_lines()):
+            if event is None:
+                finished = True
+                break
             if "error" in event:  # servers report mid-stream failures as an event
                 self._fail_text(_message_of(event), images, retry=False)
             for choice in event.get("choices") or []:
@@ -375,7 +380,10 @@ class OpenAIBackend(Backend):
                     emit(length, piece)
                     text.append(piece)
                     length += len(piece)
+                finished |= bool(choice.get("finish_reason"))
             usage = event.get("usage") or usage
+        if not finished:  # neither [DONE] nor a finish_reason: the server went away mid-answer
+            raise _Retryable("the stream ended before the answer did")
         return {"text": "".join(text), "usage": usage, "first_token_s": first}
 
     def _fail(self, response: "httpx.Response", images: bool, body: dict) -> None:
