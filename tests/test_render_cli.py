@@ -1,0 +1,184 @@
+"""``docvision render`` end to end, through the real command line, on files generated here."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+from PIL import Image, ImageDraw
+
+from tests.helpers import assert_one_error_line, json_lines, run_cli
+from tests.ingest.test_pdf import make_pdf, truncated_pdf, zero_page_pdf
+
+import pymupdf
+
+
+@pytest.fixture
+def letter_pdf(tmp_path):
+    return make_pdf(tmp_path / "report.pdf", pages=2)
+
+
+@pytest.fixture
+def poster_png(tmp_path):
+    poster = Image.new("RGB", (816, 5133), (235, 240, 250))
+    ImageDraw.Draw(poster).rectangle((100, 200, 700, 900), fill=(30, 30, 120))
+    poster.save(tmp_path / "poster.png")
+    return str(tmp_path / "poster.png")
+
+
+def test_prints_each_pages_plan(letter_pdf):
+    proc = run_cli("render", letter_pdf)
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    for fragment in ("page 1", "page 2", "2550x3300", "1344x1680", "4x5", "3097", "HD-25"):
+        assert fragment in out, (fragment, out)
+    assert "40 tiles" in out and "6194 visual tokens" in out
+    assert proc.stderr == ""
+
+
+def test_json_lines_fields(letter_pdf, poster_png):
+    proc = run_cli("render", letter_pdf, poster_png, "--json", "--hd", "9", "--pages", "2")
+    assert proc.returncode == 0, proc.stderr
+    first, second = json_lines(proc.stdout)
+    assert len(proc.stdout.splitlines()) == 2
+    for record in (first, second):
+        assert record["schema"] == 1 and record["task"] == "render" and record["status"] == "ok"
+        assert set(record) >= {"source", "kind", "page_count", "pages", "resolution", "warnings", "timings"}
+    assert first["source"] == letter_pdf and first["kind"] == "pdf" and first["page_count"] == 2
+    (page,) = first["pages"]
+    assert page["label"] == "page 2" and page["number"] == 2 and page["scanned"] is False
+    assert page["words"] > 10
+    assert page["plan"] == {
+        "hd": 9, "tile": 336, "source_size": [2550, 3300], "scale": round(1008 / 3300, 6),
+        "content_size": [778, 1008], "canvas_size": [1008, 1008], "grid": [3, 3], "tiles": 9,
+        "content_box": [115, 0, 893, 1008], "global_view": [336, 336], "tokens": 1489,
+    }
+    assert first["resolution"] == {"hd": 9, "tile": 336, "pages": 1, "tiles": 9, "tokens": 1489}
+    assert second["kind"] == "image" and second["pages"][0]["label"] == "image"
+    assert second["pages"][0]["plan"]["canvas_size"] == [336, 2016]
+
+
+def test_out_writes_canvas_global_and_overview(tmp_path, letter_pdf, poster_png):
+    out = tmp_path / "views"
+    proc = run_cli("render", letter_pdf, poster_png, "--out", out, "--json")
+    assert proc.returncode == 0, proc.stderr
+    pdf_record, poster_record = json_lines(proc.stdout)
+    for record in (pdf_record, poster_record):
+        for page in record["pages"]:
+            files = page["files"]
+            canvas_size = tuple(page["plan"]["canvas_size"])
+            assert Image.open(files["canvas"]).size == canvas_size
+            assert Image.open(files["global"]).size == (336, 336)
+            overview = Image.open(files["overview"])
+            factor = min(1.0, 2048 / max(canvas_size))  # posters are shrunk to 2048 px for viewing
+            assert overview.size == tuple(round(v * factor) for v in canvas_size)
+    # PDF pages also get their anchors in canvas pixels
+    anchors = json.loads(open(pdf_record["pages"][0]["files"]["anchors"]).read())
+    assert anchors[0]["text"] == "Page" and len(anchors[0]["box"]) == 4
+    assert sorted(p.name for p in (out / "report.pdf").iterdir())[:4] == [
+        "page-001.anchors.json", "page-001.canvas.png", "page-001.global.png", "page-001.overview.png"]
+    # the poster's padding is white on the canvas and tinted on the overview (shrunk to 2048 px)
+    page = poster_record["pages"][0]
+    canvas = Image.open(page["files"]["canvas"]).convert("RGB")
+    overview = Image.open(page["files"]["overview"]).convert("RGB")
+    factor = overview.height / canvas.height
+    x0 = page["plan"]["content_box"][0]
+    assert x0 * factor > 4
+    assert canvas.getpixel((x0 // 2, 1500)) == (255, 255, 255)
+    assert overview.getpixel((round(x0 * factor / 2), round(1500 * factor))) != (255, 255, 255)
+    inside = (round((x0 + 40) * factor), round(1500 * factor))
+    assert sum(abs(a - b) for a, b in zip(overview.getpixel(inside), (235, 240, 250))) < 12  # untinted
+
+
+def test_truncated_pdf_renders_what_survives(tmp_path):
+    proc = run_cli("render", truncated_pdf(tmp_path / "cut.pdf"), "--json")
+    assert proc.returncode == 0, proc.stderr
+    (record,) = json_lines(proc.stdout)
+    assert len(record["pages"]) == 4
+    assert [p["number"] for p in record["pages"] if p.get("warnings")] == [3, 4]
+    assert any(w.startswith("damaged pages: 3, 4") for w in record["warnings"])
+    human = run_cli("render", tmp_path / "cut.pdf")
+    assert human.returncode == 0 and "Traceback" not in human.stderr
+    assert "damaged pages: 3, 4" in human.stderr
+    assert all(line.startswith("warning:") for line in human.stderr.splitlines())
+
+
+def test_encrypted_pdf(tmp_path):
+    path = make_pdf(tmp_path / "locked.pdf", pages=1, encryption=pymupdf.PDF_ENCRYPT_AES_256,
+                    user_pw="s3cret", owner_pw="owner")
+    assert_one_error_line(run_cli("render", path), "encrypted", "--password")
+    wrong = run_cli("render", path, "--password", "guess")
+    assert wrong.returncode == 1
+    assert_one_error_line(wrong, "wrong password")
+    right = run_cli("render", path, "--password", "s3cret", "--json")
+    assert right.returncode == 0, right.stderr
+    assert json_lines(right.stdout)[0]["pages"][0]["words"] > 5
+
+
+def _bad_inputs(tmp_path):
+    """(name, path, extra args, fragments of the expected error line)."""
+    (tmp_path / "empty.pdf").write_bytes(b"")
+    (tmp_path / "noise.pdf").write_bytes(bytes(range(256)) * 50)
+    (tmp_path / "page.pdf").write_text("<!DOCTYPE html>\n<html><body><p>not a pdf</p></body></html>\n")
+    whole = tmp_path / "whole.png"
+    Image.new("RGB", (900, 600), (10, 200, 90)).save(whole)
+    (tmp_path / "cut.png").write_bytes(whole.read_bytes()[:300])
+    Image.new("L", (3000, 2000)).save(tmp_path / "big.png")
+    (tmp_path / "notes.xyz").write_text("hello")
+    (tmp_path / "nothing").mkdir()
+    (tmp_path / "nothing" / "readme.txt").write_text("no documents here")
+    short = make_pdf(tmp_path / "three.pdf", pages=3)
+    return [
+        ("missing", tmp_path / "absent.pdf", [], ["absent.pdf", "no such file"]),
+        ("empty", tmp_path / "empty.pdf", [], ["empty"]),
+        ("random bytes", tmp_path / "noise.pdf", [], ["not a valid PDF"]),
+        ("html as pdf", tmp_path / "page.pdf", [], ["HTML"]),
+        ("zero pages", zero_page_pdf(tmp_path / "zero.pdf"), [], ["no pages"]),
+        ("page range", short, ["--pages", "2-7"], ["outside the document", "3 pages"]),
+        ("bomb", tmp_path / "big.png", ["--max-image-pixels", "1000000"], ["6,000,000", "--max-image-pixels"]),
+        ("truncated png", tmp_path / "cut.png", [], ["truncated"]),
+        ("unsupported", tmp_path / "notes.xyz", [], ["unsupported file type .xyz"]),
+        ("empty folder", tmp_path / "nothing", [], ["no supported files"]),
+    ]
+
+
+def test_each_bad_input_gives_one_error_line_and_exit_1(tmp_path):
+    for name, path, extra, fragments in _bad_inputs(tmp_path):
+        proc = run_cli("render", path, *extra)
+        assert proc.returncode == 1, (name, proc.returncode, proc.stderr)
+        line = assert_one_error_line(proc, *fragments)
+        assert len([l for l in proc.stderr.splitlines() if l.strip()]) == 1, (name, proc.stderr)
+        assert str(path).rstrip("/").split("/")[-1] in line, (name, line)
+
+
+def test_a_batch_keeps_going_and_exits_1(tmp_path, letter_pdf, poster_png):
+    (tmp_path / "broken.pdf").write_text("<html>oops</html>")
+    proc = run_cli("render", letter_pdf, tmp_path / "broken.pdf", tmp_path / "gone.png", poster_png, "--json")
+    assert proc.returncode == 1
+    records = json_lines(proc.stdout)
+    assert [r["status"] for r in records] == ["ok", "error", "error", "ok"]
+    assert records[1]["error"]["kind"] == "damaged" and records[2]["error"]["kind"] == "not_found"
+    assert [l.startswith("error:") for l in proc.stderr.splitlines()] == [True, True]
+    human = run_cli("render", letter_pdf, tmp_path / "broken.pdf", poster_png)
+    assert human.returncode == 1 and "page 2" in human.stdout and "poster.png" in human.stdout
+
+
+def test_help_is_fast_and_imports_nothing_heavy():
+    probe = (
+        "import sys, io, contextlib\n"
+        "from docvision.cli import run\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+        "    code = run(['--help'])\n"
+        "    run(['render', '--help'])\n"
+        "heavy = ('torch', 'transformers', 'playwright', 'bitsandbytes', 'pymupdf', 'fitz', 'PIL', 'numpy')\n"
+        "print(code, 'render' in out.getvalue(), sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    started = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    elapsed = time.perf_counter() - started
+    assert proc.stdout.strip() == "0 True []", proc.stdout + proc.stderr
+    assert elapsed < 3.0, elapsed  # about 0.3 s here; generous for a loaded CI machine
+    assert run_cli("--help").returncode == 0
