@@ -35,7 +35,15 @@ def _long_page() -> str:
     )
     marker = (f'<div style="position:absolute;left:300px;top:{BOTTOM_TOP}px;font:bold 48px monospace;'
               f'line-height:48px">ENDMARK 424242</div>')
-    return f"<!doctype html><html><body style='margin:0;position:relative'>{sections}{marker}</body></html>"
+    # A fixed bar (must be drawn once, not in every segment) and a block filled in only when scrolled
+    # into view (lazy content the scroll-through must trigger).
+    fixed = ('<div style="position:fixed;top:0;right:0;width:200px;height:60px;background:#c00;color:#fff;'
+             'font:24px sans-serif">TOPBAR</div>')
+    lazy = """<div id=lazy style="position:absolute;left:40px;top:6500px;font:32px sans-serif"></div><script>
+    new IntersectionObserver(es => es.forEach(e => { if (e.isIntersecting) e.target.textContent = 'LAZY 777'; }))
+      .observe(document.getElementById('lazy'));</script>"""
+    return (f"<!doctype html><html><body style='margin:0;position:relative'>{fixed}{sections}{marker}{lazy}"
+            "</body></html>")
 
 
 def _numbers_page() -> str:
@@ -85,6 +93,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.hits[path] = self.hits.get(path, 0) + 1
         if path == "/error":
             return self._send(500, "text/html", b"<h1>boom</h1>")
+        if path == "/hang.png":  # holds the load event back until the browser gives up
+            time.sleep(20)
+            return None
         if path == "/flaky.html":  # 200 for the header probe, 404 for the browser
             return self._send(200 if self.hits[path] == 1 else 404, "text/html", b"<p>flaky</p>")
         route = self.routes.get(path)
@@ -111,6 +122,7 @@ def server():
         "/restless.html": ("text/html", RESTLESS_PAGE.encode()),
         "/isolation.html": ("text/html", ISOLATION_PAGE.encode()),
         "/poll": ("application/json", b"{}"),
+        "/hanging.html": ("text/html", b"<p>still here</p><img src='/hang.png'>"),
         "/doc.pdf": ("application/pdf", _pdf_bytes()),
         "/download": ("application/octet-stream", _pdf_bytes()),
         "/poster.png": ("image/png", _png_bytes()),
@@ -157,6 +169,15 @@ def test_long_page_becomes_bounded_segments(long_doc):
     image = pages[-1].render(*pages[-1].size)
     assert image.size == (1600, 1616) and image.mode == "RGB"
     assert "Section 1" in pages[0].text and "Section 9" in pages[3].text  # its top is at 8000 CSS px
+
+
+def test_fixed_bar_drawn_once_and_lazy_content_loaded(long_doc):
+    _, pages = long_doc
+    assert [p.text.count("TOPBAR") for p in pages] == [1, 0, 0, 0, 0]
+    first, second = (p.render(*p.size) for p in pages[:2])
+    assert first.getpixel((1600 - 20, 20)) == (204, 0, 0)  # the bar at the top right of segment 1
+    assert second.getpixel((1600 - 20, 20)) != (204, 0, 0)  # and not repeated in segment 2
+    assert "LAZY 777" in pages[3].text  # 6500 CSS px is in segment 4 (6144-8192)
 
 
 def test_bottom_marker_is_anchored_and_visible(long_doc):
@@ -221,6 +242,20 @@ def test_browser_side_http_error_is_checked(server):
     # The header probe saw 200; Chromium gets 404 and Playwright does not raise on it.
     with pytest.raises(FetchError, match="HTTP 404"):
         ingest.load(f"{server}/flaky.html", IngestOptions())
+
+
+def test_load_event_that_never_fires_still_captures(server):
+    with ingest.load(f"{server}/hanging.html", IngestOptions(timeout=2, device_scale_factor=1)) as document:
+        assert "still here" in next(document.pages()).text
+        assert any("load event did not fire" in w for w in document.warnings), document.warnings
+
+
+def test_no_browser_found_says_how_to_install(monkeypatch):
+    monkeypatch.delenv(browser.ENV_VAR, raising=False)
+    monkeypatch.setattr(browser, "playwright_managed", lambda playwright=None: None)
+    monkeypatch.setattr(browser.shutil, "which", lambda name: None)
+    with pytest.raises(ToolMissing, match="apt-get install chromium.*playwright install chromium"):
+        browser.find_browser()
 
 
 def test_unsupported_content_type(server):

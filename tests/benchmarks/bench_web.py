@@ -1,0 +1,89 @@
+"""Benchmark: capture 20 local pages with docvision's one reused Chromium against one
+``chromium --headless --screenshot`` process per page (same flags, same viewport), in the same run.
+
+    python3 tests/benchmarks/bench_web.py [--pages 20]
+
+docvision does more per page than the baseline (settling, a scroll-through for lazy content, word
+anchors, the full page rather than the first screen), so the ratio understates the saving of reusing
+the browser. Prints both wall times and the ratio baseline / docvision.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from docvision import browser, ingest  # noqa: E402
+from docvision.document import IngestOptions  # noqa: E402
+
+WIDTH, HEIGHT, SCALE = 1280, 720, 2.0
+
+
+def make_pages(folder: Path, count: int) -> list[Path]:
+    """Ordinary article-like pages, about two screens tall, each a little different."""
+    paths = []
+    for i in range(count):
+        rows = "".join(f"<tr><td>row {r}</td><td>{(i + 1) * 1000 + r * 37}</td></tr>" for r in range(12))
+        paras = "".join(f"<p>Paragraph {p} of page {i}: " + "lorem ipsum dolor sit amet " * 12 + "</p>"
+                        for p in range(6))
+        html = (f"<!doctype html><html><head><title>Page {i}</title><style>body{{font:18px sans-serif;"
+                f"margin:40px;max-width:1000px}}h1{{color:#246}}td{{padding:4px 20px}}</style></head><body>"
+                f"<h1>Report {i}</h1>{paras}<table>{rows}</table></body></html>")
+        path = folder / f"page{i:02d}.html"
+        path.write_text(html)
+        paths.append(path)
+    return paths
+
+
+def ours(paths: list[Path]) -> float:
+    """Wall time to capture every page (browser start included) with the shared browser."""
+    options = IngestOptions(viewport_width=WIDTH, device_scale_factor=SCALE)
+    started = time.perf_counter()
+    for path in paths:
+        with ingest.load(str(path), options) as document:
+            for page in document.pages():
+                assert page.size[0] == int(WIDTH * SCALE)
+    elapsed = time.perf_counter() - started
+    browser.shutdown()
+    return elapsed
+
+
+def baseline(paths: list[Path], out: Path) -> float:
+    """Wall time of one headless Chromium process per page writing a screenshot."""
+    executable = browser.find_browser()
+    flags = [*browser.launch_flags(), "--headless", f"--window-size={WIDTH},{HEIGHT}",
+             f"--force-device-scale-factor={SCALE:g}"]
+    started = time.perf_counter()
+    for index, path in enumerate(paths):
+        shot = out / f"shot{index:02d}.png"
+        subprocess.run([executable, *flags, f"--screenshot={shot}", path.resolve().as_uri()],
+                       check=True, capture_output=True, timeout=120)
+        if not shot.is_file():
+            raise SystemExit(f"baseline produced no screenshot for {path}")
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pages", type=int, default=20)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        paths = make_pages(folder, args.pages)
+        ours(paths[:1])  # warm the disk cache and Playwright's driver for a fair first page
+        mine = ours(paths)
+        base = baseline(paths, folder)
+    print(f"pages: {len(paths)}  viewport {WIDTH}x{HEIGHT} CSS px, scale {SCALE:g}")
+    print(f"docvision (one reused browser, full page + anchors): {mine:.2f} s ({mine / len(paths):.3f} s/page)")
+    print(f"baseline (chromium --headless --screenshot per page): {base:.2f} s ({base / len(paths):.3f} s/page)")
+    print(f"ratio baseline/docvision: {base / mine:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
