@@ -127,8 +127,15 @@ def run(
     ahead: int = AHEAD,
     progress: bool | None = None,
     debug: bool = False,
+    concurrency: int = 1,
+    ordered: bool = True,
 ) -> int:
     """Run ``task`` over ``entries`` (minus ``skip``), writing each record to ``sink``; return the exit code."""
+    if concurrency > 1:  # several requests in flight (model servers): docvision.concurrency
+        from docvision import concurrency as inflight
+
+        return inflight.run(entries, task, sink, opener=opener, backend_factory=backend_factory, skip=skip,
+                            concurrency=concurrency, ordered=ordered, ahead=ahead, progress=progress, debug=debug)
     if not entries:
         raise UsageError("no sources given")
     todo = [(i, e) for i, e in enumerate(entries) if e.source not in skip]

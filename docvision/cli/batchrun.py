@@ -60,6 +60,7 @@ def execute(
     no_timings: bool = False,
     debug: bool = False,
     human: Callable[[dict], None] | None = None,
+    unordered: bool = False,
 ) -> int:
     """Expand the sources, open them through the render cache, run ``task`` over them in a batch."""
     from docvision import batch, ingest, output as out
@@ -81,8 +82,13 @@ def execute(
     if skip:
         common.say_warning(f"resuming: {len(skip & {e.source for e in entries})} source(s) already done "
                            f"in {output}")
+    chosen = settings(flags, config_file)
+    concurrency = chosen.concurrency
+    if concurrency > 1 and chosen.backend != "openai":
+        common.say_warning("--concurrency is for --backend openai (a model server); a local model answers one at a time")
+        concurrency = 1
     return batch.run(entries, task, sink, opener=opener, backend_factory=backend_factory(flags, config_file), skip=skip,
-                     debug=debug)
+                     debug=debug, concurrency=concurrency, ordered=not unordered)
 
 
 def human_emitter(streamed: Callable[[], bool] = lambda: False) -> Callable[[dict], None]:

@@ -24,6 +24,8 @@ def extract(
     device: Optional[str] = batchrun.DEVICE_OPTION,
     backend: Optional[str] = common.BACKEND_OPTION,
     base_url: Optional[str] = common.BASE_URL_OPTION,
+    concurrency: Optional[int] = common.CONCURRENCY_OPTION,
+    unordered: bool = common.UNORDERED_OPTION,
     config_file: Optional[str] = common.CONFIG_OPTION,
     max_new_tokens: Optional[int] = batchrun.MAX_NEW_TOKENS_OPTION,
     output: Optional[Path] = batchrun.OUTPUT_OPTION,
@@ -45,7 +47,7 @@ def extract(
         raise UsageError("give the fields with --field NAME[:TYPE] (repeatable) or --schema FILE, not both"
                          if field else "nothing to extract: add --field NAME[:TYPE] or --schema FILE")
     flags = {"model": model, "quant": quant, "device": device, "backend": backend, "base_url": base_url,
-             "hd": hd, "max_new_tokens": max_new_tokens}
+             "concurrency": concurrency, "hd": hd, "max_new_tokens": max_new_tokens}
     settings = batchrun.settings(flags, config_file)
     task = ExtractTask(schema=load_schema(schema) if schema else fields_schema(field), hd=settings.hd or 25,
                        budget=Budget(pages=max_pages), max_new_tokens=settings.max_new_tokens or 512)
@@ -53,5 +55,5 @@ def extract(
         sources, task, flags=flags, config_file=config_file,
         ingest_options=IngestOptions(pages=pages, password=password, max_image_pixels=max_image_pixels),
         recursive=recursive, no_cache=no_cache, output=output, resume=resume, json_out=json_out,
-        no_timings=no_timings, debug=debug,
+        no_timings=no_timings, debug=debug, unordered=unordered,
     )

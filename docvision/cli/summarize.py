@@ -21,6 +21,8 @@ def summarize(
     device: Optional[str] = batchrun.DEVICE_OPTION,
     backend: Optional[str] = common.BACKEND_OPTION,
     base_url: Optional[str] = common.BASE_URL_OPTION,
+    concurrency: Optional[int] = common.CONCURRENCY_OPTION,
+    unordered: bool = common.UNORDERED_OPTION,
     config_file: Optional[str] = common.CONFIG_OPTION,
     max_new_tokens: Optional[int] = batchrun.MAX_NEW_TOKENS_OPTION,
     output: Optional[Path] = batchrun.OUTPUT_OPTION,
@@ -38,7 +40,7 @@ def summarize(
     from docvision.tasks.summarize import SummarizeTask
 
     flags = {"model": model, "quant": quant, "device": device, "backend": backend, "base_url": base_url,
-             "hd": hd, "max_new_tokens": max_new_tokens}
+             "concurrency": concurrency, "hd": hd, "max_new_tokens": max_new_tokens}
     settings = batchrun.settings(flags, config_file)
     task = SummarizeTask(hd=settings.hd or 16, budget=Budget(pages=max_pages),
                          max_new_tokens=settings.max_new_tokens or 384)
@@ -46,5 +48,5 @@ def summarize(
         sources, task, flags=flags, config_file=config_file,
         ingest_options=IngestOptions(pages=pages, password=password, max_image_pixels=max_image_pixels),
         recursive=recursive, no_cache=no_cache, output=output, resume=resume, json_out=json_out,
-        no_timings=no_timings, debug=debug,
+        no_timings=no_timings, debug=debug, unordered=unordered,
     )
