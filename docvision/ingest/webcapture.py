@@ -18,7 +18,9 @@ import time
 from docvision.document import Document, IngestOptions, Page, Word, parse_page_range
 from docvision.errors import DocvisionError, ExternalTimeout, FetchError
 
-MAX_CSS_HEIGHT = 100_000  # capture at most this much of an endless page (CSS px)
+# Capture at most this much of an endless (infinite-scroll) page: 60000 CSS px is a very long article,
+# about 15 segments at scale 2, and took ~30 s here; more is rarely worth the model's time.
+MAX_CSS_HEIGHT = 60_000
 MAX_WORDS = 200_000
 MAX_SETTLE_S = 10.0  # settle budget cap; the budget is a quarter of the timeout below that
 
@@ -163,14 +165,26 @@ def _settle(page, timeout: float) -> list[str]:
     end = time.monotonic() + budget
     left_ms = lambda: max(1.0, (end - time.monotonic()) * 1000)  # noqa: E731
     settled = _network_idle(page, left_ms())
-    page.evaluate(SCROLL_JS, [MAX_CSS_HEIGHT, left_ms() / 2])
+    _evaluate(page, SCROLL_JS, [MAX_CSS_HEIGHT, left_ms() / 2])
     settled = _images_loaded(page, left_ms()) and settled
-    page.evaluate(FONTS_JS, left_ms())
+    _evaluate(page, FONTS_JS, left_ms())
     settled = _stable_height(page, end) and settled
     if not settled:
         warnings.append(f"the page kept changing (network activity or growing content) for {budget:g} s;"
                         " captured it as it was then")
     return warnings
+
+
+def _evaluate(page, script: str, arg=None):
+    """page.evaluate, tried once more after the page navigated itself (a script or meta refresh
+    replacing the document mid-settle destroys the context the first call ran in)."""
+    try:
+        return page.evaluate(script, arg)
+    except Exception as exc:  # noqa: BLE001 - Playwright raises its generic Error here
+        if "context was destroyed" not in str(exc) and "navigat" not in str(exc):
+            raise
+        page.wait_for_load_state("load")
+        return page.evaluate(script, arg)
 
 
 def _network_idle(page, ms: float) -> bool:
@@ -199,7 +213,7 @@ def _stable_height(page, end: float) -> bool:
     """True once the document height is the same on three reads 100 ms apart."""
     last, same = None, 0
     while time.monotonic() < end:
-        height = page.evaluate("document.documentElement.scrollHeight")
+        height = _evaluate(page, "document.documentElement.scrollHeight")
         same = same + 1 if height == last else 0
         if same >= 2:
             return True
@@ -210,14 +224,14 @@ def _stable_height(page, end: float) -> bool:
 
 def _shoot(page, options: IngestOptions, warnings: list[str]) -> dict:
     """Words and segment screenshots (PNG bytes) of the whole page, top to bottom."""
-    page.evaluate("window.scrollTo(0, 0)")
-    info = page.evaluate(MEASURE_JS)
+    _evaluate(page, "window.scrollTo(0, 0)")
+    info = _evaluate(page, MEASURE_JS)
     width = max(1, min(int(info["width"]) or options.viewport_width, options.viewport_width))
     height = max(1, int(info["height"]))
     if height > MAX_CSS_HEIGHT:
         warnings.append(f"the page is {height} px tall; captured the first {MAX_CSS_HEIGHT} px")
         height = MAX_CSS_HEIGHT
-    words = page.evaluate(WORDS_JS, MAX_WORDS)
+    words = _evaluate(page, WORDS_JS, MAX_WORDS)
     scale = options.device_scale_factor
     step = max(1, int(options.segment_height // scale))  # CSS px per segment
     pngs = []
