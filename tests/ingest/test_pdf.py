@@ -222,12 +222,10 @@ def test_a_page_that_fails_to_draw_gets_a_warning_and_a_blank_image():
     fitz = pdf._fitz()
 
     class Broken:
-        rect = fitz.Rect(0, 0, 612, 792)
-
         def get_pixmap(self, **kwargs):
             raise RuntimeError("code=2: broken content stream")
 
     page_obj = types.SimpleNamespace(label="page 4", warnings=[])
-    image = pdf._render(fitz, Broken(), 100, 120, page_obj)
+    image = pdf._render(fitz, Broken(), fitz.Rect(0, 0, 612, 792), 100, 120, page_obj)
     assert image.size == (100, 120) and image.getextrema() == ((255, 255),) * 3
     assert page_obj.warnings and "damaged" in page_obj.warnings[0]
