@@ -93,10 +93,13 @@ class Browser:
         self._playwright = sync_playwright().start()
         try:
             self.executable = find_browser(explicit, self._playwright)
-            self.browser = self._playwright.chromium.launch(
-                executable_path=self.executable, headless=True, args=launch_flags(),
-                timeout=timeout * 1000, handle_sigint=False, handle_sigterm=False, handle_sighup=False,
-            )
+            try:
+                self.browser = self._launch(launch_flags(), timeout)
+            except Error as exc:
+                # Containers without user namespaces refuse Chromium's sandbox even for non-root users.
+                if "sandbox" not in str(exc).lower() or "--no-sandbox" in launch_flags():
+                    raise
+                self.browser = self._launch([*launch_flags(), "--no-sandbox"], timeout)
         except Error as exc:
             self._playwright.stop()
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
@@ -107,6 +110,13 @@ class Browser:
         except BaseException:
             self._playwright.stop()
             raise
+
+    def _launch(self, flags: list[str], timeout: float):
+        return self._playwright.chromium.launch(
+            executable_path=self.executable, headless=True, args=flags, timeout=timeout * 1000,
+            # Ctrl-C reaches Python as KeyboardInterrupt; the browser is closed at exit.
+            handle_sigint=False, handle_sigterm=False, handle_sighup=False,
+        )
 
     @property
     def alive(self) -> bool:
