@@ -226,7 +226,7 @@ def _sheets(doc, path: Path, ext: str, info: dict | None, warnings: list[str], s
         raise DamagedSource("LibreOffice produced no pages from this file", source=source)
     if ext in WRITER or ext in IMPRESS:
         word = "slide" if ext in IMPRESS else "page"
-        if not any(_has_content(doc, i) for i in range(count)):
+        if all(_is_blank(doc.load_page(i)) for i in range(count)):
             raise EmptySource(f"the {officefile.describe(ext)} has no content", source=source)
         return [segments.Sheet(i, f"{word} {i + 1}") for i in range(count)]
     names = _sheet_names(path, ext, info) or []
@@ -239,21 +239,44 @@ def _sheets(doc, path: Path, ext: str, info: dict | None, warnings: list[str], s
         if names:
             warnings.append(f"LibreOffice made {count} pages for {len(names)} sheets; pages are labelled by number")
         pairs = [(i, f"sheet {i + 1}", True) for i in range(count)]
-    hidden = [name for _i, name, shown in pairs if not shown]
-    if hidden:
-        warnings.append(f"hidden sheet{'s' if len(hidden) > 1 else ''} not shown: " + ", ".join(map(repr, hidden)))
-    empty = {i: name for i, name, shown in pairs if shown and not _has_content(doc, i)}
-    if empty:
-        warnings.append(f"empty sheet{'s' if len(empty) > 1 else ''} not shown: "
-                        + ", ".join(map(repr, empty.values())))
-    result = [segments.Sheet(i, name) for i, name, shown in pairs if shown and i not in empty]
+    _note(warnings, [name for _i, name, shown in pairs if not shown], "hidden sheet", "not shown")
+    kinds = {s["name"]: s["kind"] for s in info["sheets"]} if info else {}
+    blank, cut = {}, []
+    for i, name, shown in pairs:
+        if shown:
+            page = doc.load_page(i)
+            words = page.get_text("words")
+            if _is_blank(page, words):
+                blank[i] = name
+            elif any(w[2] >= page.rect.x1 - 0.5 for w in words):
+                cut.append(name)
+    _note(warnings, [n for n in blank.values() if kinds.get(n) != "chartsheet"], "empty sheet", "not shown")
+    _note(warnings, [n for n in blank.values() if kinds.get(n) == "chartsheet"], "chart sheet",
+          "not drawn by LibreOffice and not shown (titles and series are in the metadata)")
+    _note(warnings, cut, "sheet", "text running past the last used column is cut at the edge, as LibreOffice "
+          "prints it")
+    result = [segments.Sheet(i, name) for i, name, shown in pairs if shown and i not in blank]
     if not result:
         raise EmptySource("the workbook has no visible sheet with content", source=source)
     return result
 
 
-def _has_content(doc, index: int) -> bool:
-    page = doc.load_page(index)
-    if page.rect.width <= EMPTY_PAGE_POINTS and page.rect.height <= EMPTY_PAGE_POINTS:
+def _note(warnings: list[str], names: list[str], what: str, why: str) -> None:
+    if names:
+        warnings.append(f"{what}{'s' if len(names) > 1 else ''} " + ", ".join(map(repr, names)) + f": {why}")
+
+
+def _is_blank(page, words=None) -> bool:
+    """True for LibreOffice's 1 x 1 pt page of an empty sheet, or a page that draws nothing but white."""
+    rect = page.rect
+    if rect.width <= EMPTY_PAGE_POINTS and rect.height <= EMPTY_PAGE_POINTS:
+        return True
+    if words is None:
+        words = page.get_text("words")
+    if words:
         return False
-    return bool(page.get_bboxlog())
+    if not page.get_bboxlog():
+        return True
+    zoom = min(1.0, 300 / max(rect.width, rect.height))  # a thumbnail is enough to see any ink
+    pix = page.get_pixmap(matrix=segments.fitz().Matrix(zoom, zoom), alpha=False)
+    return min(pix.samples) >= 250

@@ -27,7 +27,8 @@ BLUE = (0x44, 0x72, 0xC4)
 
 
 def build_workbook(path) -> str:
-    """Sales (numbers as $ and %, a merged centred heading, a bar chart), a hidden sheet, an empty one, Notes."""
+    """Sales (numbers as $ and %, a merged centred heading, a bar chart), a hidden sheet, an empty one,
+    Notes (text overflowing its column) and a chart sheet (which LibreOffice 7.4 does not draw)."""
     from openpyxl import Workbook
     from openpyxl.chart import BarChart, Reference
     from openpyxl.styles import Alignment, Font
@@ -59,7 +60,11 @@ def build_workbook(path) -> str:
     secret.sheet_state = "hidden"
     wb.create_sheet("Blank")
     notes = wb.create_sheet("Notes")
-    notes["A1"] = "Total units 98765"
+    notes["A1"] = "Total units 98765"  # wider than column A, the sheet's only used column
+    pie = BarChart()
+    pie.title = "On its own sheet"
+    pie.add_data(Reference(ws, min_col=3, min_row=2, max_row=6), titles_from_data=True)
+    wb.create_chartsheet("Chart").add_chart(pie)
     wb.save(path)
     return str(path)
 
@@ -87,13 +92,17 @@ def test_visible_sheets_become_pages_labelled_by_name(sales):
     assert document.page_count == 2 and document.kind == "office"
     assert any("hidden" in w and "Secret" in w for w in document.warnings), document.warnings
     assert any("empty" in w and "Blank" in w for w in document.warnings), document.warnings
+    assert any("chart sheet" in w and "Chart" in w for w in document.warnings), document.warnings
+    assert any("cut" in w and "Notes" in w for w in document.warnings), document.warnings
     assert not any("do not show" in p.text for p, _plan, _c in pages)
 
 
 def test_workbook_structure_in_metadata(sales):
     info = sales[0].metadata["workbook"]
     by_name = {s["name"]: s for s in info["sheets"]}
-    assert list(by_name) == ["Sales", "Secret", "Blank", "Notes"]
+    assert list(by_name) == ["Sales", "Secret", "Blank", "Notes", "Chart"]
+    assert by_name["Chart"]["kind"] == "chartsheet"
+    assert by_name["Chart"]["charts"][0]["title"] == "On its own sheet"
     assert info["hidden"] == ["Secret"]
     assert by_name["Sales"]["merged"] == ["A1:C1"]
     [chart] = by_name["Sales"]["charts"]
