@@ -60,10 +60,21 @@ def overview(board: "Image.Image", plan: Plan, max_side: int = 2048) -> "Image.I
     shade = Image.new("RGBA", size, (0, 0, 0, 0))
     draw = ImageDraw.Draw(shade)
     x0, y0, x1, y1 = (v * factor for v in plan.content_box)
-    pad_colour = (255, 170, 0, 60)
-    for box in ((0, 0, size[0], y0), (0, y1, size[0], size[1]), (0, 0, x0, size[1]), (x1, 0, size[0], size[1])):
-        if box[2] > box[0] and box[3] > box[1]:
-            draw.rectangle(box, fill=pad_colour)
+    # Padding: an orange tint with diagonal hatching, so that even a strip a few pixels wide on a
+    # shrunk poster overview reads as "not the page" (a faint flat tint vanished there).
+    padding = Image.new("L", size, 0)
+    # Pillow rectangles include their far edge: stop one pixel before the content box.
+    for box in ((0, 0, size[0], y0 - 1), (0, y1, size[0], size[1]), (0, 0, x0 - 1, size[1]),
+                (x1, 0, size[0], size[1])):
+        if box[2] >= box[0] and box[3] >= box[1] and box[0] < size[0] and box[1] < size[1]:
+            ImageDraw.Draw(padding).rectangle(box, fill=255)
+    if padding.getbbox():
+        tint = Image.new("RGBA", size, (255, 150, 0, 110))
+        step = max(6, int(plan.tile * factor / 14))
+        hatch = ImageDraw.Draw(tint)
+        for k in range(-size[1], size[0], step):
+            hatch.line((k, 0, k + size[1], size[1]), fill=(190, 80, 0, 190), width=max(1, step // 5))
+        shade.paste(tint, (0, 0), padding)
     tile_px = plan.tile * factor
     font = ImageFont.load_default(size=max(10, int(tile_px / 5)))
     for index, (tx0, ty0, tx1, ty1) in enumerate(plan.tiles, start=1):
