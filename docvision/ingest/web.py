@@ -72,9 +72,11 @@ def _probe(url: str, options: IngestOptions) -> Document | None:
     """Fetch the URL's headers; fail on HTTP errors; download and route a PDF or image, else None."""
     import httpx
 
+    # Like Chromium, never send loopback addresses to a proxy from the environment.
+    loopback = (urlsplit(url).hostname or "") in ("localhost", "127.0.0.1", "::1")
     try:
         with httpx.stream("GET", url, timeout=httpx.Timeout(options.timeout), follow_redirects=True,
-                          headers={"User-Agent": USER_AGENT}) as response:
+                          headers={"User-Agent": USER_AGENT}, trust_env=not loopback) as response:
             if response.status_code >= 400:
                 raise FetchError(f"HTTP {response.status_code} {response.reason_phrase}".strip(), source=url)
             ctype = response.headers.get("content-type", "").split(";")[0].strip().lower()

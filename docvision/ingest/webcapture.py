@@ -210,12 +210,11 @@ def _images_loaded(page, ms: float) -> bool:
 
 
 def _stable_height(page, end: float) -> bool:
-    """True once the document height is the same on three reads 100 ms apart."""
-    last, same = None, 0
+    """True once the document height is the same on two reads 100 ms apart."""
+    last = None
     while time.monotonic() < end:
         height = _evaluate(page, "document.documentElement.scrollHeight")
-        same = same + 1 if height == last else 0
-        if same >= 2:
+        if height == last:
             return True
         last = height
         page.wait_for_timeout(100)
