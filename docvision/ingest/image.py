@@ -123,7 +123,7 @@ def _render(path: Path, source: str, frame: int, width: int, height: int) -> "Im
         orientation = _orientation(image)
         # Work in the stored orientation; turn upright only once small.
         target = (height, width) if orientation in _SWAPS_AXES else (width, height)
-        if image.format == "JPEG":
+        if image.format in ("JPEG", "MPO"):
             image.draft(None, target)  # decode at 1/2, 1/4 or 1/8 scale when that still covers target
         try:
             image.load()
