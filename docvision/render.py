@@ -11,10 +11,14 @@ import json
 import re
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from docvision import ingest, views
 from docvision.document import IngestOptions, Page
 from docvision.tiling import DEFAULT_TILE, Plan, plan
+
+if TYPE_CHECKING:
+    from docvision.families import Family
 
 
 def page_anchors(page: Page, page_plan: Plan) -> list[dict]:
@@ -55,8 +59,15 @@ def render_source(
     hd: int = 25,
     tile: int = DEFAULT_TILE,
     out_dir: Path | None = None,
+    family: "Family | None" = None,
 ) -> dict:
-    """Plan (and with ``out_dir`` draw) every selected page of ``source``; return the record body."""
+    """Plan (and with ``out_dir`` draw) every selected page of ``source``; return the record body.
+
+    With a model ``family`` (docvision.families) its tile size is used and each page's ``tokens`` is
+    the visual-token count that model's processor produces.
+    """
+    if family is not None:
+        tile = family.tile
     started = time.perf_counter()
     pages = []
     with ingest.load(source, options) as document:
@@ -70,6 +81,8 @@ def render_source(
                 "words": len(page.words),
                 "plan": page_plan.as_dict(),
             }
+            if family is not None:
+                entry["plan"]["tokens"] = family.visual_tokens(page_plan)
             if folder is not None:
                 entry["files"] = write_views(page, page_plan, folder)
             else:
@@ -91,6 +104,7 @@ def render_source(
             "pages": len(pages),
             "tiles": sum(p["plan"]["tiles"] for p in pages),
             "tokens": sum(p["plan"]["tokens"] for p in pages),
+            **({"family": family.name, "model_type": family.model_type} if family is not None else {}),
         },
         "warnings": warnings,
         "timings": {"render_s": round(time.perf_counter() - started, 3)},

@@ -12,8 +12,10 @@ import sys
 import typer
 
 from docvision.cli import common
+from docvision.cli.ask import ask
 from docvision.cli.config import config
 from docvision.cli.extract import extract
+from docvision.cli.models import models
 from docvision.cli.render import render
 from docvision.cli.summarize import summarize
 
@@ -29,6 +31,8 @@ app = typer.Typer(
 
 # The command registry: one line per command, nothing registered by import side effects.
 app.command("render")(render)
+app.command("ask")(ask)
+app.command("models")(models)
 app.command("config")(config)
 app.command("summarize")(summarize)
 app.command("extract")(extract)

@@ -15,6 +15,8 @@ def render(
     sources: List[str] = typer.Argument(..., help="Files, folders, globs, URLs, or - to read paths from stdin."),
     hd: int = common.HD_OPTION,
     tile: int = typer.Option(336, "--tile", min=28, help="Tile size in pixels (336 as in 4KHD)."),
+    model: Optional[str] = typer.Option(
+        None, "--model", "-m", help="Plan as this model sees pages: its tile size and visual-token count."),
     pages: Optional[str] = common.PAGES_OPTION,
     password: Optional[str] = common.PASSWORD_OPTION,
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write canvas, global view and overview per page here."),
@@ -35,9 +37,15 @@ def render(
     options = IngestOptions(pages=pages, password=password, max_image_pixels=max_image_pixels, timeout=timeout,
                             viewport_width=viewport_width, device_scale_factor=scale, browser=browser)
     entries = expand(sources, recursive=recursive)
+    family = None
+    if model is not None:
+        from docvision import families, models
+
+        family = families.detect(models.resolve(model, download=False).config)
     emit = common.json_emitter() if json_out else _human_emitter()
     return common.run_sources(
-        entries, "render", lambda s: render_source(s, options, hd=hd, tile=tile, out_dir=out), emit, debug
+        entries, "render", lambda s: render_source(s, options, hd=hd, tile=tile, out_dir=out, family=family),
+        emit, debug,
     )
 
 

@@ -58,14 +58,18 @@ def draw_views(pages: Sequence["Page"], hd: int, tile: int) -> list[PageView]:
     return out
 
 
-def record_body(question: str, page_views: Sequence[PageView], generation: "Generation", backend: "Backend",
-                hd: int, timings: dict, warnings: list[str]) -> dict:
-    """The ask record's body (records.ok adds schema, source, task and status)."""
+def record_body(question: str, pages: Sequence["Page"], page_views: Sequence[PageView], generation: "Generation",
+                backend: "Backend", hd: int, timings: dict, warnings: list[str]) -> dict:
+    """The ask record's body (records.ok adds schema, source, task and status).
+
+    ``resolution.tokens`` is what the family adapter predicts from the plans (what ``render --model``
+    reports); ``resolution.visual_tokens`` is what the processor actually put in the prompt.
+    """
     info = backend.info()
     return {
         "question": question,
         "answer": generation.text,
-        "evidence": [{"page": view.label} for view in page_views],
+        "evidence": [{"label": page.label, "number": page.number} for page in pages],
         "model": {key: info.get(key) for key in ("id", "backend", "device", "quant", "dtype")},
         "resolution": {
             "hd": hd,
@@ -74,8 +78,9 @@ def record_body(question: str, page_views: Sequence[PageView], generation: "Gene
             "tiles": sum(v.plan.tile_count for v in page_views),
             "grid": [list(v.plan.grid) for v in page_views],
             "canvas": [list(v.plan.canvas_size) for v in page_views],
+            "tokens": sum(backend.visual_tokens(v.plan) for v in page_views),
             "visual_tokens": generation.visual_tokens,
-            "planned_visual_tokens": sum(backend.visual_tokens(v.plan) for v in page_views),
+            "calls": 1,
         },
         "tokens": {"prompt": generation.prompt_tokens, "visual": generation.visual_tokens,
                    "new": generation.new_tokens},
@@ -107,4 +112,4 @@ def ask(
     generation = backend.generate(page_views, build_prompt(question, [v.label for v in page_views]),
                                   max_new_tokens=max_new_tokens, on_text=on_text)
     timings = {"load_s": round(load_s, 3), "render_s": round(render_s, 3)}
-    return record_body(question, page_views, generation, backend, hd, timings, warnings)
+    return record_body(question, pages, page_views, generation, backend, hd, timings, warnings)

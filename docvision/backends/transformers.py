@@ -1,0 +1,288 @@
+"""The local backend: a natively supported image-text-to-text model run with transformers.
+
+In: a model reference (alias, hub id or folder), a device and a quantization choice; then page views
+and a prompt per request. Out: a Generation (greedy text, prompt/visual/new token counts, timings).
+
+auto quantization is 4-bit NF4 (bitsandbytes, double quant, bf16 compute) on CUDA and bf16 on CPU,
+where NF4 runs about 10x slower than bf16 (DESIGN.md section 3). On CPU bitsandbytes only handles
+linear layers with out_features % 32 == 0 and in_features % 64 == 0, so the others (typically in a
+vision tower) are left in bf16. A quantized model is saved once to the user cache so the next load
+skips quantization. torch, transformers and bitsandbytes are imported here only, inside functions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+from docvision import families, models
+from docvision.backends.base import Backend, Generation, PageView
+from docvision.errors import ModelError, OutOfMemory, UsageError
+
+DEVICES = ("auto", "cpu", "cuda")
+QUANTS = ("auto", "4bit", "8bit", "none")
+CACHE_ENV = "DOCVISION_CACHE_DIR"
+OOM_HINT = "lower --hd, use --quant 4bit, or run on the other device with --device"
+
+
+def choose_device(device: str = "auto") -> str:
+    """"cuda" or "cpu" for a --device value; raise when CUDA is asked for and absent."""
+    if device not in DEVICES:
+        raise UsageError(f"unknown device {device!r}: choose one of {', '.join(DEVICES)}")
+    import torch
+
+    has_cuda = torch.cuda.is_available()
+    if device == "cuda" and not has_cuda:
+        raise ModelError("--device cuda was asked for but no CUDA GPU is available here: use --device cpu")
+    if device == "auto":
+        return "cuda" if has_cuda else "cpu"
+    return device
+
+
+def choose_quant(quant: str, device: str) -> str:
+    """"4bit", "8bit" or "none" for a --quant value: auto is 4-bit on CUDA and none (bf16) on CPU."""
+    if quant not in QUANTS:
+        raise UsageError(f"unknown quantization {quant!r}: choose one of {', '.join(QUANTS)}")
+    if quant == "auto":
+        return "4bit" if device == "cuda" else "none"
+    return quant
+
+
+def incompatible_linears(linears: Iterable[tuple[str, int, int]]) -> list[str]:
+    """Names of linear layers (name, in_features, out_features) bitsandbytes cannot quantize on CPU."""
+    return [name for name, fan_in, fan_out in linears if fan_out % 32 or fan_in % 64]
+
+
+def skip_modules(folder: Path, device: str) -> list[str]:
+    """Modules to keep in bf16: the output head, plus (on CPU) linears of widths bitsandbytes rejects.
+
+    Built from a meta-device skeleton of the model, so no weights are read.
+    """
+    import torch
+    from transformers import AutoConfig, AutoModelForImageTextToText
+
+    config = AutoConfig.from_pretrained(folder)
+    with torch.device("meta"):
+        skeleton = AutoModelForImageTextToText.from_config(config)
+    try:
+        from transformers.quantizers.base import get_keys_to_not_convert
+
+        keep = list(get_keys_to_not_convert(skeleton))
+    except Exception:  # noqa: BLE001 - the helper moved between versions; the head is what matters
+        keep = ["lm_head"]
+    if device == "cpu":
+        linears = ((name, m.in_features, m.out_features) for name, m in skeleton.named_modules()
+                   if isinstance(m, torch.nn.Linear))
+        keep += incompatible_linears(linears)
+    return sorted(set(keep))
+
+
+def cache_root() -> Path:
+    """Where pre-quantized copies live: $DOCVISION_CACHE_DIR or the platform's user cache."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV])
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("docvision"))
+
+
+def quantized_path(model_id: str, revision: str, quant: str, device: str, skip: Sequence[str]) -> Path:
+    """The cache folder of one quantization of one model revision."""
+    import bitsandbytes
+    import transformers
+
+    key = json.dumps([model_id, revision, quant, device, list(skip), transformers.__version__,
+                      bitsandbytes.__version__])
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "_", model_id.strip("/"))[-60:]
+    return cache_root() / "quantized" / f"{slug}-{quant}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+
+
+def _quant_config(quant: str, skip: list[str]):
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    if quant == "4bit":
+        return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                                  bnb_4bit_compute_dtype=torch.bfloat16, llm_int8_skip_modules=skip)
+    return BitsAndBytesConfig(load_in_8bit=True, llm_int8_skip_modules=skip)
+
+
+def _quiet() -> None:
+    """Keep stderr for docvision's own lines: no progress bars or generation-config chatter."""
+    from huggingface_hub.utils import disable_progress_bars
+    from transformers.utils import logging as hf_logging
+
+    disable_progress_bars()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+def _save_atomically(model, processor, target: Path) -> None:
+    """Write model + processor to ``target`` via a temporary folder and one rename."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temp = target.parent / f".tmp-{target.name}-{os.getpid()}"
+    shutil.rmtree(temp, ignore_errors=True)
+    try:
+        model.save_pretrained(temp)
+        processor.save_pretrained(temp)
+        os.replace(temp, target)
+    except OSError:
+        shutil.rmtree(temp, ignore_errors=True)  # another process won the race, or the disk is full
+        if not (target / "config.json").is_file():
+            raise
+
+
+def load_model(path: Path, model_id: str, revision: str, device: str, quant: str):
+    """(model, processor, from_cache) for a resolved model folder, quantizing (and caching) as asked."""
+    import torch
+    from transformers import AutoModelForImageTextToText, AutoProcessor
+
+    common = dict(dtype=torch.bfloat16, device_map={"": device}, trust_remote_code=False)
+    if quant == "none":
+        model = AutoModelForImageTextToText.from_pretrained(path, **common)
+        return model, AutoProcessor.from_pretrained(path, trust_remote_code=False), False
+    skip = skip_modules(path, device)
+    cached = quantized_path(model_id, revision, quant, device, skip)
+    if (cached / "config.json").is_file():
+        model = AutoModelForImageTextToText.from_pretrained(cached, **common)
+        return model, AutoProcessor.from_pretrained(cached, trust_remote_code=False), True
+    model = AutoModelForImageTextToText.from_pretrained(
+        path, quantization_config=_quant_config(quant, skip), **common)
+    processor = AutoProcessor.from_pretrained(path, trust_remote_code=False)
+    try:
+        _save_atomically(model, processor, cached)
+    except (OSError, NotImplementedError, ValueError) as exc:
+        # A cache that cannot be written costs speed next time, not this answer.
+        import sys
+
+        sys.stderr.write(f"warning: could not keep a quantized copy in {cached}: {exc}\n")
+    return model, processor, False
+
+
+class _Streamer:
+    """Receives token ids from generate(): notes the first token's time, passes text on as it grows."""
+
+    def __init__(self, tokenizer, on_text: Callable[[str], None] | None):
+        from transformers import TextStreamer
+
+        class Text(TextStreamer):
+            def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
+                if text and on_text is not None:
+                    on_text(text)
+
+        self.text = Text(tokenizer, skip_prompt=True, skip_special_tokens=True)
+        self.first_token_at: float | None = None
+        self.prompt_seen = False
+
+    def put(self, value) -> None:
+        if self.prompt_seen and self.first_token_at is None:
+            self.first_token_at = time.perf_counter()
+        self.prompt_seen = True
+        self.text.put(value)
+
+    def end(self) -> None:
+        self.text.end()
+
+
+class TransformersBackend(Backend):
+    """A local image-text-to-text model (AutoProcessor + AutoModelForImageTextToText)."""
+
+    name = "transformers"
+
+    def __init__(self, model: str | None = None, device: str | None = "auto", quant: str | None = "auto",
+                 model_id: str | None = None, revision: str | None = None, **_ignored):
+        """Load ``model`` (alias, hub id or folder); ``model_id``/``revision`` name a folder already resolved."""
+        started = time.perf_counter()
+        resolved = models.resolve(model)
+        self.model_id = model_id or resolved.model_id
+        revision = revision or resolved.revision
+        self.family = families.detect(resolved.config)
+        self.tile = self.family.tile
+        self.device = choose_device(device or "auto")
+        self.quant = choose_quant(quant or "auto", self.device)
+        self.dtype = "bfloat16"
+        _quiet()
+        import torch
+
+        try:
+            self.model, self.processor, self.from_cache = load_model(
+                resolved.path, self.model_id, revision, self.device, self.quant)
+        except (torch.OutOfMemoryError, MemoryError):
+            raise OutOfMemory(f"out of memory loading {self.model_id} on {self.device}: "
+                              f"use --quant 4bit, a smaller --model, or --device") from None
+        except ImportError as exc:
+            raise ModelError(f"cannot load {self.model_id}: {exc}") from None
+        self.model.eval()
+        self.load_s = time.perf_counter() - started
+
+    def visual_tokens(self, plan) -> int:
+        return self.family.visual_tokens(plan)
+
+    def info(self) -> dict:
+        return {"id": self.model_id, "backend": self.name, "device": self.device, "quant": self.quant,
+                "dtype": self.dtype, "family": self.family.name, "load_s": round(self.load_s, 3)}
+
+    def image_token_id(self) -> int | None:
+        """The id of the image placeholder token whose count is the visual-token cost."""
+        found = getattr(self.processor, "image_token_id", None)
+        if found is None:
+            config = self.model.config
+            found = getattr(config, "image_token_id", None) or getattr(config, "image_token_index", None)
+        return found
+
+    def prepare(self, views: Sequence[PageView], prompt: str):
+        """The processor's inputs for ``views`` and ``prompt``, laid out by the family adapter."""
+        messages = [{"role": "user", "content": self.family.content(views, prompt)}]
+        try:
+            text = self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        except ValueError as exc:
+            raise ModelError(f"{self.model_id} cannot build a chat prompt: {exc}") from None
+        return self.processor(text=[text], images=self.family.images(views), return_tensors="pt",
+                              **self.family.processor_kwargs(views))
+
+    def generate(self, views: Sequence[PageView], prompt: str, *, max_new_tokens: int = 512,
+                 on_text: Callable[[str], None] | None = None) -> Generation:
+        """Greedy answer to ``prompt`` about ``views``; streams text through ``on_text``."""
+        import torch
+
+        started = time.perf_counter()
+        try:
+            inputs = self.prepare(views, prompt)
+            inputs = {k: (v.to(self.model.device, dtype=torch.bfloat16) if v.is_floating_point()
+                          else v.to(self.model.device)) for k, v in inputs.items()}
+            streamer = _Streamer(self.processor.tokenizer, on_text)
+            with torch.inference_mode():
+                output = self.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False,
+                                             streamer=streamer, pad_token_id=self._pad_id())
+        except (torch.OutOfMemoryError, MemoryError):
+            raise OutOfMemory(f"out of memory answering on {self.device}: {OOM_HINT}") from None
+        ended = time.perf_counter()
+        ids = inputs["input_ids"][0]
+        new = output[0][ids.shape[0]:]
+        first = streamer.first_token_at or ended
+        image_id = self.image_token_id()
+        generate_s = ended - first
+        return Generation(
+            text=self.processor.tokenizer.decode(new, skip_special_tokens=True).strip(),
+            prompt_tokens=int(ids.shape[0]),
+            visual_tokens=int((ids == image_id).sum()) if image_id is not None else 0,
+            new_tokens=int(new.shape[0]),
+            timings={"prefill_s": round(first - started, 3), "generate_s": round(generate_s, 3),
+                     "tokens_per_s": round((new.shape[0] - 1) / generate_s, 2) if generate_s > 0 else None},
+        )
+
+    def _pad_id(self) -> int | None:
+        tokenizer = self.processor.tokenizer
+        if tokenizer.pad_token_id is not None:
+            return tokenizer.pad_token_id
+        return tokenizer.eos_token_id
+
+    def close(self) -> None:
+        self.model = None
+        self.processor = None

@@ -1,0 +1,53 @@
+"""``docvision models``: the model aliases, which are in the local cache, and how they would run here."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from docvision.cli import common
+
+
+def _human_size(size: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if size < 1024 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GB"
+
+
+def runtime(device: str = "auto", quant: str = "auto") -> dict:
+    """The device and quantization a model would get here with these flags."""
+    from docvision.backends.transformers import choose_device, choose_quant
+
+    chosen = choose_device(device)
+    return {"device": chosen, "quant": choose_quant(quant, chosen)}
+
+
+def models(
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda: show what this choice would use."),
+    quant: str = typer.Option("auto", "--quant", help="auto, 4bit, 8bit or none."),
+    json_out: bool = common.JSON_OPTION,
+) -> int:
+    """List the model aliases, whether each is in the local Hugging Face cache, and how it would run."""
+    from docvision import models as registry
+
+    run = runtime(device, quant)
+    rows = [{**row, **run, "default": row["alias"] == registry.default_reference()} for row in registry.listing()]
+    if json_out:
+        for row in rows:
+            typer.echo(json.dumps(row, ensure_ascii=False))
+        return common.EXIT_OK
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"models (this machine: {run['device']}, {run['quant']})", title_justify="left",
+                  show_edge=False)
+    for column in ("alias", "hub id", "cached", "size", "note"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        table.add_row(row["alias"] + (" *" if row["default"] else ""), row["id"], "yes" if row["cached"] else "no",
+                      _human_size(row["size_bytes"]) if row["cached"] else "-", row["note"])
+    Console(highlight=False).print(table)
+    return common.EXIT_OK
