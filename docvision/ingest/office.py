@@ -19,6 +19,7 @@ file) ahead of ``load``, which then finds its PDF ready; batches use it.
 
 from __future__ import annotations
 
+import atexit
 import csv
 import shutil
 import tempfile
@@ -36,6 +37,7 @@ WORKBOOKS = {".xlsx", ".xlsm"}  # what openpyxl reads
 SINGLE_PAGE_SHEETS = 'pdf:calc_pdf_Export:{"SinglePageSheets":{"type":"boolean","value":"true"}}'
 TARGETS = {**dict.fromkeys(CALC, SINGLE_PAGE_SHEETS), **dict.fromkeys(WRITER, "pdf:writer_pdf_Export"),
            **dict.fromkeys(IMPRESS, "pdf:impress_pdf_Export")}
+PREPARE_CHUNK = 16  # files per LibreOffice run in prepare(): one start, yet the first result comes soon
 EMPTY_PAGE_POINTS = 2.0  # LibreOffice exports an empty sheet as a 1 x 1 pt page
 
 # PDFs converted ahead of time by prepare(): (resolved path, size, mtime_ns) -> (folder, pdf path).
@@ -125,12 +127,11 @@ def _take_prepared(path: Path) -> tuple[Path, Path] | None:
 def prepare(sources: list[str], options: IngestOptions) -> int:
     """Convert many office files ahead of ``load`` in as few LibreOffice runs as possible.
 
-    Files are grouped by the export they need (and CSV separator); each group is one LibreOffice
-    start. Files that fail here are simply left for ``load``, which reports them one by one.
-    Returns how many files were converted.
+    Files are grouped by the export they need (and CSV separator) and converted up to
+    PREPARE_CHUNK at a time, each chunk one LibreOffice start; ``load`` then finds its PDF ready.
+    Files that fail here are left for ``load``, which reports them one by one. PDFs never taken
+    by ``load`` are removed at exit. Returns how many files were converted.
     """
-    from docvision import libreoffice
-
     groups: dict[tuple, list[Path]] = {}
     for source in sources:
         path = Path(source)
@@ -139,27 +140,46 @@ def prepare(sources: list[str], options: IngestOptions) -> int:
             continue
         try:
             officefile.check(path, ext, source)
-        except Exception:
+        except Exception:  # reported properly when load() meets the file
             continue
         groups.setdefault((TARGETS[ext], _infilter(path, ext)), []).append(path)
     done = 0
-    for (target, infilter), paths in groups.items():
-        folder = Path(tempfile.mkdtemp(prefix="docvision-office-"))
-        staged = _stage(paths, folder)
-        try:
-            pdfs = libreoffice.convert(staged, folder / "out", target, options.timeout * len(paths),
-                                       infilter=infilter)
-        except Exception:
-            shutil.rmtree(folder, ignore_errors=True)
-            continue
+    for (target, infilter), group in groups.items():
+        for start in range(0, len(group), PREPARE_CHUNK):
+            done += _prepare_chunk(group[start:start + PREPARE_CHUNK], target, infilter, options)
+    return done
+
+
+def _prepare_chunk(paths: list[Path], target: str, infilter: str | None, options: IngestOptions) -> int:
+    """One LibreOffice run over ``paths``; park each PDF for ``load``; return how many were converted."""
+    from docvision import libreoffice
+
+    folder = Path(tempfile.mkdtemp(prefix="docvision-office-"))
+    try:
+        pdfs = libreoffice.convert(_stage(paths, folder), folder / "out", target, options.timeout * len(paths),
+                                   infilter=infilter)
+        done = 0
         for path, pdf in zip(paths, pdfs):
             if pdf is not None:
                 own = Path(tempfile.mkdtemp(prefix="docvision-office-"))
                 with _prepared_lock:
                     _prepared[_key(path)] = (own, Path(shutil.move(str(pdf), own / "out.pdf")))
                 done += 1
+        return done
+    except Exception:  # a hung or missing converter: load() converts (and reports) file by file
+        return 0
+    finally:
         shutil.rmtree(folder, ignore_errors=True)
-    return done
+
+
+def _discard_prepared() -> None:
+    with _prepared_lock:
+        for folder, _pdf in _prepared.values():
+            shutil.rmtree(folder, ignore_errors=True)
+        _prepared.clear()
+
+
+atexit.register(_discard_prepared)
 
 
 def _document(folder: Path, pdf: Path, path: Path, ext: str, info: dict | None, source: str,
