@@ -85,12 +85,13 @@ def capture(url: str, source: str, options: IngestOptions) -> Document:
 
     chromium = browser.shared(options.browser, options.timeout)
     width = int(options.viewport_width)
-    context = chromium.new_context(
-        viewport={"width": width, "height": _viewport_height(width)},
-        device_scale_factor=options.device_scale_factor,
-        accept_downloads=False, service_workers="block",
-    )
+    context = None
     try:
+        context = chromium.new_context(
+            viewport={"width": width, "height": _viewport_height(width)},
+            device_scale_factor=options.device_scale_factor,
+            accept_downloads=False, service_workers="block",
+        )
         context.set_default_timeout(options.timeout * 1000)
         page = context.new_page()
         page.on("dialog", _dismiss)
@@ -107,7 +108,8 @@ def capture(url: str, source: str, options: IngestOptions) -> Document:
     except Exception as exc:  # noqa: BLE001 - Playwright's errors, said in one line
         raise _browser_error(exc, source, options.timeout) from None
     finally:
-        _close_quietly(context)
+        if context is not None:
+            _close_quietly(context)
     return _document(source, shot, options, warnings, metadata)
 
 
