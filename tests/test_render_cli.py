@@ -7,13 +7,12 @@ import subprocess
 import sys
 import time
 
+import pymupdf
 import pytest
 from PIL import Image, ImageDraw
 
 from tests.helpers import assert_one_error_line, json_lines, run_cli
 from tests.ingest.test_pdf import make_pdf, truncated_pdf, zero_page_pdf
-
-import pymupdf
 
 
 @pytest.fixture
