@@ -99,14 +99,13 @@ def load(source: str, options: IngestOptions) -> Document:
         warnings.append(f"the file is damaged and was repaired on opening{detail}")
     metadata = {key: value for key, value in (doc.metadata or {}).items() if value}
     metadata["encrypted"] = encrypted
-    document = Document(source=source, kind="pdf", page_count=page_count,
-                        iter_pages=lambda: iter(()), warnings=warnings, metadata=metadata,
-                        closer=doc.close)
-    document.iter_pages = lambda: _pages(fitz, doc, indices, options.render_dpi, document)
-    return document
+    # _pages appends to the same warnings list the Document holds (damaged pages, found as read).
+    return Document(source=source, kind="pdf", page_count=page_count,
+                    iter_pages=lambda: _pages(fitz, doc, indices, options.render_dpi, warnings),
+                    warnings=warnings, metadata=metadata, closer=doc.close)
 
 
-def _pages(fitz, doc, indices: list[int], dpi: float, document: Document) -> Iterator[Page]:
+def _pages(fitz, doc, indices: list[int], dpi: float, warnings: list[str]) -> Iterator[Page]:
     """Yield the selected pages; at the end, name the damaged ones in a document warning."""
     damaged: list[int] = []
     for index in indices:
@@ -116,7 +115,7 @@ def _pages(fitz, doc, indices: list[int], dpi: float, document: Document) -> Ite
             page_obj = _make_page(fitz, page, index, dpi)
         except (RuntimeError, ValueError) as exc:
             damaged.append(index + 1)
-            document.warnings.append(f"page {index + 1} cannot be read and was skipped ({exc})")
+            warnings.append(f"page {index + 1} cannot be read and was skipped ({exc})")
             continue
         _note_damage(fitz, page_obj)
         yield page_obj  # the consumer renders it before asking for the next one
@@ -124,7 +123,7 @@ def _pages(fitz, doc, indices: list[int], dpi: float, document: Document) -> Ite
             damaged.append(index + 1)
     if damaged:
         listed = ", ".join(map(str, damaged))
-        document.warnings.append(f"damaged page{'s' if len(damaged) > 1 else ''}: {listed} "
+        warnings.append(f"damaged page{'s' if len(damaged) > 1 else ''}: {listed} "
                                  "(what survived is rendered)")
 
 
