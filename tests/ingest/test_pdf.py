@@ -229,3 +229,20 @@ def test_a_page_that_fails_to_draw_gets_a_warning_and_a_blank_image():
     image = pdf._render(fitz, Broken(), fitz.Rect(0, 0, 612, 792), 100, 120, page_obj)
     assert image.size == (100, 120) and image.getextrema() == ((255, 255),) * 3
     assert page_obj.warnings and "damaged" in page_obj.warnings[0]
+
+
+def test_cropbox_words_and_pixels_agree(tmp_path):
+    doc = pymupdf.open()
+    page = doc.new_page(width=612, height=792)
+    page.insert_text((200, 300), "CROPPED", fontsize=30)
+    page.set_cropbox(pymupdf.Rect(100, 200, 500, 700))  # 400 x 500 pt visible
+    doc.save(str(tmp_path / "crop.pdf"))
+    with load(tmp_path / "crop.pdf") as loaded:
+        cropped = next(loaded.pages())
+        assert cropped.size == (round(400 * 300 / 72), round(500 * 300 / 72))
+        word = cropped.words[0]
+        assert word.text == "CROPPED"
+        assert word.box[0] == pytest.approx((200 - 100) * 300 / 72, abs=1)  # measured from the crop
+        page_plan = plan(cropped.size, 9)
+        board = views.canvas(cropped, page_plan)
+    assert dark_fraction(board, page_plan.to_canvas(word.box)) > 0.1
