@@ -231,19 +231,37 @@ class ExtractTask:
     max_new_tokens: int = 512
     name: str = "extract"
 
-    def query(self) -> str:
-        """What routing looks for: the field names (split at _ . -) and descriptions."""
-        parts = [re.sub(r"[_.-]+", " ", name) + " " + str(prop.get("description", ""))
-                 for name, prop in self.schema["properties"].items()]
-        return " ".join(parts)
+    def queries(self) -> list[str]:
+        """What routing looks for, per field: its name (split at _ . -) and description."""
+        return [re.sub(r"[_.-]+", " ", name) + " " + str(prop.get("description", ""))
+                for name, prop in self.schema["properties"].items()]
+
+    def route(self, pages: list, cost) -> routing.Route:
+        """The best pages for each field (fields live on different pages), packed into calls."""
+        chosen: dict[int, object] = {}
+        scores: dict[int, float] = {}
+        terms: list[str] = []
+        for query in self.queries():
+            found = routing.route(query, pages, routing.Budget(pages=self.budget.pages, evidence_pages=2), cost)
+            if found.reason == "matched":
+                for page in found.pages:
+                    chosen.setdefault(page.number, page)
+                scores.update({n: max(s, scores.get(n, 0.0)) for n, s in found.scores.items()})
+                terms += [t for t in found.terms if t not in terms]
+        if not chosen:  # no field named anywhere in the text: read from the start, as ask does
+            return routing.route(" ".join(self.queries()), pages, self.budget, cost)
+        picked = list(chosen.values())[: self.budget.evidence_pages]
+        return routing.Route(routing.chunked(picked, self.budget, cost), scores, terms, "matched")
 
     def prepare(self, document: "Document", backend: "Backend") -> Iterator[Chunk]:
         pages = survey(document)
-        route = routing.route(self.query(), pages, self.budget, token_cost(self.hd, backend))
+        route = self.route(pages, token_cost(self.hd, backend))
+        by_label = {page.label: page for page in route.pages}
         for chunk in routed_chunks(document, route, self.hd, backend):
             chunk.extra["words"] = {
-                page.label: [(w.text, [round(v, 1) for v in view.plan.to_canvas(w.box)]) for w in page.words]
-                for view in chunk.views for page in route.pages if page.label == view.label
+                view.label: [(w.text, [round(v, 1) for v in view.plan.to_canvas(w.box)])
+                             for w in by_label[view.label].words]
+                for view in chunk.views
             }
             yield chunk
 
