@@ -142,14 +142,17 @@ def run(
     if not todo:
         return 0 if not sink.failed else 1
     needs_model = any(e.error is None for _, e in todo)
+    loading = time.perf_counter()
     backend = backend_factory() if (backend_factory is not None and needs_model) else None
+    load_s = time.perf_counter() - loading  # reported once, on the first record
     producer = _Producer(todo, task, opener, backend, ahead)
     producer.start()
     bar = Progress(len(todo), enabled=progress)
     try:
         with bar:
             for index, entry in todo:
-                record = _one(entry, task, producer, backend, debug)
+                record = _one(entry, task, producer, backend, debug, load_s)
+                load_s = 0.0
                 sink.write(record)
                 bar.advance(entry.source, record["status"] == "ok")
     finally:
@@ -167,7 +170,7 @@ def _pull(producer: _Producer) -> tuple:
                 raise RuntimeError("the render thread stopped unexpectedly") from None
 
 
-def _one(entry: Entry, task: Task, producer: _Producer, backend, debug: bool = False) -> dict:
+def _one(entry: Entry, task: Task, producer: _Producer, backend, debug: bool = False, load_s: float = 0.0) -> dict:
     """Take one source's messages off the queue and turn them into its record."""
     kind, index, payload = _pull(producer)
     if kind == "error":
@@ -188,7 +191,8 @@ def _one(entry: Entry, task: Task, producer: _Producer, backend, debug: bool = F
         return records.error(entry.source, task.name, exc, **job.document)
     model_s = time.perf_counter() - started - job.waited_s
     ended = job.ended or {}
-    timings = {"render_s": round(ended.get("render_s", 0.0), 3), "model_s": round(model_s, 3),
+    timings = {"load_s": round(load_s, 3), "render_s": round(ended.get("render_s", 0.0), 3),
+               "model_s": round(model_s, 3),
                **body.pop("timings", {})}
     warnings = body.pop("warnings", []) + list(ended.get("warnings", []))
     return records.ok(entry.source, task.name, **job.document, **body, warnings=warnings, timings=timings)

@@ -299,7 +299,7 @@ class ExtractTask:
             "evidence": field_evidence(ordered, claims, chunks),
             "repaired": repaired,
             "model": backend.info(),
-            "resolution": resolution(chunks, self.hd, backend, usage.calls),
+            "resolution": resolution(chunks, self.hd, backend, usage.calls, usage.visual_tokens),
             "tokens": usage.tokens(),
             "timings": usage.timings,
         }

@@ -166,7 +166,7 @@ class AskTask:
             "evidence": evidence(used or seen),
             "routing": seen[0].extra.get("routing", {}) if seen else {},
             "model": backend.info(),
-            "resolution": resolution(seen, self.hd, backend, usage.calls),
+            "resolution": resolution(seen, self.hd, backend, usage.calls, usage.visual_tokens),
             "tokens": usage.tokens(),
             "timings": usage.timings,
         }

@@ -125,14 +125,19 @@ def sequential_chunks(document: Document, hd: int, backend: "Backend", budget: r
         yield Chunk([v for v, _ in current], [e for _, e in current], rank, 0)
 
 
-def resolution(chunks: Sequence[Chunk], hd: int, backend: "Backend", calls: int) -> dict:
-    """The record's resolution block: HD-N, tile, pages shown, tiles and visual tokens, model calls."""
+def resolution(chunks: Sequence[Chunk], hd: int, backend: "Backend", calls: int, visual_tokens: int = 0) -> dict:
+    """The record's resolution block: HD-N, tile, pages shown, their grids and canvases, tiles, visual
+    tokens (``tokens`` as the family adapter predicts from the plans, ``visual_tokens`` as the processor
+    really produced over all calls), and the number of model calls."""
     plans = [view.plan for chunk in chunks for view in chunk.views]
     return {
         "hd": hd,
         "tile": backend.tile,
         "pages": len(plans),
         "tiles": sum(p.tile_count for p in plans),
+        "grid": [list(p.grid) for p in plans],
+        "canvas": [list(p.canvas_size) for p in plans],
         "tokens": sum(backend.visual_tokens(p) for p in plans),
+        "visual_tokens": visual_tokens,
         "calls": calls,
     }

@@ -92,7 +92,7 @@ class SummarizeTask:
         body.update({
             "evidence": evidence(seen),
             "model": backend.info(),
-            "resolution": resolution(seen, self.hd, backend, usage.calls),
+            "resolution": resolution(seen, self.hd, backend, usage.calls, usage.visual_tokens),
             "tokens": usage.tokens(),
             "timings": usage.timings,
         })
