@@ -58,6 +58,9 @@ def sniff(head: bytes) -> str | None:
         return "html"
     if head.startswith(b"PK\x03\x04"):
         return "zip"
+    # Readers accept a PDF header anywhere in the first 1024 bytes (junk from mail gateways).
+    if b"%PDF-" in head[:1024]:
+        return "pdf"
     return None
 
 
@@ -93,7 +96,7 @@ def check_file(source: str) -> Path:
 def check_content(path: Path, expected: str, source: str) -> None:
     """Refuse a file whose bytes are not the kind its extension claims (an HTML page named .pdf)."""
     with open(path, "rb") as fh:
-        head = fh.read(64)
+        head = fh.read(1024)
     found = sniff(head)
     if found == expected:
         return
