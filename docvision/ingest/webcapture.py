@@ -21,6 +21,7 @@ from docvision.errors import DocvisionError, ExternalTimeout, FetchError
 # Capture at most this much of an endless (infinite-scroll) page: 60000 CSS px is a very long article,
 # about 15 segments at scale 2, and took ~30 s here; more is rarely worth the model's time.
 MAX_CSS_HEIGHT = 60_000
+MAX_PLAIN_HEIGHT = 16_384  # CSS px of a document without <body>, captured in one viewport
 MAX_WORDS = 200_000
 MAX_SETTLE_S = 10.0  # settle budget cap; the budget is a quarter of the timeout below that
 
@@ -44,9 +45,9 @@ FONTS_JS = """(ms) => Promise.race([document.fonts.ready.then(() => true),
                                     new Promise(r => setTimeout(() => r(false), ms))])"""
 
 MEASURE_JS = """() => {
-  const d = document.documentElement, b = document.body;
-  return {height: Math.max(d.scrollHeight, b ? b.scrollHeight : 0), width: d.clientWidth,
-          title: document.title};
+  const d = document.documentElement, b = document.body, box = d.getBoundingClientRect();
+  return {height: Math.max(d.scrollHeight, b ? b.scrollHeight : Math.max(box.bottom, window.innerHeight)),
+          width: d.clientWidth || window.innerWidth, title: document.title || '', html: !!b};
 }"""
 
 # Every visible word of every text node, with its box in document CSS pixels.
@@ -232,13 +233,19 @@ def _shoot(page, options: IngestOptions, warnings: list[str]) -> dict:
     if height > MAX_CSS_HEIGHT:
         warnings.append(f"the page is {height} px tall; captured the first {MAX_CSS_HEIGHT} px")
         height = MAX_CSS_HEIGHT
+    full_page = info["html"]
+    if not full_page:
+        # Playwright's full-page screenshot hangs on documents without a <body> (SVG, XML): show the
+        # whole document in one tall viewport instead.
+        height = min(height, MAX_PLAIN_HEIGHT)
+        page.set_viewport_size({"width": width, "height": height})
     words = _evaluate(page, WORDS_JS, MAX_WORDS)
     scale = options.device_scale_factor
     step = max(1, int(options.segment_height // scale))  # CSS px per segment
     pngs = []
     for top in range(0, height, step):
         clip = {"x": 0, "y": top, "width": width, "height": min(step, height - top)}
-        pngs.append((top, page.screenshot(clip=clip, full_page=True, type="png", animations="disabled",
+        pngs.append((top, page.screenshot(clip=clip, full_page=full_page, type="png", animations="disabled",
                                           caret="hide", timeout=options.timeout * 1000)))
     return {"title": info["title"], "width": width, "height": height, "step": step, "words": words,
             "pngs": pngs}

@@ -122,6 +122,8 @@ def server():
         "/restless.html": ("text/html", RESTLESS_PAGE.encode()),
         "/isolation.html": ("text/html", ISOLATION_PAGE.encode()),
         "/poll": ("application/json", b"{}"),
+        "/drawing.svg": ("image/svg+xml", b'<svg xmlns="http://www.w3.org/2000/svg" width="400" height="300">'
+                         b'<text x="20" y="150" font-size="40">SVG 8080</text></svg>'),
         "/hanging.html": ("text/html", b"<p>still here</p><img src='/hang.png'>"),
         "/doc.pdf": ("application/pdf", _pdf_bytes()),
         "/download": ("application/octet-stream", _pdf_bytes()),
@@ -236,6 +238,13 @@ def test_pdf_and_image_urls_are_routed_to_their_ingestors(server):
     with ingest.load(f"{server}/poster.png", IngestOptions()) as document:
         assert document.kind == "image"
         assert next(document.pages()).size == (300, 200)
+
+
+def test_svg_document_without_body_is_captured(server):
+    # Playwright's full-page screenshot hangs on documents without <body>; they take another path.
+    with ingest.load(f"{server}/drawing.svg", IngestOptions(timeout=10, device_scale_factor=1)) as document:
+        page = next(document.pages())
+        assert document.kind == "web" and page.size == (1280, 720) and "8080" in page.text
 
 
 def test_browser_side_http_error_is_checked(server):
