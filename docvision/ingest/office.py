@@ -13,7 +13,7 @@ displayed strings of the PDF text layer ("$1,234,567.89", "12.3%"). The folder g
 closes. Without LibreOffice, workbooks and CSV files fall back to their cells drawn as an HTML table
 by the web ingestor, with a warning that charts are not shown.
 
-``prepare(sources, options)`` converts many files in one LibreOffice run (one start instead of one per
+``preconvert(sources, options)`` converts many files in one LibreOffice run (one start instead of one per
 file) ahead of ``load``, which then finds its PDF ready; batches use it.
 """
 
@@ -28,7 +28,7 @@ from pathlib import Path
 
 from docvision.document import Document, IngestOptions, parse_page_range
 from docvision.errors import DamagedSource, EmptySource, ToolMissing
-from docvision.ingest import check_file, officefile, segments, workbook
+from docvision.ingest import check_file, officefile, segments, sheetlist, workbook
 
 CALC = {".xlsx", ".xlsm", ".xls", ".ods", ".csv"}
 WRITER = {".docx", ".odt", ".rtf"}
@@ -37,12 +37,14 @@ WORKBOOKS = {".xlsx", ".xlsm"}  # what openpyxl reads
 SINGLE_PAGE_SHEETS = 'pdf:calc_pdf_Export:{"SinglePageSheets":{"type":"boolean","value":"true"}}'
 TARGETS = {**dict.fromkeys(CALC, SINGLE_PAGE_SHEETS), **dict.fromkeys(WRITER, "pdf:writer_pdf_Export"),
            **dict.fromkeys(IMPRESS, "pdf:impress_pdf_Export")}
-PREPARE_CHUNK = 16  # files per LibreOffice run in prepare(): one start, yet the first result comes soon
+PREPARE_CHUNK = 16  # files per LibreOffice run in preconvert(): one start, yet the first result comes soon
 EMPTY_PAGE_POINTS = 2.0  # LibreOffice exports an empty sheet as a 1 x 1 pt page
+BLANK_INK = 0.002  # share of dark samples under which a page without words counts as blank
+_INK = bytes(1 if value < 200 else 0 for value in range(256))
 
-# PDFs converted ahead of time by prepare(): (resolved path, size, mtime_ns) -> (folder, pdf path).
-_prepared: dict[tuple, tuple[Path, Path]] = {}
-_prepared_lock = threading.Lock()
+# PDFs converted ahead of time by preconvert(): (resolved path, size, mtime_ns) -> (folder, pdf path).
+_ready: dict[tuple, tuple[Path, Path]] = {}
+_ready_lock = threading.Lock()
 
 
 def load(source: str, options: IngestOptions) -> Document:
@@ -61,7 +63,7 @@ def load(source: str, options: IngestOptions) -> Document:
 
             return officeweb.load(path, source, options, missing)
         raise
-    folder, pdf = _take_prepared(path) or _convert(path, ext, options, source)
+    folder, pdf = _take_preconverted(path) or _convert(path, ext, options, source)
     try:
         return _document(folder, pdf, path, ext, info, source, options)
     except BaseException:
@@ -119,12 +121,12 @@ def _key(path: Path) -> tuple:
     return (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
 
 
-def _take_prepared(path: Path) -> tuple[Path, Path] | None:
-    with _prepared_lock:
-        return _prepared.pop(_key(path), None)
+def _take_preconverted(path: Path) -> tuple[Path, Path] | None:
+    with _ready_lock:
+        return _ready.pop(_key(path), None)
 
 
-def prepare(sources: list[str], options: IngestOptions) -> int:
+def preconvert(sources: list[str], options: IngestOptions) -> int:
     """Convert many office files ahead of ``load`` in as few LibreOffice runs as possible.
 
     Files are grouped by the export they need (and CSV separator) and converted up to
@@ -146,11 +148,11 @@ def prepare(sources: list[str], options: IngestOptions) -> int:
     done = 0
     for (target, infilter), group in groups.items():
         for start in range(0, len(group), PREPARE_CHUNK):
-            done += _prepare_chunk(group[start:start + PREPARE_CHUNK], target, infilter, options)
+            done += _preconvert_chunk(group[start:start + PREPARE_CHUNK], target, infilter, options)
     return done
 
 
-def _prepare_chunk(paths: list[Path], target: str, infilter: str | None, options: IngestOptions) -> int:
+def _preconvert_chunk(paths: list[Path], target: str, infilter: str | None, options: IngestOptions) -> int:
     """One LibreOffice run over ``paths``; park each PDF for ``load``; return how many were converted."""
     from docvision import libreoffice
 
@@ -162,8 +164,8 @@ def _prepare_chunk(paths: list[Path], target: str, infilter: str | None, options
         for path, pdf in zip(paths, pdfs):
             if pdf is not None:
                 own = Path(tempfile.mkdtemp(prefix="docvision-office-"))
-                with _prepared_lock:
-                    _prepared[_key(path)] = (own, Path(shutil.move(str(pdf), own / "out.pdf")))
+                with _ready_lock:
+                    _ready[_key(path)] = (own, Path(shutil.move(str(pdf), own / "out.pdf")))
                 done += 1
         return done
     except Exception:  # a hung or missing converter: load() converts (and reports) file by file
@@ -172,14 +174,14 @@ def _prepare_chunk(paths: list[Path], target: str, infilter: str | None, options
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def _discard_prepared() -> None:
-    with _prepared_lock:
-        for folder, _pdf in _prepared.values():
+def _discard_ready() -> None:
+    with _ready_lock:
+        for folder, _pdf in _ready.values():
             shutil.rmtree(folder, ignore_errors=True)
-        _prepared.clear()
+        _ready.clear()
 
 
-atexit.register(_discard_prepared)
+atexit.register(_discard_ready)
 
 
 def _document(folder: Path, pdf: Path, path: Path, ext: str, info: dict | None, source: str,
@@ -212,31 +214,17 @@ def _document(folder: Path, pdf: Path, path: Path, ext: str, info: dict | None, 
                     warnings=warnings, metadata=metadata, closer=close)
 
 
-def _sheet_names(path: Path, ext: str, info: dict | None) -> list[tuple[str, bool]] | None:
+def _sheet_names(path: Path, ext: str, info: dict | None, source: str) -> list[tuple[str, bool]] | None:
     """(name, visible) per sheet in workbook order, where the format tells us cheaply."""
     if info is not None:
         return [(s["name"], s["state"] == "visible") for s in info["sheets"]]
     if ext == ".csv":
         return [(path.stem, True)]
     if ext == ".ods":
-        return [(name, True) for name in _ods_names(path)]
+        return sheetlist.ods_sheets(path)
+    if ext == ".xls":
+        return sheetlist.xls_sheets(path, source)
     return None
-
-
-def _ods_names(path: Path) -> list[str]:
-    import xml.etree.ElementTree as ET
-    import zipfile
-
-    table = "{urn:oasis:names:tc:opendocument:xmlns:table:1.0}"
-    names = []
-    try:
-        with zipfile.ZipFile(path) as archive, archive.open("content.xml") as fh:
-            for _event, element in ET.iterparse(fh, events=("start",)):
-                if element.tag == table + "table" and element.get(table + "name"):
-                    names.append(element.get(table + "name"))
-    except (KeyError, ET.ParseError, zipfile.BadZipFile, OSError):
-        return []
-    return names
 
 
 def _sheets(doc, path: Path, ext: str, info: dict | None, warnings: list[str], source: str) -> list:
@@ -249,7 +237,7 @@ def _sheets(doc, path: Path, ext: str, info: dict | None, warnings: list[str], s
         if all(_is_blank(doc.load_page(i)) for i in range(count)):
             raise EmptySource(f"the {officefile.describe(ext)} has no content", source=source)
         return [segments.Sheet(i, f"{word} {i + 1}") for i in range(count)]
-    names = _sheet_names(path, ext, info) or []
+    names = _sheet_names(path, ext, info, source) or []
     visible = [name for name, shown in names if shown]
     if len(names) == count:  # LibreOffice 7.4 exports hidden sheets too, one page each
         pairs = [(i, name, shown) for i, (name, shown) in enumerate(names)]
@@ -297,6 +285,8 @@ def _is_blank(page, words=None) -> bool:
         return False
     if not page.get_bboxlog():
         return True
-    zoom = min(1.0, 300 / max(rect.width, rect.height))  # a thumbnail is enough to see any ink
-    pix = page.get_pixmap(matrix=segments.fitz().Matrix(zoom, zoom), alpha=False)
-    return min(pix.samples) >= 250
+    # A page without words shows a chart or picture or nothing; a thumbnail tells which. LibreOffice
+    # leaves a stray dot or two of a chart it could not place, so "blank" means almost no ink.
+    zoom = min(1.0, 300 / max(rect.width, rect.height))
+    samples = page.get_pixmap(matrix=segments.fitz().Matrix(zoom, zoom), alpha=False).samples
+    return samples.translate(_INK).count(1) < BLANK_INK * len(samples)

@@ -93,6 +93,8 @@ def _check_zip(path: Path, ext: str, source: str, head: bytes) -> None:
     expected = "[Content_Types].xml" if ext in OOXML else "content.xml"
     if expected not in names:
         raise DamagedSource(f"not a valid {describe(ext)}: the zip archive has no {expected}", source=source)
+    if ext not in OOXML and "META-INF/manifest.xml" in names:
+        _refuse_encrypted_odf(path, ext, source)
     total = sum(m.file_size for m in members)
     if total > MAX_UNPACKED:
         raise ImageTooLarge(
@@ -104,3 +106,16 @@ def _check_zip(path: Path, ext: str, source: str, head: bytes) -> None:
             raise ImageTooLarge(
                 f"refusing to open: {member.filename} inside the {describe(ext)} is compressed {ratio:.0f} to 1 "
                 f"({member.file_size / 2**20:.0f} MiB unpacked); it looks like a zip bomb", source=source)
+
+
+def _refuse_encrypted_odf(path: Path, ext: str, source: str) -> None:
+    # A password-protected OpenDocument file is a normal zip whose manifest lists encryption-data per part.
+    with zipfile.ZipFile(path) as archive:
+        info = archive.getinfo("META-INF/manifest.xml")
+        if info.file_size > 16 << 20:
+            return
+        manifest = archive.read(info)
+    if b"encryption-data" in manifest:
+        raise PasswordRequired(
+            f"the {describe(ext)} is password-protected (encrypted); open it in its program, remove the "
+            "password and save it again", source=source)

@@ -220,6 +220,32 @@ def test_docx_and_pptx_pages_and_slides(tmp_path, soffice):
         assert [(p.label, p.text) for p in document.pages()] == [("slide 2", "Second slide")]
 
 
+def test_xls_and_ods_sheets_named_and_hidden_left_out(tmp_path, soffice):
+    xlsx = tmp_path / "sales.xlsx"
+    build_workbook(xlsx)
+    for target in ("xls", "ods"):
+        converted = _convert(soffice, xlsx, target)
+        with office.load(str(converted), IngestOptions()) as document:
+            assert [p.label for p in document.pages()] == ["Sales", "Notes"], target
+            assert any("hidden" in w and "Secret" in w for w in document.warnings), document.warnings
+
+
+def test_biff_sheet_list_and_encryption_marker():
+    from docvision.errors import PasswordRequired
+    from docvision.ingest.sheetlist import _boundsheets
+
+    def record(kind, body=b""):
+        return kind.to_bytes(2, "little") + len(body).to_bytes(2, "little") + body
+
+    def sheet(name, state):
+        return record(0x0085, b"\0\0\0\0" + bytes([state, 0, len(name), 0]) + name.encode("latin-1"))
+
+    stream = record(0x0809, b"\0" * 16) + sheet("Visible", 0) + sheet("Hidden", 1) + record(0x000A)
+    assert _boundsheets(stream, "x.xls", biff5=False) == [("Visible", True), ("Hidden", False)]
+    with pytest.raises(PasswordRequired):
+        _boundsheets(record(0x0809, b"\0" * 16) + record(0x002F, b"\1\0"), "x.xls", biff5=False)
+
+
 def test_without_libreoffice_cells_fall_back_to_an_html_table(tmp_path):
     require_tool("chromium", "chromium-browser", "google-chrome")
     source = build_workbook(tmp_path / "book.xlsx")
@@ -233,7 +259,7 @@ def test_without_libreoffice_cells_fall_back_to_an_html_table(tmp_path):
     assert {"$1,234,567.89", "12.3%"} <= {a["text"] for a in anchors}
 
 
-def test_prepare_converts_a_batch_in_one_run(tmp_path, soffice):
+def test_preconvert_converts_a_batch_in_one_run(tmp_path, soffice):
     from openpyxl import Workbook
 
     paths = []
@@ -243,11 +269,11 @@ def test_prepare_converts_a_batch_in_one_run(tmp_path, soffice):
         wb.active.column_dimensions["A"].width = 30  # LibreOffice cuts text overflowing the used range
         wb.save(tmp_path / f"b{n}.xlsx")
         paths.append(str(tmp_path / f"b{n}.xlsx"))
-    assert office.prepare(paths, IngestOptions()) == 3
+    assert office.preconvert(paths, IngestOptions()) == 3
     for n, path in enumerate(paths):
         with office.load(path, IngestOptions()) as document:
             assert [p.text for p in document.pages()] == [f"book number {n}"]
-    assert not office._prepared
+    assert not office._ready
 
 
 # ---- bad input: one line, exit 1, through the CLI ---------------------------------------------------
@@ -280,6 +306,16 @@ def test_password_protected_workbook(tmp_path):
     with open(plain, "rb") as fh, open(source, "wb") as out:
         OOXMLFile(fh).encrypt("secret", out)
     _fail(source, "password-protected", "remove the password")
+
+
+def test_password_protected_opendocument(tmp_path):
+    source = tmp_path / "locked.ods"
+    with zipfile.ZipFile(source, "w") as archive:  # the layout LibreOffice writes for an encrypted file
+        archive.writestr("mimetype", "application/vnd.oasis.opendocument.spreadsheet")
+        archive.writestr("content.xml", os.urandom(2000))
+        archive.writestr("META-INF/manifest.xml", '<manifest:manifest><manifest:file-entry manifest:full-path='
+                         '"content.xml"><manifest:encryption-data/></manifest:file-entry></manifest:manifest>')
+    _fail(source, "password-protected")
 
 
 def test_zip_bomb_is_refused_before_unpacking(tmp_path):
