@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Iterator
 from docvision import routing
 from docvision.errors import UsageError, ValidationFailed
 from docvision.tasks.multipage import Usage
-from docvision.tasks.pages import Chunk, resolution, routed_chunks, survey, token_cost
+from docvision.tasks.pages import Chunk, model_info, resolution, routed_chunks, survey, token_cost
 
 if TYPE_CHECKING:
     from docvision.backends.base import Backend
@@ -298,7 +298,7 @@ class ExtractTask:
             "data": ordered,
             "evidence": field_evidence(ordered, claims, chunks),
             "repaired": repaired,
-            "model": backend.info(),
+            "model": model_info(backend),
             "resolution": resolution(chunks, self.hd, backend, usage.calls, usage.visual_tokens),
             "tokens": usage.tokens(),
             "timings": usage.timings,

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 from docvision import routing
-from docvision.tasks.pages import Chunk, resolution, routed_chunks, survey, token_cost
+from docvision.tasks.pages import Chunk, model_info, resolution, routed_chunks, survey, token_cost
 
 if TYPE_CHECKING:
     from docvision.backends.base import Backend, Generation
@@ -165,7 +165,7 @@ class AskTask:
             "answer": text,
             "evidence": evidence(used or seen),
             "routing": seen[0].extra.get("routing", {}) if seen else {},
-            "model": backend.info(),
+            "model": model_info(backend),
             "resolution": resolution(seen, self.hd, backend, usage.calls, usage.visual_tokens),
             "tokens": usage.tokens(),
             "timings": usage.timings,

@@ -68,11 +68,10 @@ def evidence_entry(page: Page, page_plan: Plan, terms: Sequence[str] = (), score
     entry: dict = {"label": page.label, "number": page.number}
     if score is not None:
         entry["score"] = round(score, 4)
-    if terms:
-        entry["matches"] = [
-            {"text": w.text, "box": [round(v, 1) for v in page_plan.to_canvas(w.box)]}
-            for w in routing.matching_words(page, terms)
-        ]
+    matches = routing.matching_words(page, terms) if terms else []
+    if matches:
+        entry["matches"] = [{"text": w.text, "box": [round(v, 1) for v in page_plan.to_canvas(w.box)]}
+                            for w in matches]
     if page.scanned:
         entry["scanned"] = True
     return entry
@@ -123,6 +122,15 @@ def sequential_chunks(document: Document, hd: int, backend: "Backend", budget: r
         raise EmptySource("no page could be read", source=document.source)
     if current:
         yield Chunk([v for v, _ in current], [e for _, e in current], rank, 0)
+
+
+MODEL_KEYS = ("id", "backend", "family", "device", "quant", "dtype", "base_url")
+
+
+def model_info(backend: "Backend") -> dict:
+    """What records say about the model (stable keys only: nothing that varies between runs)."""
+    info = backend.info()
+    return {key: info[key] for key in MODEL_KEYS if key in info}
 
 
 def resolution(chunks: Sequence[Chunk], hd: int, backend: "Backend", calls: int, visual_tokens: int = 0) -> dict:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Iterable, Iterator
 
 from docvision import routing
 from docvision.tasks.multipage import Usage, evidence, pages_phrase, text_call
-from docvision.tasks.pages import Chunk, resolution, sequential_chunks
+from docvision.tasks.pages import Chunk, model_info, resolution, sequential_chunks
 
 if TYPE_CHECKING:
     from docvision.backends.base import Backend
@@ -91,7 +91,7 @@ class SummarizeTask:
             body["sections"] = [{"pages": s, "summary": t} for s, t in sections]
         body.update({
             "evidence": evidence(seen),
-            "model": backend.info(),
+            "model": model_info(backend),
             "resolution": resolution(seen, self.hd, backend, usage.calls, usage.visual_tokens),
             "tokens": usage.tokens(),
             "timings": usage.timings,
