@@ -41,32 +41,43 @@ def make_pages(folder: Path, count: int) -> list[Path]:
     return paths
 
 
-def ours(paths: list[Path]) -> float:
-    """Wall time to capture every page (browser start included) with the shared browser."""
-    options = IngestOptions(viewport_width=WIDTH, device_scale_factor=SCALE)
-    started = time.perf_counter()
-    for path in paths:
-        with ingest.load(str(path), options) as document:
-            for page in document.pages():
-                assert page.size[0] == int(WIDTH * SCALE)
-    elapsed = time.perf_counter() - started
-    browser.shutdown()
-    return elapsed
+def capture_ours(path: Path, options: IngestOptions) -> None:
+    """One page through docvision's web ingestor (the shared browser), all segments captured."""
+    with ingest.load(str(path), options) as document:
+        for page in document.pages():
+            assert page.size[0] == int(WIDTH * SCALE)
 
 
-def baseline(paths: list[Path], out: Path) -> float:
-    """Wall time of one headless Chromium process per page writing a screenshot."""
-    executable = browser.find_browser()
+def capture_baseline(executable: str, path: Path, shot: Path) -> None:
+    """One page through its own ``chromium --headless --screenshot`` process."""
     flags = [*browser.launch_flags(), "--headless", f"--window-size={WIDTH},{HEIGHT}",
              f"--force-device-scale-factor={SCALE:g}"]
+    subprocess.run([executable, *flags, f"--screenshot={shot}", path.resolve().as_uri()],
+                   check=True, capture_output=True, timeout=120)
+    if not shot.is_file():
+        raise SystemExit(f"baseline produced no screenshot for {path}")
+
+
+def measure(paths: list[Path], out: Path) -> tuple[float, float]:
+    """Both ways, page by page interleaved so a change in machine load hits both alike.
+
+    docvision's time includes starting its one browser; the baseline pays a start per page.
+    """
+    options = IngestOptions(viewport_width=WIDTH, device_scale_factor=SCALE)
+    executable = browser.find_browser()
     started = time.perf_counter()
+    browser.shared()
+    mine = time.perf_counter() - started
+    base = 0.0
     for index, path in enumerate(paths):
-        shot = out / f"shot{index:02d}.png"
-        subprocess.run([executable, *flags, f"--screenshot={shot}", path.resolve().as_uri()],
-                       check=True, capture_output=True, timeout=120)
-        if not shot.is_file():
-            raise SystemExit(f"baseline produced no screenshot for {path}")
-    return time.perf_counter() - started
+        started = time.perf_counter()
+        capture_ours(path, options)
+        mine += time.perf_counter() - started
+        started = time.perf_counter()
+        capture_baseline(executable, path, out / f"shot{index:02d}.png")
+        base += time.perf_counter() - started
+    browser.shutdown()
+    return mine, base
 
 
 def main() -> None:
@@ -76,9 +87,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         paths = make_pages(folder, args.pages)
-        ours(paths[:1])  # warm the disk cache and Playwright's driver for a fair first page
-        mine = ours(paths)
-        base = baseline(paths, folder)
+        measure(paths[:1], folder)  # warm the disk cache for a fair first page
+        mine, base = measure(paths, folder)
     print(f"pages: {len(paths)}  viewport {WIDTH}x{HEIGHT} CSS px, scale {SCALE:g}")
     print(f"docvision (one reused browser, full page + anchors): {mine:.2f} s ({mine / len(paths):.3f} s/page)")
     print(f"baseline (chromium --headless --screenshot per page): {base:.2f} s ({base / len(paths):.3f} s/page)")
