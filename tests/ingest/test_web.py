@@ -16,7 +16,7 @@ import pytest
 
 from docvision import browser, ingest, views
 from docvision.document import IngestOptions
-from docvision.errors import FetchError, ToolMissing, UnsupportedSource
+from docvision.errors import ExternalTimeout, FetchError, ToolMissing, UnsupportedSource
 from docvision.tiling import plan
 from tests.helpers import assert_one_error_line, json_lines, run_cli
 
@@ -265,6 +265,20 @@ def test_no_browser_found_says_how_to_install(monkeypatch):
     monkeypatch.setattr(browser.shutil, "which", lambda name: None)
     with pytest.raises(ToolMissing, match="apt-get install chromium.*playwright install chromium"):
         browser.find_browser()
+
+
+@pytest.mark.parametrize("text, error, fragment", [
+    ("Page.goto: net::ERR_CONNECTION_REFUSED at http://127.0.0.1:9/", FetchError, "connection refused by 127.0.0.1:9"),
+    ("Page.goto: net::ERR_NAME_NOT_RESOLVED at http://a.invalid/", FetchError, "cannot resolve host"),
+    ("Page.goto: net::ERR_TIMED_OUT at http://127.0.0.1:9/", ExternalTimeout, "timed out"),
+    ("Page.goto: Download is starting", FetchError, "downloads are refused"),
+    ("Page.goto: net::ERR_SSL_PROTOCOL_ERROR at http://127.0.0.1:9/", FetchError, "net::ERR_SSL_PROTOCOL_ERROR"),
+])
+def test_chromium_network_errors_become_one_line(text, error, fragment):
+    from docvision.ingest.web import network_error
+
+    exc = network_error(RuntimeError(text), "http://127.0.0.1:9/")
+    assert isinstance(exc, error) and fragment in str(exc) and "\n" not in str(exc)
 
 
 def test_unsupported_content_type(server):
