@@ -50,7 +50,7 @@ def load(path: Path, source: str, options: IngestOptions, missing: ToolMissing) 
     """Render the visible sheets' cells through the web ingestor; warn that this is a fallback."""
     from docvision.ingest import web
 
-    book = _csv_workbook(path) if path.suffix.lower() == ".csv" else workbook.open_workbook(path, source, False)
+    book = _csv_workbook(path) if path.suffix.lower() == ".csv" else workbook.open_workbook(path, source)
     sheets = [ws for ws in book.worksheets if ws.sheet_state == "visible" and workbook.has_cells(ws)]
     if not sheets:
         raise EmptySource("the workbook has no visible sheet with cells", source=source)

@@ -111,6 +111,23 @@ def test_workbook_structure_in_metadata(sales):
     assert chart["series"][0]["title_ref"] == "'Sales'!B2"
 
 
+def test_large_workbook_structure_is_read_without_loading_every_cell(tmp_path):
+    from openpyxl import load_workbook
+
+    from docvision.ingest import workbook
+
+    path = tmp_path / "large.xlsx"
+    build_workbook(path)
+    wb = load_workbook(path)
+    for i in range(40_000):  # ~2.5 MiB of sheet XML: past the full-load limit
+        wb["Sales"].append([f"row {i}", i * 2.5, i % 100 / 100])
+    wb.save(path)
+    info = workbook.read_structure(path, str(path))
+    sales = info["sheets"][0]
+    assert info["merged_read"] is False and sales["merged"] is None and sales["rows"] == 40_006
+    assert [c["title"] for c in sales["charts"]] == ["Revenue by region"]
+
+
 def test_anchors_are_displayed_strings_and_chart_title(sales):
     page = sales[1][0][0]
     words = {w.text for w in page.words}
