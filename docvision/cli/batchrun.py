@@ -91,6 +91,32 @@ def execute(
                      debug=debug, concurrency=concurrency, ordered=not unordered)
 
 
+class Streamer:
+    """Streams answers to a terminal as the model writes them: the source's name, then the text."""
+
+    def __init__(self):
+        self.streamed = False
+
+    def start(self, source: str) -> None:
+        self.streamed = False
+        self.source = source
+
+    def write(self, text: str) -> None:
+        if not self.streamed:
+            self.streamed = True
+            sys.stdout.write(f"{self.source}\n")
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+    def done(self) -> str | bool:
+        """"header" (once per source) when the name and answer were streamed: the record then adds only
+        the details; False when nothing was streamed."""
+        streamed, self.streamed = self.streamed, False
+        if streamed:
+            sys.stdout.write("\n")
+        return "header" if streamed else False
+
+
 def human_emitter(streamed: Callable[[], bool] = lambda: False) -> Callable[[dict], None]:
     """Records for people: the answer (summary, data), then its evidence and what it cost, dimmed."""
     from rich.console import Console
@@ -101,8 +127,10 @@ def human_emitter(streamed: Callable[[], bool] = lambda: False) -> Callable[[dic
         if record["status"] != "ok":
             common.say_error(f"{record['source']}: {record['error']['message']}")
             return
-        console.print(f"[bold]{_escape(record['source'])}[/bold]")
-        if not streamed():
+        shown = streamed()  # False; True: the answer was streamed; "header": the source's name was too
+        if shown != "header":
+            console.print(f"[bold]{_escape(record['source'])}[/bold]")
+        if not shown:
             console.print(_escape(_main_text(record)))
         for line in _detail_lines(record):
             console.print(f"[dim]  {_escape(line)}[/dim]")

@@ -145,19 +145,26 @@ class AskTask:
     hd: int = 25
     budget: routing.Budget = field(default_factory=routing.Budget)
     max_new_tokens: int = 512
-    on_text: Callable[[str], None] | None = None
+    on_text: Callable[[str], None] | None = None  # streams the final answer (a terminal)
+    announce: Callable[[str], None] | None = None  # told each source before its answer streams
+    show_selected: bool = False  # --pages given: show every selected page when they fit one call
     name: str = "ask"
 
     def prepare(self, document: "Document", backend: "Backend") -> Iterator[Chunk]:
         """Producer side: survey the anchors, route, draw the chosen pages."""
         pages = survey(document)
-        route = routing.route(self.question, pages, self.budget, token_cost(self.hd, backend))
+        cost = token_cost(self.hd, backend)
+        route = routing.route(self.question, pages, self.budget, cost)
+        if self.show_selected and len(routing.chunked(pages, self.budget, cost)) == 1:
+            route = routing.Route([pages], route.scores, route.terms, "selected")
         for chunk in routed_chunks(document, route, self.hd, backend):
             chunk.extra["routing"] = {"method": "bm25", "reason": route.reason, "terms": route.terms}
             yield chunk
 
     def finish(self, job: "Job", backend: "Backend") -> dict:
         """Model side: answer, then the record body."""
+        if self.announce is not None:
+            self.announce(job.source)
         text, seen, used, usage = answer(self.question, job.chunks(), backend, self.max_new_tokens,
                                          self.on_text)
         return {
