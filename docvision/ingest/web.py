@@ -39,6 +39,9 @@ ROUTED_TYPES = {
 }
 # What Chromium shows as a page (SVG is a web document; plain text and XML render fine).
 PAGE_TYPES = ("text/", "application/xhtml", "application/xml", "image/svg", "application/json")
+# Statuses some sites give scripts but not browsers (bot walls, content negotiation): Chromium gets
+# its own chance and its response status decides. Other 4xx/5xx fail at once, without a browser.
+BROWSER_DECIDES = {401, 403, 405, 406, 429}
 MAX_DOWNLOAD_BYTES = 500_000_000
 USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64) docvision"
 
@@ -77,6 +80,8 @@ def _probe(url: str, options: IngestOptions) -> Document | None:
     try:
         with httpx.stream("GET", url, timeout=httpx.Timeout(options.timeout), follow_redirects=True,
                           headers={"User-Agent": USER_AGENT}, trust_env=not loopback) as response:
+            if response.status_code in BROWSER_DECIDES:
+                return None
             if response.status_code >= 400:
                 raise FetchError(f"HTTP {response.status_code} {response.reason_phrase}".strip(), source=url)
             ctype = response.headers.get("content-type", "").split(";")[0].strip().lower()

@@ -98,6 +98,9 @@ class _Handler(BaseHTTPRequestHandler):
             return None
         if path == "/flaky.html":  # 200 for the header probe, 404 for the browser
             return self._send(200 if self.hits[path] == 1 else 404, "text/html", b"<p>flaky</p>")
+        if path == "/botwall.html":  # refuses scripts, serves browsers
+            browser_ua = "Chrome" in self.headers.get("User-Agent", "")
+            return self._send(200 if browser_ua else 403, "text/html", b"<p>welcome human</p>")
         route = self.routes.get(path)
         if route is None:
             return self._send(404, "text/html", b"<h1>not here</h1>")
@@ -279,6 +282,11 @@ def test_chromium_network_errors_become_one_line(text, error, fragment):
 
     exc = network_error(RuntimeError(text), "http://127.0.0.1:9/")
     assert isinstance(exc, error) and fragment in str(exc) and "\n" not in str(exc)
+
+
+def test_a_403_for_the_header_probe_lets_the_browser_decide(server):
+    with ingest.load(f"{server}/botwall.html", IngestOptions(device_scale_factor=1)) as document:
+        assert "welcome human" in next(document.pages()).text
 
 
 def test_unsupported_content_type(server):
