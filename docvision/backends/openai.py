@@ -45,6 +45,7 @@ MAX_500_RETRIES = 2
 BACKOFF_BASE_S = 0.5
 BACKOFF_CAP_S = 10.0
 RETRY_AFTER_CAP_S = 60.0
+PROBE_TIMEOUT_S = 180.0
 
 # What servers say when the model takes no images (vLLM, SGLang, Ollama, llama.cpp, LM Studio).
 _NO_IMAGES = re.compile(
@@ -219,6 +220,9 @@ class OpenAIBackend(Backend):
 
         try:
             response = self._client.get("/models")
+        except httpx.ReadTimeout:
+            raise ExternalTimeout(f"the model server at {self.base_url} accepted the connection but sent "
+                                  f"nothing for {self.timeout:g} s: check the server, or raise --timeout") from None
         except httpx.TransportError as exc:
             raise self._down(exc) from None
         if response.status_code in (401, 403):
@@ -243,7 +247,8 @@ class OpenAIBackend(Backend):
             content.insert(0, {"type": "image_url", "image_url": {"url": encode_image(blank)}})
         body = {"model": self.model_id, "messages": [{"role": "user", "content": content}],
                 "max_tokens": 1, "temperature": 0, "stream": False}
-        data = self._request(body, on_text=None, images=with_image)
+        # A server that loads models on demand (transformers serve without a pinned model) loads it now.
+        data = self._request(body, on_text=None, images=with_image, timeout=max(self.timeout, PROBE_TIMEOUT_S))
         usage = data.get("usage") or {}
         return usage.get("prompt_tokens")
 
@@ -294,7 +299,8 @@ class OpenAIBackend(Backend):
             content.append(part)
         return content
 
-    def _request(self, body: dict, on_text, images: bool, processor_kwargs: dict | None = None) -> dict:
+    def _request(self, body: dict, on_text, images: bool, processor_kwargs: dict | None = None,
+                 timeout: float | None = None) -> dict:
         """POST /chat/completions with retries; returns {"text", "usage", "first_token_s", "retries"}."""
         emitted = [0]  # characters already passed to on_text, so a retried stream does not repeat them
 
@@ -309,7 +315,7 @@ class OpenAIBackend(Backend):
             if processor_kwargs and self._send_processor_kwargs:
                 payload.update(self._processor_fields(processor_kwargs))
             try:
-                return {**self._attempt(payload, emit, images), "retries": attempt}
+                return {**self._attempt(payload, emit, images, timeout), "retries": attempt}
             except _Retryable as exc:
                 errors_500 += exc.status == 500
                 if attempt >= self.retries or errors_500 > MAX_500_RETRIES:
@@ -336,13 +342,15 @@ class OpenAIBackend(Backend):
             fields["mm_processor_kwargs"] = mm
         return fields
 
-    def _attempt(self, body: dict, emit: Callable[[int, str], None], images: bool) -> dict:
+    def _attempt(self, body: dict, emit: Callable[[int, str], None], images: bool,
+                 timeout: float | None = None) -> dict:
         """One HTTP exchange; raises _Retryable for transient failures, a DocvisionError otherwise."""
         import httpx
 
         started = time.perf_counter()
+        limit = self._client.timeout if timeout is None else httpx.Timeout(timeout, connect=self._client.timeout.connect)
         try:
-            with self._client.stream("POST", "/chat/completions", json=body) as response:
+            with self._client.stream("POST", "/chat/completions", json=body, timeout=limit) as response:
                 if not response.is_success:
                     response.read()
                     self._fail(response, images, body)
@@ -353,7 +361,7 @@ class OpenAIBackend(Backend):
                     return {"text": text, "usage": data.get("usage")}
                 return self._read_stream(response, emit, started, images)
         except httpx.ReadTimeout:
-            raise ExternalTimeout(f"the model server at {self.base_url} sent nothing for {self.timeout:g} s "
+            raise ExternalTimeout(f"the model server at {self.base_url} sent nothing for {limit.read:g} s "
                                   "(stalled): raise --timeout or check the server") from None
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError, httpx.ReadError,
                 httpx.WriteError, httpx.PoolTimeout) as exc:

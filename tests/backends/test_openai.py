@@ -278,3 +278,16 @@ def test_small_helpers():
     assert retry_after("3") == 3.0 and retry_after(None) is None and retry_after("999") == 60.0
     events = list(sse_events(iter([": ping", "", 'data: {"a": 1}', "data: [DONE]", 'data: {"b": 2}'])))
     assert events == [{"a": 1}, None]
+
+
+def test_a_server_that_never_answers_at_start_is_a_timeout_not_a_hang():
+    stall = socket.socket()
+    stall.bind(("127.0.0.1", 0))
+    stall.listen(8)
+    try:
+        started = time.perf_counter()
+        with pytest.raises(ExternalTimeout, match="accepted the connection but sent nothing for 1 s"):
+            OpenAIBackend(base_url=f"http://127.0.0.1:{stall.getsockname()[1]}", model=MODEL, timeout=1.0)
+        assert time.perf_counter() - started < 4
+    finally:
+        stall.close()
