@@ -19,6 +19,8 @@ from docvision.document import Document, IngestOptions, Page, parse_page_range
 from docvision.errors import EmptySource, ToolMissing
 from docvision.ingest import workbook
 
+TRIM_MARGIN = 24  # source pixels kept past the last word: the cell padding and border
+
 
 def _csv_workbook(path: Path):
     """A CSV file as a one-sheet openpyxl workbook (numbers parsed, so they align right)."""
@@ -94,7 +96,35 @@ def _pages(docs: list[tuple[str, Document]]) -> Iterator[Page]:
             page.label = name if doc.page_count == 1 else f"{name} (segment {page.number}/{doc.page_count})"
             page.number = number
             number += 1
-            yield page
+            yield _trimmed(page)
+
+
+def _trimmed(page: Page) -> Page:
+    """The page cut to its table's right and bottom edges (from the words' boxes), as a sheet is.
+
+    A small table would otherwise sit in a corner of a whole browser window, wasting the tiles.
+    """
+    if not page.words:
+        return page
+    width, height = page.size
+    right = min(width, round(max(w.box[2] for w in page.words) + TRIM_MARGIN))
+    bottom = min(height, round(max(w.box[3] for w in page.words) + TRIM_MARGIN))
+    if (right, bottom) == (width, height):
+        return page
+    draw = page.render
+
+    def render(w: int, h: int):
+        from PIL import Image
+
+        # Draw the whole page at most at its natural size (never blow up a whole window to enlarge
+        # a corner of it), keep the table's part, and scale that to w x h.
+        zoom = min(1.0, w / right, h / bottom)
+        full = draw(max(1, round(width * zoom)), max(1, round(height * zoom)))
+        part = full.crop((0, 0, max(1, round(right * zoom)), max(1, round(bottom * zoom))))
+        return part if part.size == (w, h) else part.resize((w, h), Image.Resampling.LANCZOS)
+
+    page.size, page.render = (right, bottom), render
+    return page
 
 
 def _close(docs: list[tuple[str, Document]], folder: Path) -> None:

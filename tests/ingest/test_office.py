@@ -271,6 +271,7 @@ def test_without_libreoffice_cells_fall_back_to_an_html_table(tmp_path):
     assert proc.returncode == 0, proc.stderr
     [record] = json_lines(proc.stdout)
     assert [p["label"] for p in record["pages"]] == ["Sales", "Notes"]
+    assert record["pages"][0]["plan"]["source_size"][0] < 1200  # cut to the table, not the whole window
     assert any("charts" in w and "not shown" in w for w in record["warnings"]), record["warnings"]
     anchors = json.loads(open(record["pages"][0]["files"]["anchors"]).read())
     assert {"$1,234,567.89", "12.3%"} <= {a["text"] for a in anchors}
