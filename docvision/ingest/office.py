@@ -37,7 +37,7 @@ WORKBOOKS = {".xlsx", ".xlsm"}  # what openpyxl reads
 SINGLE_PAGE_SHEETS = 'pdf:calc_pdf_Export:{"SinglePageSheets":{"type":"boolean","value":"true"}}'
 TARGETS = {**dict.fromkeys(CALC, SINGLE_PAGE_SHEETS), **dict.fromkeys(WRITER, "pdf:writer_pdf_Export"),
            **dict.fromkeys(IMPRESS, "pdf:impress_pdf_Export")}
-PREPARE_CHUNK = 16  # files per LibreOffice run in preconvert(): one start, yet the first result comes soon
+PRECONVERT_CHUNK = 16  # files per LibreOffice run in preconvert(): one start, yet the first result comes soon
 EMPTY_PAGE_POINTS = 2.0  # LibreOffice exports an empty sheet as a 1 x 1 pt page
 BLANK_INK = 0.002  # share of dark samples under which a page without words counts as blank
 _INK = bytes(1 if value < 200 else 0 for value in range(256))
@@ -55,6 +55,7 @@ def load(source: str, options: IngestOptions) -> Document:
     ext = path.suffix.lower()
     officefile.check(path, ext, source)
     info = workbook.read_structure(path, source) if ext in WORKBOOKS else None
+    names = _sheet_names(path, ext, info, source)  # before converting: an encrypted .xls fails here
     try:
         libreoffice.find_soffice()
     except ToolMissing as missing:
@@ -65,23 +66,30 @@ def load(source: str, options: IngestOptions) -> Document:
         raise
     folder, pdf = _take_preconverted(path) or _convert(path, ext, options, source)
     try:
-        return _document(folder, pdf, path, ext, info, source, options)
+        return _document(folder, pdf, ext, names, info, source, options)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
 
 
 def _infilter(path: Path, ext: str) -> str | None:
-    """LibreOffice's CSV import options: the sniffed separator, double quotes, UTF-8, from line 1."""
+    """LibreOffice's CSV import options: the sniffed separator, double quotes, charset, from line 1."""
     if ext != ".csv":
         return None
-    with open(path, "r", encoding="utf-8", errors="replace", newline="") as fh:
-        sample = fh.read(64 << 10)
+    with open(path, "rb") as fh:
+        raw = fh.read(64 << 10)
     try:
-        separator = csv.Sniffer().sniff(sample, delimiters=",;\t|").delimiter
+        raw.decode("utf-8")
+        charset = 76  # LibreOffice's number for UTF-8
+    except UnicodeDecodeError as exc:
+        # A cut multi-byte character at the sample's end is still UTF-8; anything else is taken
+        # for Windows-1252 (LibreOffice's 1), the usual encoding of spreadsheet exports that are not.
+        charset = 76 if exc.start >= len(raw) - 3 else 1
+    try:
+        separator = csv.Sniffer().sniff(raw.decode("utf-8", errors="replace"), delimiters=",;\t|").delimiter
     except csv.Error:
         separator = ","
-    return f"CSV:{ord(separator)},34,76,1"
+    return f"CSV:{ord(separator)},34,{charset},1"
 
 
 def _stage(paths: list[Path], folder: Path) -> list[Path]:
@@ -130,7 +138,7 @@ def preconvert(sources: list[str], options: IngestOptions) -> int:
     """Convert many office files ahead of ``load`` in as few LibreOffice runs as possible.
 
     Files are grouped by the export they need (and CSV separator) and converted up to
-    PREPARE_CHUNK at a time, each chunk one LibreOffice start; ``load`` then finds its PDF ready.
+    PRECONVERT_CHUNK at a time, each chunk one LibreOffice start; ``load`` then finds its PDF ready.
     Files that fail here are left for ``load``, which reports them one by one. PDFs never taken
     by ``load`` are removed at exit. Returns how many files were converted.
     """
@@ -147,8 +155,8 @@ def preconvert(sources: list[str], options: IngestOptions) -> int:
         groups.setdefault((TARGETS[ext], _infilter(path, ext)), []).append(path)
     done = 0
     for (target, infilter), group in groups.items():
-        for start in range(0, len(group), PREPARE_CHUNK):
-            done += _preconvert_chunk(group[start:start + PREPARE_CHUNK], target, infilter, options)
+        for start in range(0, len(group), PRECONVERT_CHUNK):
+            done += _preconvert_chunk(group[start:start + PRECONVERT_CHUNK], target, infilter, options)
     return done
 
 
@@ -184,7 +192,7 @@ def _discard_ready() -> None:
 atexit.register(_discard_ready)
 
 
-def _document(folder: Path, pdf: Path, path: Path, ext: str, info: dict | None, source: str,
+def _document(folder: Path, pdf: Path, ext: str, names: list | None, info: dict | None, source: str,
               options: IngestOptions) -> Document:
     """The Document over the converted PDF; the PDF and its folder go when it closes."""
     fitz = segments.fitz()
@@ -194,7 +202,7 @@ def _document(folder: Path, pdf: Path, path: Path, ext: str, info: dict | None, 
         raise DamagedSource(f"LibreOffice wrote an unreadable PDF ({exc})", source=source) from None
     try:
         warnings: list[str] = []
-        sheets = _sheets(doc, path, ext, info, warnings, source)
+        sheets = _sheets(doc, ext, names, info, warnings, source)
         chosen = [sheets[i] for i in parse_page_range(options.pages, len(sheets), source)]
         layouts = segments.lay_out(doc, chosen, options.render_dpi, options.segment_height)
         warnings += [f"{lay.sheet.label}: {lay.note}" for lay in layouts if lay.note]
@@ -227,7 +235,7 @@ def _sheet_names(path: Path, ext: str, info: dict | None, source: str) -> list[t
     return None
 
 
-def _sheets(doc, path: Path, ext: str, info: dict | None, warnings: list[str], source: str) -> list:
+def _sheets(doc, ext: str, names: list | None, info: dict | None, warnings: list[str], source: str) -> list:
     """Which PDF pages to show under which labels; notes hidden and empty sheets in ``warnings``."""
     count = doc.page_count
     if count == 0:
@@ -237,16 +245,7 @@ def _sheets(doc, path: Path, ext: str, info: dict | None, warnings: list[str], s
         if all(_is_blank(doc.load_page(i)) for i in range(count)):
             raise EmptySource(f"the {officefile.describe(ext)} has no content", source=source)
         return [segments.Sheet(i, f"{word} {i + 1}") for i in range(count)]
-    names = _sheet_names(path, ext, info, source) or []
-    visible = [name for name, shown in names if shown]
-    if len(names) == count:  # LibreOffice 7.4 exports hidden sheets too, one page each
-        pairs = [(i, name, shown) for i, (name, shown) in enumerate(names)]
-    elif len(visible) == count:
-        pairs = [(i, name, True) for i, name in enumerate(visible)]
-    else:
-        if names:
-            warnings.append(f"LibreOffice made {count} pages for {len(names)} sheets; pages are labelled by number")
-        pairs = [(i, f"sheet {i + 1}", True) for i in range(count)]
+    pairs = _pair(names or [], count, warnings)
     _note(warnings, [name for _i, name, shown in pairs if not shown], "hidden sheet", "not shown")
     kinds = {s["name"]: s["kind"] for s in info["sheets"]} if info else {}
     blank, cut = {}, []
@@ -267,6 +266,18 @@ def _sheets(doc, path: Path, ext: str, info: dict | None, warnings: list[str], s
     if not result:
         raise EmptySource("the workbook has no visible sheet with content", source=source)
     return result
+
+
+def _pair(names: list[tuple[str, bool]], count: int, warnings: list[str]) -> list[tuple[int, str, bool]]:
+    """(PDF page index, sheet name, visible) for each of ``count`` pages, given the workbook's sheets."""
+    visible = [name for name, shown in names if shown]
+    if len(names) == count:  # LibreOffice 7.4 exports hidden sheets too, one page each
+        return [(i, name, shown) for i, (name, shown) in enumerate(names)]
+    if len(visible) == count:
+        return [(i, name, True) for i, name in enumerate(visible)]
+    if names:
+        warnings.append(f"LibreOffice made {count} pages for {len(names)} sheets; pages are labelled by number")
+    return [(i, f"sheet {i + 1}", True) for i in range(count)]
 
 
 def _note(warnings: list[str], names: list[str], what: str, why: str) -> None:
