@@ -41,10 +41,25 @@ SCROLL_JS = """async ([maxHeight, budgetMs]) => {
   await pause();
 }"""
 
-FONTS_JS = """(ms) => Promise.race([document.fonts.ready.then(() => true),
-                                    new Promise(r => setTimeout(() => r(false), ms))])"""
+# After network idle: web fonts, images the scroll-through started, then a height that holds for 100 ms.
+SETTLE_JS = """async (budgetMs) => {
+  const end = Date.now() + budgetMs;
+  const sleep = ms => new Promise(r => setTimeout(r, Math.max(0, ms)));
+  if (document.fonts) await Promise.race([document.fonts.ready, sleep(budgetMs)]);
+  const images = () => Array.from(document.images || []).every(i => i.complete);
+  while (!images() && Date.now() < end) await sleep(50);
+  let last = -1;
+  while (Date.now() < end) {
+    const height = document.documentElement.scrollHeight;
+    if (height === last) return images();
+    last = height;
+    await sleep(100);
+  }
+  return false;
+}"""
 
 MEASURE_JS = """() => {
+  window.scrollTo(0, 0);
   const d = document.documentElement, b = document.body, box = d.getBoundingClientRect();
   return {height: Math.max(d.scrollHeight, b ? b.scrollHeight : Math.max(box.bottom, window.innerHeight)),
           width: d.clientWidth || window.innerWidth, title: document.title || '', html: !!b};
@@ -154,7 +169,7 @@ def _navigate(page, url: str, source: str, timeout: float):
 
 
 def _settle(page, timeout: float) -> list[str]:
-    """Wait for load, network idle, fonts, lazy content and a stable height, within a bounded budget."""
+    """Wait for load, lazy content, network idle, fonts, images and a stable height, within a budget."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     warnings: list[str] = []
@@ -167,27 +182,40 @@ def _settle(page, timeout: float) -> list[str]:
     budget = min(MAX_SETTLE_S, max(1.0, timeout / 4))
     end = time.monotonic() + budget
     left_ms = lambda: max(1.0, (end - time.monotonic()) * 1000)  # noqa: E731
+    # Scroll first: Chromium's network-idle signal fires once, 500 ms after the last request, so the
+    # lazy loads the scroll starts are waited for by the same signal.
+    _evaluate(page, SCROLL_JS, [MAX_CSS_HEIGHT, left_ms() / 2], timeout)
     settled = _network_idle(page, left_ms())
-    _evaluate(page, SCROLL_JS, [MAX_CSS_HEIGHT, left_ms() / 2])
-    settled = _images_loaded(page, left_ms()) and settled
-    _evaluate(page, FONTS_JS, left_ms())
-    settled = _stable_height(page, end) and settled
+    settled = _evaluate(page, SETTLE_JS, left_ms(), timeout) and settled
     if not settled:
         warnings.append(f"the page kept changing (network activity or growing content) for {budget:g} s;"
                         " captured it as it was then")
     return warnings
 
 
-def _evaluate(page, script: str, arg=None):
-    """page.evaluate, tried once more after the page navigated itself (a script or meta refresh
-    replacing the document mid-settle destroys the context the first call ran in)."""
-    try:
-        return page.evaluate(script, arg)
-    except Exception as exc:  # noqa: BLE001 - Playwright raises its generic Error here
-        if "context was destroyed" not in str(exc) and "navigat" not in str(exc):
-            raise
-        page.wait_for_load_state("load")
-        return page.evaluate(script, arg)
+def _evaluate(page, script: str, arg, timeout: float):
+    """Run a JS function in the page and return its value, within ``timeout`` seconds.
+
+    page.evaluate has no timeout, and a page whose script never yields would hang it for good, so
+    this goes through wait_for_function (the wrapper makes every result truthy). It is tried once
+    more after the page navigated itself (a script or meta refresh replacing the document mid-settle).
+    """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    wrapped = f"async (arg) => ({{value: await ({script})(arg)}})"
+    for attempt in (1, 2):
+        try:
+            handle = page.wait_for_function(wrapped, arg=arg, timeout=timeout * 1000)
+            return handle.json_value()["value"]
+        except PlaywrightTimeout:
+            raise ExternalTimeout(f"the page stopped responding for {timeout:g} s (a script kept it busy)") \
+                from None
+        except Exception as exc:  # noqa: BLE001 - Playwright raises its generic Error here
+            gone = "context was destroyed" in str(exc) or "navigat" in str(exc)
+            if attempt == 2 or not gone:
+                raise
+            page.wait_for_load_state("load")
+    return None
 
 
 def _network_idle(page, ms: float) -> bool:
@@ -200,34 +228,9 @@ def _network_idle(page, ms: float) -> bool:
         return False
 
 
-def _images_loaded(page, ms: float) -> bool:
-    """Wait for images the scroll-through started (networkidle has already fired once and won't again)."""
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
-
-    try:
-        page.wait_for_function("() => Array.from(document.images).every(i => i.complete)", timeout=ms,
-                               polling=100)
-        return True
-    except PlaywrightTimeout:
-        return False
-
-
-def _stable_height(page, end: float) -> bool:
-    """True once the document height is the same on two reads 100 ms apart."""
-    last = None
-    while time.monotonic() < end:
-        height = _evaluate(page, "document.documentElement.scrollHeight")
-        if height == last:
-            return True
-        last = height
-        page.wait_for_timeout(100)
-    return False
-
-
 def _shoot(page, options: IngestOptions, warnings: list[str]) -> dict:
     """Words and segment screenshots (PNG bytes) of the whole page, top to bottom."""
-    _evaluate(page, "window.scrollTo(0, 0)")
-    info = _evaluate(page, MEASURE_JS)
+    info = _evaluate(page, MEASURE_JS, None, options.timeout)
     width = max(1, min(int(info["width"]) or options.viewport_width, options.viewport_width))
     height = max(1, int(info["height"]))
     if height > MAX_CSS_HEIGHT:
@@ -239,7 +242,7 @@ def _shoot(page, options: IngestOptions, warnings: list[str]) -> dict:
         # whole document in one tall viewport instead.
         height = min(height, MAX_PLAIN_HEIGHT)
         page.set_viewport_size({"width": width, "height": height})
-    words = _evaluate(page, WORDS_JS, MAX_WORDS)
+    words = _evaluate(page, WORDS_JS, MAX_WORDS, options.timeout)
     scale = options.device_scale_factor
     step = max(1, int(options.segment_height // scale))  # CSS px per segment
     pngs = []

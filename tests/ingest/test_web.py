@@ -127,6 +127,7 @@ def server():
         "/poll": ("application/json", b"{}"),
         "/drawing.svg": ("image/svg+xml", b'<svg xmlns="http://www.w3.org/2000/svg" width="400" height="300">'
                          b'<text x="20" y="150" font-size="40">SVG 8080</text></svg>'),
+        "/busy.html": ("text/html", b"<p>busy</p><script>setTimeout(() => { while (true) {} }, 200)</script>"),
         "/hanging.html": ("text/html", b"<p>still here</p><img src='/hang.png'>"),
         "/doc.pdf": ("application/pdf", _pdf_bytes()),
         "/download": ("application/octet-stream", _pdf_bytes()),
@@ -260,6 +261,13 @@ def test_load_event_that_never_fires_still_captures(server):
     with ingest.load(f"{server}/hanging.html", IngestOptions(timeout=2, device_scale_factor=1)) as document:
         assert "still here" in next(document.pages()).text
         assert any("load event did not fire" in w for w in document.warnings), document.warnings
+
+
+def test_page_whose_script_never_yields_times_out(server):
+    with pytest.raises(ExternalTimeout, match="stopped responding"):
+        ingest.load(f"{server}/busy.html", IngestOptions(timeout=2))
+    with ingest.load(f"{server}/isolation.html", IngestOptions(device_scale_factor=1)) as document:
+        assert next(document.pages()).text == "fresh"  # the shared browser is still fine
 
 
 def test_no_browser_found_says_how_to_install(monkeypatch):
