@@ -62,8 +62,12 @@ def _refuse_compound(path: Path, ext: str, source: str) -> None:
         raise PasswordRequired(
             f"the {describe(ext)} is password-protected (encrypted); open it in its program, remove the "
             "password and save it again", source=source)
-    old = {".xlsx": ".xls", ".xlsm": ".xls", ".docx": ".doc", ".pptx": ".ppt"}.get(ext)
-    hint = f"it looks like an older Office file (rename it to {old})" if old else "it is an OLE compound file"
+    if ext in (".xlsx", ".xlsm"):
+        hint = "it looks like an Excel 97-2003 workbook; rename it to .xls"
+    elif ext in OOXML:
+        hint = f"it looks like an Office 97-2003 file, which docvision does not read; save it as {ext} first"
+    else:
+        hint = "it is an OLE compound file, not an OpenDocument zip"
     raise DamagedSource(f"not a valid {describe(ext)}: {hint}", source=source)
 
 
