@@ -177,5 +177,6 @@ def _detail_lines(record: dict) -> list[str]:
     timings = record.get("timings")
     if timings:
         lines.append("time: " + ", ".join(f"{k[:-2]} {v:.2f} s" for k, v in timings.items()
-                                          if k.endswith("_s") and isinstance(v, (int, float))))
+                                          if k.endswith("_s") and not k.endswith("per_s")
+                                          and isinstance(v, (int, float)) and (v or k != "load_s")))
     return lines
