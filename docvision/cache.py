@@ -9,7 +9,7 @@ Key: sha256 of the file's bytes (streamed) + the options that change what is ren
 a hash of the password, dpi, viewport...). URLs are never cached: the page behind a URL changes.
 Layout: ROOT/ab/abcdef.../manifest.json + p00003-1344x1680.png. Writes are atomic (temp + rename);
 the cache is bounded (DOCVISION_CACHE_MAX_BYTES, default 2 GiB) by evicting the least recently used
-entries (manifest mtime, touched on every hit). DOCVISION_CACHE_DIR moves it (tests do).
+entries (manifest mtime, touched on every hit). DOCVISION_CACHE_DIR/renders is used instead when set (tests do).
 """
 
 from __future__ import annotations
@@ -33,10 +33,10 @@ _NEUTRAL_OPTIONS = {"timeout", "browser", "password"}
 
 
 def cache_root() -> Path:
-    """Where rendered pages live: $DOCVISION_CACHE_DIR, else the platform's user cache folder."""
+    """Where rendered pages live: renders/ in $DOCVISION_CACHE_DIR, else in the user cache folder."""
     configured = os.environ.get("DOCVISION_CACHE_DIR")
     if configured:
-        return Path(configured)
+        return Path(configured) / "renders"  # the folder is shared (quantized models live beside)
     from platformdirs import user_cache_dir
 
     return Path(user_cache_dir("docvision")) / "renders"
@@ -179,7 +179,7 @@ class RenderCache:
         entries = []
         total = 0
         for shard in self.root.iterdir():
-            if not shard.is_dir():
+            if not (shard.is_dir() and len(shard.name) == 2):  # only our own ab/abcdef... entries
                 continue
             for folder in shard.iterdir():
                 size = sum(f.stat().st_size for f in folder.iterdir() if f.is_file())

@@ -95,4 +95,4 @@ def test_environment_sets_folder_and_bound(tmp_path, monkeypatch):
     monkeypatch.setenv("DOCVISION_CACHE_DIR", str(tmp_path / "here"))
     monkeypatch.setenv("DOCVISION_CACHE_MAX_BYTES", "12345")
     cache = cache_module.RenderCache()
-    assert cache.root == tmp_path / "here" and cache.limit == 12345
+    assert cache.root == tmp_path / "here" / "renders" and cache.limit == 12345
