@@ -35,6 +35,8 @@ def choose_device(device: str = "auto") -> str:
     """"cuda" or "cpu" for a --device value; raise when CUDA is asked for and absent."""
     if device not in DEVICES:
         raise UsageError(f"unknown device {device!r}: choose one of {', '.join(DEVICES)}")
+    if device == "cpu":
+        return device
     import torch
 
     has_cuda = torch.cuda.is_available()

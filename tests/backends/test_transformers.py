@@ -1,0 +1,129 @@
+"""The transformers backend on tiny random-weight models: loading, 4-bit on CPU, the quantized cache,
+visual tokens against the plan, streaming and timings."""
+
+from __future__ import annotations
+
+import pytest
+from PIL import Image, ImageDraw
+
+from docvision.backends import transformers as tb
+from docvision.backends.base import PageView
+from docvision.errors import ModelError, UsageError
+from docvision.tiling import plan
+
+
+def page_view(tile: int, hd: int, size=(850, 1100)) -> PageView:
+    page = Image.new("RGB", size, "white")
+    ImageDraw.Draw(page).text((40, 40), "Total due: 1,234.50", fill="black")
+    page_plan = plan(size, hd, tile)
+    board = Image.new("RGB", page_plan.canvas_size, "white")
+    board.paste(page.resize(page_plan.content_size), page_plan.content_box[:2])
+    return PageView("page 1", board, page_plan)
+
+
+def test_incompatible_linears():
+    linears = [("a", 64, 128), ("b", 1152, 4304), ("c", 3420, 1280), ("d", 100, 64), ("e", 128, 96)]
+    assert tb.incompatible_linears(linears) == ["b", "c", "d"]
+
+
+def test_choices(monkeypatch):
+    assert tb.choose_quant("auto", "cuda") == "4bit"
+    assert tb.choose_quant("auto", "cpu") == "none"
+    assert tb.choose_quant("8bit", "cpu") == "8bit"
+    with pytest.raises(UsageError):
+        tb.choose_quant("3bit", "cpu")
+    with pytest.raises(UsageError):
+        tb.choose_device("tpu")
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert tb.choose_device("auto") == "cpu"
+    with pytest.raises(ModelError, match="no CUDA GPU"):
+        tb.choose_device("cuda")
+
+
+def test_quantized_path_depends_on_revision_and_quant(tmp_path, monkeypatch):
+    monkeypatch.setenv(tb.CACHE_ENV, str(tmp_path))
+    one = tb.quantized_path("Qwen/X", "rev1", "4bit", "cpu", ["lm_head"])
+    assert one.parent == tmp_path / "quantized" and one.name.startswith("Qwen_X-4bit-")
+    assert one != tb.quantized_path("Qwen/X", "rev2", "4bit", "cpu", ["lm_head"])
+    assert one != tb.quantized_path("Qwen/X", "rev1", "8bit", "cpu", ["lm_head"])
+
+
+@pytest.mark.model
+def test_generate_streams_and_times(tiny_model_dir):
+    """Per-family token counts are checked through the CLI (tests/test_ask_cli.py); here the call itself."""
+    backend = tb.TransformersBackend(model=str(tiny_model_dir("qwen3_vl")), device="cpu", quant="auto")
+    assert backend.info()["quant"] == "none" and backend.info()["dtype"] == "bfloat16"
+    pieces: list[str] = []
+    view = page_view(backend.tile, 1)
+    generation = backend.generate([view], "What is the total?", max_new_tokens=4, on_text=pieces.append)
+    assert generation.visual_tokens == backend.visual_tokens(view.plan) == 144
+    assert generation.prompt_tokens > generation.visual_tokens and 1 <= generation.new_tokens <= 4
+    assert "".join(pieces).strip() == generation.text
+    timings = generation.timings
+    assert timings["prefill_s"] > 0 and timings["generate_s"] >= 0 and "tokens_per_s" in timings
+    again = backend.generate([view], "What is the total?", max_new_tokens=4)
+    assert again.text == generation.text  # greedy: the same answer twice
+    backend.close()
+
+
+@pytest.mark.model
+def test_4bit_on_cpu_and_the_quantized_cache(tiny_model_dir, tmp_path, monkeypatch):
+    family = "qwen3_vl"
+    monkeypatch.setenv(tb.CACHE_ENV, str(tmp_path / "cache"))
+    first = tb.TransformersBackend(model=str(tiny_model_dir(family)), device="cpu", quant="4bit")
+    kinds = {type(m).__name__ for m in first.model.modules()}
+    assert "Linear4bit" in kinds and not first.from_cache
+    cached = list((tmp_path / "cache" / "quantized").iterdir())
+    assert len(cached) == 1 and (cached[0] / "config.json").is_file()
+    assert (cached[0] / "processor_config.json").is_file()
+    view = page_view(first.tile, 4)
+    answer = first.generate([view], "What is the total?", max_new_tokens=2)
+    assert answer.visual_tokens == first.visual_tokens(view.plan)
+    second = tb.TransformersBackend(model=str(tiny_model_dir(family)), device="cpu", quant="4bit")
+    assert second.from_cache and "Linear4bit" in {type(m).__name__ for m in second.model.modules()}
+    assert second.generate([view], "What is the total?", max_new_tokens=2).text == answer.text
+
+
+@pytest.mark.model
+def test_skip_modules_on_cpu_lists_odd_widths(tiny_model_dir, tmp_path):
+    import json
+    import shutil
+
+    folder = tmp_path / "odd"
+    shutil.copytree(tiny_model_dir("qwen2_5_vl"), folder)
+    config = json.loads((folder / "config.json").read_text())
+    config["vision_config"]["intermediate_size"] = 100  # like Qwen2.5-VL's 3420: not a multiple of 64
+    (folder / "config.json").write_text(json.dumps(config))
+    skip = tb.skip_modules(folder, "cpu")
+    assert "lm_head" in skip
+    assert any(name.endswith("mlp.down_proj") and "visual" in name for name in skip)
+    assert not any("language_model" in name for name in skip if name != "lm_head")
+    assert tb.skip_modules(folder, "cuda") == ["lm_head"]
+
+
+@pytest.mark.model
+def test_4bit_on_cpu_keeps_odd_width_layers_in_bf16(tiny_model_dir, tmp_path, monkeypatch):
+    """A vision MLP 100 wide cannot be NF4 on CPU: it stays bf16 and the model still answers."""
+    import shutil
+
+    import torch
+    from transformers import AutoConfig, AutoModelForImageTextToText
+
+    monkeypatch.setenv(tb.CACHE_ENV, str(tmp_path / "cache"))
+    source = tiny_model_dir("qwen2_5_vl")
+    folder = tmp_path / "odd"
+    config = AutoConfig.from_pretrained(source)
+    config.vision_config.intermediate_size = 100
+    torch.manual_seed(0)
+    AutoModelForImageTextToText.from_config(config).to(torch.bfloat16).save_pretrained(folder)
+    for name in ("tokenizer.json", "tokenizer_config.json", "processor_config.json", "chat_template.jinja"):
+        shutil.copy(source / name, folder / name)
+    backend = tb.TransformersBackend(model=str(folder), device="cpu", quant="4bit")
+    modules = dict(backend.model.named_modules())
+    odd = [name for name, m in modules.items() if name.endswith("mlp.down_proj") and "visual" in name]
+    assert odd and all(type(modules[name]).__name__ == "Linear" for name in odd)
+    assert any(type(m).__name__ == "Linear4bit" for m in modules.values())
+    view = page_view(backend.tile, 1)
+    assert backend.generate([view], "Total?", max_new_tokens=2).visual_tokens == 144
