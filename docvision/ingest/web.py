@@ -13,7 +13,9 @@ Settling policy (decided here, relied on by the tests): the page must reach DOMC
 ``timeout`` or the source fails with ExternalTimeout. Everything after that (the load event, network
 idle, web fonts, layout that stops growing) is waited for within a bounded settle budget; a page that
 never settles (endless polling, ever-growing content) is captured as it is when the budget runs out,
-with a warning, rather than failing: what a person would have seen is still there.
+with a warning, rather than failing: what a person would have seen is still there. So is a page whose
+load event never fires (a hung image), after half the timeout. A page whose script never yields (the
+browser cannot even be asked for its height) fails with ExternalTimeout after ``timeout``.
 """
 
 from __future__ import annotations
