@@ -13,38 +13,24 @@ displayed strings of the PDF text layer ("$1,234,567.89", "12.3%"). The folder g
 closes. Without LibreOffice, workbooks and CSV files fall back to their cells drawn as an HTML table
 by the web ingestor, with a warning that charts are not shown.
 
-``preconvert(sources, options)`` converts many files in one LibreOffice run (one start instead of one per
-file) ahead of ``load``, which then finds its PDF ready; batches use it.
+A batch that calls ``officeconvert.expect(sources)`` first gets its files converted up to 16 per
+LibreOffice start instead of one start per file (see ``officeconvert``).
 """
 
 from __future__ import annotations
 
-import atexit
-import csv
 import shutil
-import tempfile
-import threading
 from pathlib import Path
 
 from docvision.document import Document, IngestOptions, parse_page_range
 from docvision.errors import DamagedSource, EmptySource, ToolMissing
-from docvision.ingest import check_file, officefile, segments, sheetlist, workbook
+from docvision.ingest import check_file, officeconvert, officefile, segments, sheetlist, workbook
+from docvision.ingest.officeconvert import IMPRESS, WRITER
 
-CALC = {".xlsx", ".xlsm", ".xls", ".ods", ".csv"}
-WRITER = {".docx", ".odt", ".rtf"}
-IMPRESS = {".pptx", ".odp"}
 WORKBOOKS = {".xlsx", ".xlsm"}  # what openpyxl reads
-SINGLE_PAGE_SHEETS = 'pdf:calc_pdf_Export:{"SinglePageSheets":{"type":"boolean","value":"true"}}'
-TARGETS = {**dict.fromkeys(CALC, SINGLE_PAGE_SHEETS), **dict.fromkeys(WRITER, "pdf:writer_pdf_Export"),
-           **dict.fromkeys(IMPRESS, "pdf:impress_pdf_Export")}
-PRECONVERT_CHUNK = 16  # files per LibreOffice run in preconvert(): one start, yet the first result comes soon
 EMPTY_PAGE_POINTS = 2.0  # LibreOffice exports an empty sheet as a 1 x 1 pt page
 BLANK_INK = 0.002  # share of dark samples under which a page without words counts as blank
 _INK = bytes(1 if value < 200 else 0 for value in range(256))
-
-# PDFs converted ahead of time by preconvert(): (resolved path, size, mtime_ns) -> (folder, pdf path).
-_ready: dict[tuple, tuple[Path, Path]] = {}
-_ready_lock = threading.Lock()
 
 
 def load(source: str, options: IngestOptions) -> Document:
@@ -64,132 +50,12 @@ def load(source: str, options: IngestOptions) -> Document:
 
             return officeweb.load(path, source, options, missing)
         raise
-    folder, pdf = _take_preconverted(path) or _convert(path, ext, options, source)
+    folder, pdf = officeconvert.convert(path, options, source)
     try:
         return _document(folder, pdf, ext, names, info, source, options)
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
-
-
-def _infilter(path: Path, ext: str) -> str | None:
-    """LibreOffice's CSV import options: the sniffed separator, double quotes, charset, from line 1."""
-    if ext != ".csv":
-        return None
-    with open(path, "rb") as fh:
-        raw = fh.read(64 << 10)
-    try:
-        raw.decode("utf-8")
-        charset = 76  # LibreOffice's number for UTF-8
-    except UnicodeDecodeError as exc:
-        # A cut multi-byte character at the sample's end is still UTF-8; anything else is taken
-        # for Windows-1252 (LibreOffice's 1), the usual encoding of spreadsheet exports that are not.
-        charset = 76 if exc.start >= len(raw) - 3 else 1
-    try:
-        separator = csv.Sniffer().sniff(raw.decode("utf-8", errors="replace"), delimiters=",;\t|").delimiter
-    except csv.Error:
-        separator = ","
-    return f"CSV:{ord(separator)},34,{charset},1"
-
-
-def _stage(paths: list[Path], folder: Path) -> list[Path]:
-    """Link the inputs into ``folder`` under distinct plain names, so outputs never collide and odd
-    file names (leading dashes, commas) never reach LibreOffice's command line."""
-    staged = []
-    for i, path in enumerate(paths):
-        link = folder / f"in{i}{path.suffix.lower()}"
-        try:
-            link.symlink_to(path.resolve())
-        except OSError:
-            shutil.copyfile(path, link)
-        staged.append(link)
-    return staged
-
-
-def _convert(path: Path, ext: str, options: IngestOptions, source: str) -> tuple[Path, Path]:
-    """Convert one file to PDF in a new temporary folder; return (folder, pdf)."""
-    from docvision import libreoffice
-
-    folder = Path(tempfile.mkdtemp(prefix="docvision-office-"))
-    try:
-        [staged] = _stage([path], folder)
-        [pdf] = libreoffice.convert([staged], folder / "out", TARGETS[ext], options.timeout,
-                                    infilter=_infilter(path, ext), source=source)
-        if pdf is None:
-            raise DamagedSource(f"LibreOffice could not convert the {officefile.describe(ext)}; the file may be "
-                                "damaged or password-protected", source=source)
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
-    return folder, pdf
-
-
-def _key(path: Path) -> tuple:
-    stat = path.stat()
-    return (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-
-
-def _take_preconverted(path: Path) -> tuple[Path, Path] | None:
-    with _ready_lock:
-        return _ready.pop(_key(path), None)
-
-
-def preconvert(sources: list[str], options: IngestOptions) -> int:
-    """Convert many office files ahead of ``load`` in as few LibreOffice runs as possible.
-
-    Files are grouped by the export they need (and CSV separator) and converted up to
-    PRECONVERT_CHUNK at a time, each chunk one LibreOffice start; ``load`` then finds its PDF ready.
-    Files that fail here are left for ``load``, which reports them one by one. PDFs never taken
-    by ``load`` are removed at exit. Returns how many files were converted.
-    """
-    groups: dict[tuple, list[Path]] = {}
-    for source in sources:
-        path = Path(source)
-        ext = path.suffix.lower()
-        if ext not in TARGETS or not path.is_file():
-            continue
-        try:
-            officefile.check(path, ext, source)
-        except Exception:  # reported properly when load() meets the file
-            continue
-        groups.setdefault((TARGETS[ext], _infilter(path, ext)), []).append(path)
-    done = 0
-    for (target, infilter), group in groups.items():
-        for start in range(0, len(group), PRECONVERT_CHUNK):
-            done += _preconvert_chunk(group[start:start + PRECONVERT_CHUNK], target, infilter, options)
-    return done
-
-
-def _preconvert_chunk(paths: list[Path], target: str, infilter: str | None, options: IngestOptions) -> int:
-    """One LibreOffice run over ``paths``; park each PDF for ``load``; return how many were converted."""
-    from docvision import libreoffice
-
-    folder = Path(tempfile.mkdtemp(prefix="docvision-office-"))
-    try:
-        pdfs = libreoffice.convert(_stage(paths, folder), folder / "out", target, options.timeout * len(paths),
-                                   infilter=infilter)
-        done = 0
-        for path, pdf in zip(paths, pdfs):
-            if pdf is not None:
-                own = Path(tempfile.mkdtemp(prefix="docvision-office-"))
-                with _ready_lock:
-                    _ready[_key(path)] = (own, Path(shutil.move(str(pdf), own / "out.pdf")))
-                done += 1
-        return done
-    except Exception:  # a hung or missing converter: load() converts (and reports) file by file
-        return 0
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def _discard_ready() -> None:
-    with _ready_lock:
-        for folder, _pdf in _ready.values():
-            shutil.rmtree(folder, ignore_errors=True)
-        _ready.clear()
-
-
-atexit.register(_discard_ready)
 
 
 def _document(folder: Path, pdf: Path, ext: str, names: list | None, info: dict | None, source: str,

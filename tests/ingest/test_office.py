@@ -16,7 +16,7 @@ import pytest
 
 from docvision import views
 from docvision.document import IngestOptions
-from docvision.ingest import office
+from docvision.ingest import office, officeconvert
 from docvision.tiling import plan
 from tests.helpers import assert_one_error_line, json_lines, require_tool, run_cli
 
@@ -277,8 +277,10 @@ def test_without_libreoffice_cells_fall_back_to_an_html_table(tmp_path):
     assert {"$1,234,567.89", "12.3%"} <= {a["text"] for a in anchors}
 
 
-def test_preconvert_converts_a_batch_in_one_run(tmp_path, soffice):
+def test_an_expected_batch_is_converted_in_one_run(tmp_path, soffice, monkeypatch):
     from openpyxl import Workbook
+
+    from docvision import libreoffice
 
     paths = []
     for n in range(3):
@@ -287,11 +289,16 @@ def test_preconvert_converts_a_batch_in_one_run(tmp_path, soffice):
         wb.active.column_dimensions["A"].width = 30  # LibreOffice cuts text overflowing the used range
         wb.save(tmp_path / f"b{n}.xlsx")
         paths.append(str(tmp_path / f"b{n}.xlsx"))
-    assert office.preconvert(paths, IngestOptions()) == 3
+    runs = []
+    real_convert = libreoffice.convert
+    monkeypatch.setattr(libreoffice, "convert", lambda inputs, *a, **k: runs.append(len(inputs)) or
+                        real_convert(inputs, *a, **k))
+    officeconvert.expect(paths)
     for n, path in enumerate(paths):
         with office.load(path, IngestOptions()) as document:
             assert [p.text for p in document.pages()] == [f"book number {n}"]
-    assert not office._ready
+    assert runs == [3]  # one LibreOffice start for the three
+    assert not officeconvert._ready and not officeconvert._expected
 
 
 # ---- bad input: one line, exit 1, through the CLI ---------------------------------------------------
