@@ -82,6 +82,22 @@ def _kill_group(proc: subprocess.Popen) -> None:
     proc.wait()
 
 
+def _run(command: list[str], timeout: float, source: str | None) -> int:
+    """Run one LibreOffice job in its own process group, killed when the job ends or hangs; its exit code."""
+    proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise ExternalTimeout(
+            f"LibreOffice did not finish converting in {timeout:g} s and was stopped; the file may be too "
+            "large or malformed (--timeout sets the limit)", source=source) from None
+    finally:
+        # The whole group: a hung soffice.bin (and oosplash) on timeout or interrupt, and otherwise
+        # any helper process that outlived the wrapper script.
+        _kill_group(proc)
+
+
 def convert(
     inputs: list[Path],
     outdir: Path,
@@ -107,23 +123,12 @@ def convert(
     if infilter:
         command.append(f"--infilter={infilter}")
     command += [str(p) for p in inputs]
-    proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    healthy = False
     try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        _kill_group(proc)
-        _release_profile(profile, healthy=False)
-        raise ExternalTimeout(
-            f"LibreOffice did not finish converting in {timeout:g} s and was stopped; the file may be too "
-            "large or malformed (--timeout sets the limit)", source=source) from None
-    except BaseException:
-        _kill_group(proc)
-        _release_profile(profile, healthy=False)
-        raise
-    # soffice.bin can outlive the wrapper for a moment; make sure nothing of this job keeps running.
-    _kill_group(proc)
-    _release_profile(profile, healthy=True)
+        # A crashed LibreOffice (non-zero exit) may leave its profile locked: that profile is dropped.
+        healthy = _run(command, timeout, source) == 0
+    finally:
+        _release_profile(profile, healthy)
     suffix = "." + target.split(":", 1)[0]
     outputs: list[Path | None] = []
     for path in inputs:
