@@ -34,6 +34,7 @@ CHUNK = 16  # files per LibreOffice run for an expected batch
 _lock = threading.Lock()
 _ready: dict[tuple, tuple[Path, Path]] = {}  # file key -> (folder, pdf) converted ahead of its turn
 _expected: dict[str, Path] = {}  # resolved path -> path, in the order the batch will ask for them
+_running: dict[str, threading.Event] = {}  # resolved path -> set when the run converting it ends
 
 
 def infilter(path: Path) -> str | None:
@@ -106,21 +107,45 @@ def expect(sources: list[str]) -> None:
 
 
 def take(path: Path, options: IngestOptions) -> tuple[Path, Path] | None:
-    """The file's PDF if it was converted ahead, or converted now with the next expected files; else None."""
+    """The file's PDF if it was converted ahead, or converted now with the next expected files; else None.
+
+    Thread-safe: a file whose chunk another thread is converting waits for that run instead of
+    starting its own.
+    """
+    resolved = str(path.resolve())
     with _lock:
-        ready = _ready.pop(_key(path), None)
-        if ready is not None or _expected.pop(str(path.resolve()), None) is None:
-            return ready
-        group = _group_key(path)
-        chunk = [path]
-        for resolved, other in list(_expected.items()):
-            if len(chunk) == CHUNK:
-                break
-            if _group_key(other) == group and _checks(other):
-                chunk.append(_expected.pop(resolved))
-    _convert_chunk(chunk, *group, options)
+        running = _running.get(resolved)
+        if running is None:
+            ready = _ready.pop(_key(path), None)
+            if ready is not None or _expected.pop(resolved, None) is None:
+                return ready
+            chunk = _chunk_with(path)
+            done = threading.Event()
+            _running.update(dict.fromkeys((str(p.resolve()) for p in chunk), done))
+    if running is not None:
+        running.wait()
+    else:
+        try:
+            _convert_chunk(chunk, *_group_key(path), options)
+        finally:
+            with _lock:
+                for p in chunk:
+                    _running.pop(str(p.resolve()), None)
+            done.set()
     with _lock:
         return _ready.pop(_key(path), None)
+
+
+def _chunk_with(path: Path) -> list[Path]:
+    """``path`` and the next expected files sharing its export, up to CHUNK (called holding the lock)."""
+    group = _group_key(path)
+    chunk = [path]
+    for resolved, other in list(_expected.items()):
+        if len(chunk) == CHUNK:
+            break
+        if _group_key(other) == group and _checks(other):
+            chunk.append(_expected.pop(resolved))
+    return chunk
 
 
 def _group_key(path: Path) -> tuple[str, str | None]:
