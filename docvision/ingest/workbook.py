@@ -94,9 +94,11 @@ def has_cells(ws) -> bool:
 
 def describe_sheets(wb) -> list[dict]:
     """One dict per sheet in workbook order: name, kind, state, size, merged ranges, charts."""
+    from openpyxl.chartsheet import Chartsheet
+
     sheets = []
-    for ws in wb._sheets if hasattr(wb, "_sheets") else wb.worksheets:
-        is_chartsheet = type(ws).__name__ == "Chartsheet"
+    for ws in (wb[name] for name in wb.sheetnames):  # worksheets and chart sheets, in tab order
+        is_chartsheet = isinstance(ws, Chartsheet)
         entry = {
             "name": ws.title,
             "kind": "chartsheet" if is_chartsheet else "worksheet",
