@@ -61,6 +61,9 @@ def run(argv: list[str] | None = None) -> int:
         result = app(args=argv, standalone_mode=False, prog_name="docvision")
         return result if isinstance(result, int) else 0
     except typer.Exit as exc:
+        # Typer turns Ctrl-C inside a command into a silent Exit(130): say it, as for any interrupt.
+        if exc.exit_code == common.EXIT_INTERRUPTED:
+            common.say_error("interrupted")
         return exc.exit_code
     except typer.Abort:
         common.say_error("interrupted")
