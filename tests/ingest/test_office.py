@@ -156,6 +156,7 @@ def test_chart_bars_are_visible_in_the_pixels(sales):
     assert blue > 20_000, blue  # four bars of LibreOffice's default series blue
 
 
+@pytest.mark.ocr
 def test_tesseract_reads_the_numbers_back(sales):
     import pytesseract
 
@@ -263,6 +264,7 @@ def test_biff_sheet_list_and_encryption_marker():
         _boundsheets(record(0x0809, b"\0" * 16) + record(0x002F, b"\1\0"), "x.xls", biff5=False)
 
 
+@pytest.mark.browser
 def test_without_libreoffice_cells_fall_back_to_an_html_table(tmp_path):
     require_tool("chromium", "chromium-browser", "google-chrome")
     source = build_workbook(tmp_path / "book.xlsx")
