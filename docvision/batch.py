@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterator, Protocol
 
 from docvision import records
 from docvision.document import Document
-from docvision.errors import UsageError
+from docvision.errors import DocvisionError, UsageError
 from docvision.output import Progress, RecordSink
 from docvision.sources import Entry
 
@@ -143,7 +143,16 @@ def run(
         return 0 if not sink.failed else 1
     needs_model = any(e.error is None for _, e in todo)
     loading = time.perf_counter()
-    backend = backend_factory() if (backend_factory is not None and needs_model) else None
+    try:
+        backend = backend_factory() if (backend_factory is not None and needs_model) else None
+    except UsageError:
+        raise
+    except DocvisionError as exc:  # no model, no answers: every source says why, scripts get their lines
+        _show(exc, debug)
+        for _, entry in todo:
+            sink.write(records.error(entry.source, task.name, entry.error or exc))
+        sink.close()
+        return 1
     load_s = time.perf_counter() - loading  # reported once, on the first record
     producer = _Producer(todo, task, opener, backend, ahead)
     producer.start()

@@ -73,8 +73,8 @@ def test_ask_json_record_through_the_real_cli(tiny_model_dir, sample):
     assert record["status"] == "ok" and record["task"] == "ask" and record["source"] == sample
     assert record["question"] == QUESTION and isinstance(record["answer"], str)
     assert record["evidence"] == [{"label": "image", "number": 1}]
-    assert record["model"] == {"id": str(folder), "backend": "transformers", "device": "cpu", "quant": "none",
-                               "dtype": "bfloat16"}
+    assert record["model"] == {"id": str(folder), "backend": "transformers", "family": record["model"]["family"],
+                               "device": "cpu", "quant": "none", "dtype": "bfloat16"}
     res = record["resolution"]
     assert (res["hd"], res["tile"], res["tiles"], res["grid"], res["canvas"]) == (4, 384, 4, [[2, 2]], [[768, 768]])
     assert res["visual_tokens"] == res["tokens"] == (768 // 32) ** 2
@@ -109,14 +109,17 @@ def test_visual_tokens_match_plan_and_render(tiny_model_dir, sample, capsys, fam
     assert seen[1] > seen[0]
 
 
-def test_multi_page_source_uses_first_page_or_chosen_pages(tiny_model_dir, two_page_pdf, capsys):
+def test_multi_page_source_is_routed_or_uses_chosen_pages(tiny_model_dir, two_page_pdf, capsys):
     folder = str(tiny_model_dir("qwen3_vl"))
-    first = one_record(capsys, "ask", two_page_pdf, QUESTION, "--model", folder, "--hd", "1",
-                       "--max-new-tokens", "1", "--json")
-    assert [e["number"] for e in first["evidence"]] == [1]
-    assert any("2 pages" in w and "--pages" in w for w in first["warnings"])
+    second = one_record(capsys, "ask", two_page_pdf, "What is on page 2?", "--model", folder, "--hd", "1",
+                        "--max-new-tokens", "1", "--json", "--no-cache")
+    assert [e["number"] for e in second["evidence"]] == [2]  # routed by the text layer
+    assert second["routing"]["reason"] == "matched" and second["evidence"][0]["matches"]
+    first = one_record(capsys, "ask", two_page_pdf, QUESTION, "--model", folder, "--hd", "1", "--pages", "1",
+                       "--max-new-tokens", "1", "--json", "--no-cache")
+    assert [e["number"] for e in first["evidence"]] == [1] and not first["warnings"]
     both = one_record(capsys, "ask", two_page_pdf, QUESTION, "--model", folder, "--hd", "1", "--pages", "1-2",
-                      "--max-new-tokens", "1", "--json")
+                      "--max-new-tokens", "1", "--json", "--no-cache")
     assert [e["number"] for e in both["evidence"]] == [1, 2] and not both["warnings"]
     assert both["resolution"]["visual_tokens"] == 2 * first["resolution"]["visual_tokens"]
 

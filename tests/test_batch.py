@@ -15,7 +15,7 @@ import pytest
 from docvision import batch, output, sources
 from docvision.cache import RenderCache
 from docvision.document import IngestOptions
-from docvision.tasks.multipage import AskTask
+from docvision.tasks.ask import AskTask
 from tests.helpers import json_lines, run_cli
 from tests.scripted import ScriptedBackend, batch_folder, make_pdf
 

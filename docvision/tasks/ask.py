@@ -1,24 +1,25 @@
-"""``ask``: one question about an image or the chosen pages of a document, answered by a local model.
+"""``ask``: a question about each source, over as many pages as it has.
 
-In: a source, a question, the ingest options, HD-N and a backend (or the means to load one). Out: the
-record body -- answer, evidence (page labels), model, resolution (HD-N, tile, tiles, visual tokens)
-and timings (load, render, prefill, generate). Pages are planned at the model family's tile size and
-drawn with ``docvision.views.canvas``; the prompt is built by a pure function.
+In: a question, an open Document (producer side: survey the text anchors, route, draw the chosen pages)
+and a backend. Out: the record body -- answer, evidence (the pages used, their BM25 scores and the canvas
+boxes of the words that matched), routing, model, resolution (HD-N, tile, tiles, grids, canvases, visual
+tokens, calls), tokens and timings. The single-call prompt is ``build_prompt``; when the evidence spans
+more pages than one call takes, ``docvision.tasks.multipage`` maps over chunks and combines the notes.
 """
 
 from __future__ import annotations
 
-import time
-from typing import TYPE_CHECKING, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
-from docvision import ingest, views
-from docvision.backends.base import PageView
-from docvision.errors import EmptySource
-from docvision.tiling import plan
+from docvision import routing
+from docvision.tasks.multipage import answer, evidence
+from docvision.tasks.pages import Chunk, model_info, resolution, routed_chunks, survey, token_cost
 
 if TYPE_CHECKING:
-    from docvision.backends.base import Backend, Generation
-    from docvision.document import Document, IngestOptions, Page
+    from docvision.backends.base import Backend
+    from docvision.batch import Job
+    from docvision.document import Document
 
 INSTRUCTION = ("Answer the question using only what the {what} show{s}. Be brief and exact: copy numbers and "
                "names as written. If the answer is not shown, say that it is not shown.")
@@ -33,83 +34,43 @@ def build_prompt(question: str, labels: Sequence[str] = ()) -> str:
     return f"{INSTRUCTION.format(what=what, s=s)}\nQuestion: {' '.join(question.split())}"
 
 
-def choose_pages(document: "Document", pages_given: bool) -> tuple[list["Page"], list[str]]:
-    """The pages to show: all those --pages selected, else the first page (with a warning if more)."""
-    chosen: list[Page] = []
-    for page in document.pages():
-        chosen.append(page)
-        if not pages_given:
-            break
-    if not chosen:
-        raise EmptySource("no page could be read", source=document.source)
-    warnings = []
-    if not pages_given and document.page_count > 1:
-        warnings.append(f"the source has {document.page_count} pages; answering from {chosen[0].label} only "
-                        f"(choose pages with --pages)")
-    return chosen, warnings
+@dataclass
+class AskTask:
+    """A question over each source: routed, answered, evidence named."""
 
+    question: str
+    hd: int = 25
+    budget: routing.Budget = field(default_factory=routing.Budget)
+    max_new_tokens: int = 512
+    on_text: Callable[[str], None] | None = None  # streams the final answer (a terminal)
+    announce: Callable[[str], None] | None = None  # told each source before its answer streams
+    show_selected: bool = False  # --pages given: show every selected page when they fit one call
+    name: str = "ask"
 
-def draw_views(pages: Sequence["Page"], hd: int, tile: int) -> list[PageView]:
-    """Each page planned at HD-``hd`` with ``tile``-pixel tiles and drawn on its canvas."""
-    out = []
-    for page in pages:
-        page_plan = plan(page.size, hd, tile)
-        out.append(PageView(page.label, views.canvas(page, page_plan), page_plan))
-    return out
+    def prepare(self, document: "Document", backend: "Backend") -> Iterator[Chunk]:
+        """Producer side: survey the anchors, route, draw the chosen pages."""
+        pages = survey(document)
+        cost = token_cost(self.hd, backend)
+        route = routing.route(self.question, pages, self.budget, cost)
+        if self.show_selected and len(routing.chunked(pages, self.budget, cost)) == 1:
+            route = routing.Route([pages], route.scores, route.terms, "selected")
+        for chunk in routed_chunks(document, route, self.hd, backend):
+            chunk.extra["routing"] = {"method": "bm25", "reason": route.reason, "terms": route.terms}
+            yield chunk
 
-
-def record_body(question: str, pages: Sequence["Page"], page_views: Sequence[PageView], generation: "Generation",
-                backend: "Backend", hd: int, timings: dict, warnings: list[str]) -> dict:
-    """The ask record's body (records.ok adds schema, source, task and status).
-
-    ``resolution.tokens`` is what the family adapter predicts from the plans (what ``render --model``
-    reports); ``resolution.visual_tokens`` is what the processor actually put in the prompt.
-    """
-    info = backend.info()
-    return {
-        "question": question,
-        "answer": generation.text,
-        "evidence": [{"label": page.label, "number": page.number} for page in pages],
-        "model": {key: info.get(key) for key in ("id", "backend", "device", "quant", "dtype")},
-        "resolution": {
-            "hd": hd,
-            "tile": backend.tile,
-            "pages": len(page_views),
-            "tiles": sum(v.plan.tile_count for v in page_views),
-            "grid": [list(v.plan.grid) for v in page_views],
-            "canvas": [list(v.plan.canvas_size) for v in page_views],
-            "tokens": sum(backend.visual_tokens(v.plan) for v in page_views),
-            "visual_tokens": generation.visual_tokens,
-            "calls": 1,
-        },
-        "tokens": {"prompt": generation.prompt_tokens, "visual": generation.visual_tokens,
-                   "new": generation.new_tokens},
-        "timings": {**timings, **generation.timings},
-        "warnings": warnings,
-    }
-
-
-def ask(
-    source: str,
-    question: str,
-    backend_loader: Callable[[], "Backend"],
-    tile: int,
-    options: "IngestOptions",
-    hd: int = 25,
-    max_new_tokens: int = 512,
-    on_text: Callable[[str], None] | None = None,
-) -> dict:
-    """Answer ``question`` about ``source``; the backend is loaded (once, by the loader) after rendering."""
-    started = time.perf_counter()
-    with ingest.load(source, options) as document:
-        pages, warnings = choose_pages(document, pages_given=bool(options.pages))
-        page_views = draw_views(pages, hd, tile)
-        warnings = list(document.warnings) + warnings
-    render_s = time.perf_counter() - started
-    loaded = time.perf_counter()
-    backend = backend_loader()
-    load_s = time.perf_counter() - loaded  # ~0 when an earlier source already loaded the model
-    generation = backend.generate(page_views, build_prompt(question, [v.label for v in page_views]),
-                                  max_new_tokens=max_new_tokens, on_text=on_text)
-    timings = {"load_s": round(load_s, 3), "render_s": round(render_s, 3)}
-    return record_body(question, pages, page_views, generation, backend, hd, timings, warnings)
+    def finish(self, job: "Job", backend: "Backend") -> dict:
+        """Model side: answer, then the record body."""
+        if self.announce is not None:
+            self.announce(job.source)
+        text, seen, used, usage = answer(self.question, job.chunks(), backend, self.max_new_tokens,
+                                         self.on_text)
+        return {
+            "question": self.question,
+            "answer": text,
+            "evidence": evidence(used or seen),
+            "routing": seen[0].extra.get("routing", {}) if seen else {},
+            "model": model_info(backend),
+            "resolution": resolution(seen, self.hd, backend, usage.calls, usage.visual_tokens),
+            "tokens": usage.tokens(),
+            "timings": usage.timings,
+        }

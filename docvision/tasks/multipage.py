@@ -1,8 +1,8 @@
-"""``ask`` over documents of any length: route to the relevant pages, answer, map-reduce when they don't fit.
+"""Answering from many pages: one call when they fit, map-reduce over chunks when they don't.
 
-In: a question, an open Document (producer side) and a backend. Out: the record body -- the answer,
-the pages used as evidence (with the canvas boxes of the words that matched), the resolution shown and
-what it cost.
+In: a question, the chunks of pages routing chose (docvision.tasks.pages) and a backend. Out: the answer,
+the chunks seen and those that held evidence, and what the calls cost (Usage). ``docvision.tasks.ask``
+wraps this into the ask task; summarize and extract share Usage and the text-only call.
 
 One call when the routed pages fit the budget (``--max-pages``, visual tokens); otherwise each chunk of
 pages is asked for notes ("map"), and a final text-only call combines the notes ("reduce"). A chunk
@@ -12,15 +12,12 @@ whose notes say NOT FOUND is not counted as evidence.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterable
 
-from docvision import routing
-from docvision.tasks.pages import Chunk, model_info, resolution, routed_chunks, survey, token_cost
+from docvision.tasks.pages import Chunk
 
 if TYPE_CHECKING:
     from docvision.backends.base import Backend, Generation
-    from docvision.batch import Job
-    from docvision.document import Document
 
 NOT_FOUND = "NOT FOUND"
 
@@ -33,9 +30,10 @@ def pages_phrase(labels: list[str]) -> str:
 
 
 def ask_prompt(question: str, labels: list[str]) -> str:
-    """The prompt of a single call that sees every page it needs."""
-    return (f"The images show {pages_phrase(labels)}.\n"
-            f"Answer the question from what they show. Be concise.\n\nQuestion: {question}")
+    """The prompt of a single call that sees every page it needs (ask's own instruction)."""
+    from docvision.tasks.ask import build_prompt
+
+    return build_prompt(question, labels)
 
 
 def map_prompt(question: str, labels: list[str]) -> str:
@@ -135,45 +133,3 @@ def evidence(chunks: Iterable[Chunk]) -> list[dict]:
     """Evidence entries of the given chunks, in page order."""
     entries = [entry for chunk in chunks for entry in chunk.evidence]
     return sorted(entries, key=lambda e: e["number"])
-
-
-@dataclass
-class AskTask:
-    """A question over each source: routed, answered, evidence named."""
-
-    question: str
-    hd: int = 25
-    budget: routing.Budget = field(default_factory=routing.Budget)
-    max_new_tokens: int = 512
-    on_text: Callable[[str], None] | None = None  # streams the final answer (a terminal)
-    announce: Callable[[str], None] | None = None  # told each source before its answer streams
-    show_selected: bool = False  # --pages given: show every selected page when they fit one call
-    name: str = "ask"
-
-    def prepare(self, document: "Document", backend: "Backend") -> Iterator[Chunk]:
-        """Producer side: survey the anchors, route, draw the chosen pages."""
-        pages = survey(document)
-        cost = token_cost(self.hd, backend)
-        route = routing.route(self.question, pages, self.budget, cost)
-        if self.show_selected and len(routing.chunked(pages, self.budget, cost)) == 1:
-            route = routing.Route([pages], route.scores, route.terms, "selected")
-        for chunk in routed_chunks(document, route, self.hd, backend):
-            chunk.extra["routing"] = {"method": "bm25", "reason": route.reason, "terms": route.terms}
-            yield chunk
-
-    def finish(self, job: "Job", backend: "Backend") -> dict:
-        """Model side: answer, then the record body."""
-        if self.announce is not None:
-            self.announce(job.source)
-        text, seen, used, usage = answer(self.question, job.chunks(), backend, self.max_new_tokens,
-                                         self.on_text)
-        return {
-            "question": self.question,
-            "answer": text,
-            "evidence": evidence(used or seen),
-            "routing": seen[0].extra.get("routing", {}) if seen else {},
-            "model": model_info(backend),
-            "resolution": resolution(seen, self.hd, backend, usage.calls, usage.visual_tokens),
-            "tokens": usage.tokens(),
-            "timings": usage.timings,
-        }

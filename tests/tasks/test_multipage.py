@@ -6,7 +6,8 @@ from docvision import batch, output, sources
 from docvision.cache import RenderCache
 from docvision.document import IngestOptions
 from docvision.routing import Budget
-from docvision.tasks.multipage import NOT_FOUND, AskTask
+from docvision.tasks.ask import AskTask
+from docvision.tasks.multipage import NOT_FOUND
 from tests.scripted import FILLER, ScriptedBackend, make_pdf
 
 
