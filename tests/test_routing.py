@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
+
 from docvision import ingest, routing
 from docvision.document import IngestOptions, Page, Word
 from docvision.tasks.pages import routed_chunks, survey
+from tests.helpers import json_lines, run_cli
 from tests.scripted import FILLER, ScriptedBackend, make_pdf
 
 
@@ -78,3 +81,18 @@ def test_documents_without_text_are_read_in_order_and_no_match_reads_the_start()
     texts = [_page(n, "lorem ipsum") for n in range(1, 10)]
     fallback = routing.route("zeppelin", texts, routing.Budget(pages=3))
     assert fallback.reason == "no_match" and [p.number for p in fallback.pages] == [1, 2, 3]
+
+
+@pytest.mark.model
+def test_ask_through_the_cli_shows_only_the_page_with_the_term(tmp_path, tiny_model_dir):
+    texts = [f"Page {i}. " + FILLER * 3 for i in range(1, 13)]
+    texts[8] = "Page 9. " + FILLER + "The axolotl census counted 4312 animals in the northern lakes. " + FILLER
+    path = make_pdf(tmp_path / "twelve.pdf", texts)
+    proc = run_cli("ask", path, "How many axolotl were counted?", "--model", tiny_model_dir("qwen2_5_vl"),
+                   "--hd", "1", "--max-new-tokens", "2", "--json", env={"DOCVISION_CACHE_DIR": str(tmp_path / "c")})
+    assert proc.returncode == 0, proc.stderr
+    [record] = json_lines(proc.stdout)
+    assert [e["label"] for e in record["evidence"]] == ["page 9"]
+    assert record["resolution"]["pages"] == 1 and record["resolution"]["calls"] == 1
+    assert record["resolution"]["visual_tokens"] == record["resolution"]["tokens"]
+    assert record["evidence"][0]["matches"][0]["text"] == "axolotl"
