@@ -131,11 +131,6 @@ def run(
     ordered: bool = True,
 ) -> int:
     """Run ``task`` over ``entries`` (minus ``skip``), writing each record to ``sink``; return the exit code."""
-    if concurrency > 1:  # several requests in flight (model servers): docvision.concurrency
-        from docvision import concurrency as inflight
-
-        return inflight.run(entries, task, sink, opener=opener, backend_factory=backend_factory, skip=skip,
-                            concurrency=concurrency, ordered=ordered, ahead=ahead, progress=progress, debug=debug)
     if not entries:
         raise UsageError("no sources given")
     todo = [(i, e) for i, e in enumerate(entries) if e.source not in skip]
@@ -154,6 +149,11 @@ def run(
         sink.close()
         return 1
     load_s = time.perf_counter() - loading  # reported once, on the first record
+    if concurrency > 1:  # several requests in flight (model servers): docvision.concurrency
+        from docvision import concurrency as inflight
+
+        return inflight.run(todo, task, sink, opener=opener, backend=backend, concurrency=concurrency,
+                            ordered=ordered, ahead=ahead, progress=progress, debug=debug, load_s=load_s)
     producer = _Producer(todo, task, opener, backend, ahead)
     producer.start()
     bar = Progress(len(todo), enabled=progress)

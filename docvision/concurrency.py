@@ -1,8 +1,8 @@
 """The batch runner with several model requests in flight (``--concurrency N``, for model servers).
 
-In: what ``batch.run`` takes, plus N and whether records keep input order. Out: the same records and
-exit code as ``batch.run``; with ``ordered`` the same bytes in the same order, so ``--resume`` works
-as before. Without it (``--unordered``) each record is written the moment its source finishes; a rerun
+In: what ``batch.run`` has once the backend is loaded, plus N and whether records keep input order.
+Out: the same records and exit code as ``batch.run``; with ``ordered`` the same bytes in the same order,
+so ``--resume`` works as before. Without it (``--unordered``) each record is written the moment its source finishes; a rerun
 with ``--resume`` still skips exactly the finished ones, since every record is one whole flushed line.
 
 How: the one render thread of ``batch`` (PyMuPDF and friends stay on one thread) draws sources in
@@ -20,7 +20,6 @@ from typing import Any, Callable
 
 from docvision import batch
 from docvision.document import Document
-from docvision.errors import UsageError
 from docvision.output import Progress, RecordSink
 from docvision.sources import Entry
 
@@ -72,27 +71,24 @@ class _Router(threading.Thread):
 
 
 def run(
-    entries: list[Entry],
+    todo: list[tuple[int, Entry]],
     task: batch.Task,
     sink: RecordSink,
     *,
     opener: Callable[[str], Document],
-    backend_factory: Callable[[], Any] | None = None,
-    skip: set[str] = frozenset(),
+    backend: Any,
     concurrency: int = 4,
     ordered: bool = True,
     ahead: int = batch.AHEAD,
     progress: bool | None = None,
     debug: bool = False,
+    load_s: float = 0.0,
 ) -> int:
-    """Like ``batch.run`` with ``concurrency`` sources at the model at once; return the exit code."""
-    if not entries:
-        raise UsageError("no sources given")
-    todo = [(i, e) for i, e in enumerate(entries) if e.source not in skip]
-    if not todo:
-        return 0 if not sink.failed else 1
-    needs_model = any(e.error is None for _, e in todo)
-    backend = backend_factory() if (backend_factory is not None and needs_model) else None
+    """``batch.run``'s loop with ``concurrency`` sources at the model at once; return the exit code.
+
+    ``todo`` is (input index, entry) for the sources to run, ``backend`` already loaded (``batch.run``
+    does both, then hands over here).
+    """
     producer = batch._Producer(todo, task, opener, backend, ahead)
     router = _Router(producer, [i for i, _ in todo], ahead, window=concurrency + 1)
     work: queue.Queue = queue.Queue()
@@ -106,8 +102,9 @@ def run(
                 position, index, entry = work.get_nowait()
             except queue.Empty:
                 return
-            try:
-                record = batch._one(entry, task, router.lanes[index], backend, debug)
+            try:  # the load time goes on the first record, as in batch.run
+                record = batch._one(entry, task, router.lanes[index], backend, debug,
+                                    load_s if position == 0 else 0.0)
             except BaseException as exc:  # noqa: BLE001 - hand it to the main thread, which decides
                 record = exc
             router.slots.release()

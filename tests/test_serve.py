@@ -73,13 +73,13 @@ def test_summarize_and_extract_through_the_server(served, docs):
 
 def test_ask_through_the_server(served, docs):
     server, folder = served
-    if not Path(__file__).parent.parent.joinpath("docvision/cli/ask.py").exists():
-        pytest.fail("docvision ask is not there yet (issue 5)", pytrace=False)
-    proc = run_cli("ask", docs[0], "What is the total?", "--hd", "4", "--max-new-tokens", "6", "--json",
-                   env=env_for(server, folder))
+    proc = run_cli("ask", *docs[:3], "What is the total?", "--hd", "4", "--max-new-tokens", "6", "--json",
+                   "--no-cache", "--concurrency", "2", env=env_for(server, folder))
     assert proc.returncode == 0, proc.stderr
-    record = json_lines(proc.stdout)[0]
-    assert record["status"] == "ok" and record["answer"] and record["model"]["backend"] == "openai"
+    records = json_lines(proc.stdout)
+    assert [r["source"] for r in records] == [str(p) for p in docs[:3]]
+    for record in records:
+        assert record["status"] == "ok" and record["answer"] and record["model"]["backend"] == "openai"
 
 
 def test_concurrency_keeps_input_order_and_bytes(served, docs):

@@ -32,6 +32,8 @@ def ask(
     device: Optional[str] = typer.Option(None, "--device", help="auto (CUDA when present), cpu or cuda."),
     backend: Optional[str] = common.BACKEND_OPTION,
     base_url: Optional[str] = common.BASE_URL_OPTION,
+    concurrency: Optional[int] = common.CONCURRENCY_OPTION,
+    unordered: bool = common.UNORDERED_OPTION,
     config_file: Optional[str] = common.CONFIG_OPTION,
     pages: Optional[str] = typer.Option(None, "--pages", help="Pages to consider, e.g. 2 or 1-3 (default: all, routed "
                                         "by relevance); all of them are shown when they fit --max-pages."),
@@ -54,9 +56,10 @@ def ask(
     if not question.strip():
         raise UsageError("the question is empty")
     flags = {"model": model, "quant": quant, "device": device, "backend": backend, "base_url": base_url,
-             "hd": hd, "max_new_tokens": max_new_tokens}
+             "concurrency": concurrency, "hd": hd, "max_new_tokens": max_new_tokens}
     chosen = batchrun.settings(flags, config_file)
-    streamer = batchrun.Streamer() if sys.stdout.isatty() and not json_out else None
+    # Answers are streamed to a terminal one source at a time; several in flight would interleave.
+    streamer = batchrun.Streamer() if sys.stdout.isatty() and not json_out and chosen.concurrency == 1 else None
     task = AskTask(" ".join(question.split()), hd=chosen.hd or 25, budget=Budget(pages=max_pages),
                    max_new_tokens=chosen.max_new_tokens or 512, show_selected=bool(pages),
                    on_text=streamer.write if streamer else None, announce=streamer.start if streamer else None)
@@ -64,6 +67,6 @@ def ask(
         sources, task, flags=flags, config_file=config_file,
         ingest_options=IngestOptions(pages=pages, password=password, max_image_pixels=max_image_pixels),
         recursive=recursive, no_cache=no_cache, output=output, resume=resume, json_out=json_out,
-        no_timings=no_timings, debug=debug,
+        no_timings=no_timings, debug=debug, unordered=unordered,
         human=batchrun.human_emitter(streamer.done) if streamer else None,
     )
