@@ -373,6 +373,15 @@ def test_hung_converter_is_killed(tmp_path):
     assert not os.path.exists(f"/proc/{pid}"), "the converter's process group is still running"
 
 
+def test_converter_that_exits_0_without_output(tmp_path):
+    fake = tmp_path / "soffice"
+    fake.write_text("#!/bin/sh\nexit 0\n")  # what LibreOffice does when it cannot convert a file
+    fake.chmod(0o755)
+    source = tmp_path / "letter.rtf"
+    source.write_text(r"{\rtf1\ansi hello\par}")
+    _fail(source, "could not convert", env={"DOCVISION_SOFFICE": str(fake)})
+
+
 def test_missing_libreoffice_for_a_document(tmp_path):
     source = tmp_path / "letter.rtf"
     source.write_text(r"{\rtf1\ansi hello\par}")
