@@ -69,8 +69,10 @@ def _document(folder: Path, pdf: Path, ext: str, names: list | None, info: dict 
     try:
         warnings: list[str] = []
         sheets = _sheets(doc, ext, names, info, warnings, source)
-        chosen = [sheets[i] for i in parse_page_range(options.pages, len(sheets), source)]
-        layouts = segments.lay_out(doc, chosen, options.render_dpi, options.segment_height)
+        chosen = parse_page_range(options.pages, len(sheets), source)
+        # Lay out every sheet, then keep the chosen: page numbers stay those of the whole workbook.
+        layouts = segments.lay_out(doc, sheets, options.render_dpi, options.segment_height)
+        layouts = [layouts[i] for i in chosen]
         warnings += [f"{lay.sheet.label}: {lay.note}" for lay in layouts if lay.note]
     except BaseException:
         doc.close()

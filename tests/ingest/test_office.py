@@ -235,7 +235,7 @@ def test_docx_and_pptx_pages_and_slides(tmp_path, soffice):
         assert page.label == "page 1" and "7,340.25" in page.text
         assert page.size == (2550, 3300)  # US Letter at 300 dpi
     with office.load(str(pptx), IngestOptions(pages="2")) as document:
-        assert [(p.label, p.text) for p in document.pages()] == [("slide 2", "Second slide")]
+        assert [(p.label, p.number, p.text) for p in document.pages()] == [("slide 2", 2, "Second slide")]
 
 
 def test_xls_and_ods_sheets_named_and_hidden_left_out(tmp_path, soffice):
