@@ -149,3 +149,28 @@ class StallingProxy:
         self.httpd.shutdown()
         self.httpd.server_close()
         self.client.close()
+
+
+def build_text_only_model(path: Path) -> Path:
+    """A tiny random-weight Qwen2 *language* model (no vision) with a byte-level tokenizer and a chat
+    template: what a user gets by serving a text-only model by mistake."""
+    import torch
+    import transformers as tf
+
+    from tests.tinymodels import make_tokenizer
+
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    tokenizer = make_tokenizer(specials)
+    tokenizer.chat_template = (
+        "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+        "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+    config = tf.Qwen2Config(vocab_size=320, hidden_size=64, intermediate_size=128, num_hidden_layers=1,
+                            num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=4096,
+                            eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
+                            pad_token_id=tokenizer.pad_token_id)
+    torch.manual_seed(0)
+    model = tf.Qwen2ForCausalLM(config).to(torch.bfloat16).eval()
+    path = Path(path)
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path

@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw
 
 from docvision.tiling import plan
 from tests.helpers import assert_one_error_line, json_lines, run_cli
-from tests.serving import StallingProxy, TransformersServe
+from tests.serving import StallingProxy, TransformersServe, build_text_only_model
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 
@@ -144,3 +144,15 @@ def test_server_killed_and_restarted_mid_batch_loses_no_record(served, docs, tmp
     assert json_lines(stdout) == records
     assert all(r["status"] == "ok" for r in records)
     assert done_before < len(sources), "the batch finished before the restart: nothing was tested"
+
+
+def test_a_text_only_model_is_one_line_at_start(docs, tmp_path):
+    # transformers serve drops the images it is sent for a text-only model, without a word: docvision
+    # notices that the image added no prompt tokens.
+    server = TransformersServe(build_text_only_model(tmp_path / "llm"), tmp_path / "serve").start()
+    try:
+        proc = run_cli("summarize", docs[0], "--backend", "openai", "--base-url", server.url,
+                       "--model", tmp_path / "llm", "--hd", "4")
+    finally:
+        server.stop()
+    assert_one_error_line(proc, "ignored the image", "takes no images", "serve a vision-language model")

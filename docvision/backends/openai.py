@@ -46,6 +46,7 @@ BACKOFF_BASE_S = 0.5
 BACKOFF_CAP_S = 10.0
 RETRY_AFTER_CAP_S = 60.0
 PROBE_TIMEOUT_S = 180.0
+IMAGE_PROBE_MIN_TOKENS = 8  # fewer new prompt tokens than this for an image: the server dropped it
 
 # What servers say when the model takes no images (vLLM, SGLang, Ollama, llama.cpp, LM Studio).
 _NO_IMAGES = re.compile(
@@ -209,8 +210,11 @@ class OpenAIBackend(Backend):
                 raise UsageError(f"name the served model with --model (or DOCVISION_MODEL): {offer}")
         probe = self._probe(with_image=False)
         with_image = self._probe(with_image=True)
-        if probe is not None and with_image is not None and with_image <= probe:
-            # transformers serve, for one, silently drops images sent to a text-only model.
+        # transformers serve, for one, silently drops images sent to a text-only model: then the image
+        # adds no prompt tokens. A 448 px image costs any VLM 64 tokens or more, even where the server
+        # counts only tokens it did not have cached (Ollama, llama.cpp): each probe starts with its own
+        # number, so the image always comes after the first token the two probes differ in.
+        if probe is not None and with_image is not None and with_image - probe < IMAGE_PROBE_MIN_TOKENS:
             raise ModelError(f"model {self.model_id!r} at {self.base_url} ignored the image it was sent: "
                              "it takes no images; serve a vision-language model")
 
@@ -241,10 +245,11 @@ class OpenAIBackend(Backend):
         """A one-token request; returns the prompt tokens the server counted (None when it did not say)."""
         from PIL import Image
 
-        content: list[dict] = [{"type": "text", "text": "Reply OK."}]
+        content: list[dict] = [{"type": "text", "text": f"Probe {random.randrange(10**7, 10**8)}."},
+                               {"type": "text", "text": "Reply OK."}]
         if with_image:
-            blank = Image.new("RGB", (64, 64), "white")
-            content.insert(0, {"type": "image_url", "image_url": {"url": encode_image(blank)}})
+            blank = Image.new("RGB", (448, 448), "white")
+            content.insert(1, {"type": "image_url", "image_url": {"url": encode_image(blank)}})
         body = {"model": self.model_id, "messages": [{"role": "user", "content": content}],
                 "max_tokens": 1, "temperature": 0, "stream": False}
         # A server that loads models on demand (transformers serve without a pinned model) loads it now.
