@@ -59,6 +59,8 @@ def run(argv: list[str] | None = None) -> int:
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
     try:
         result = app(args=argv, standalone_mode=False, prog_name="docvision")
+        if result == common.EXIT_INTERRUPTED:  # Typer returns (not raises) its Exit(130) on Ctrl-C here
+            common.say_error("interrupted")
         return result if isinstance(result, int) else 0
     except typer.Exit as exc:
         # Typer turns Ctrl-C inside a command into a silent Exit(130): say it, as for any interrupt.
