@@ -30,6 +30,7 @@ def render(
     debug: bool = common.DEBUG_OPTION,
 ) -> int:
     """Plan each page at HD-N and print the plan; with --out, write the views."""
+    from docvision import ingest
     from docvision.document import IngestOptions
     from docvision.render import render_source
     from docvision.sources import expand
@@ -37,6 +38,7 @@ def render(
     options = IngestOptions(pages=pages, password=password, max_image_pixels=max_image_pixels, timeout=timeout,
                             viewport_width=viewport_width, device_scale_factor=scale, browser=browser)
     entries = expand(sources, recursive=recursive)
+    ingest.expect([e.source for e in entries if e.error is None])
     family = None
     if model is not None:
         from docvision import families, models

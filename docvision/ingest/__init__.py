@@ -110,6 +110,15 @@ def check_content(path: Path, expected: str, source: str) -> None:
                         source=source)
 
 
+def expect(sources: list[str]) -> None:
+    """Announce a batch, so office files can be converted several per LibreOffice start."""
+    office = [s for s in sources if not is_url(s) and EXTENSIONS.get(Path(s).suffix.lower()) == "office"]
+    if office:
+        from docvision.ingest import officeconvert
+
+        officeconvert.expect(office)
+
+
 def load(source: str, options: IngestOptions | None = None) -> Document:
     """Open any supported source as a Document, choosing the ingestor by scheme and extension."""
     options = options or IngestOptions()

@@ -161,13 +161,20 @@ def _checks(path: Path) -> bool:
         return False
 
 
+def _chunk_timeout(timeout: float, files: int) -> float:
+    """Time for one run over ``files``: one file's timeout plus a few seconds per extra file, not
+    ``timeout * files``, so a file that hangs LibreOffice costs minutes, not a quarter of an hour,
+    before each file is converted (and reported) on its own."""
+    return timeout + 6.0 * (files - 1)
+
+
 def _convert_chunk(paths: list[Path], target: str, import_filter: str | None, options: IngestOptions) -> None:
     """One LibreOffice run over ``paths``; each PDF moves to a folder of its own in ``_ready``."""
     from docvision import libreoffice
 
     folder = Path(tempfile.mkdtemp(prefix="docvision-office-"))
     try:
-        pdfs = libreoffice.convert(_stage(paths, folder), folder / "out", target, options.timeout * len(paths),
+        pdfs = libreoffice.convert(_stage(paths, folder), folder / "out", target, _chunk_timeout(options.timeout, len(paths)),
                                    infilter=import_filter)
         for path, pdf in zip(paths, pdfs):
             if pdf is not None:
