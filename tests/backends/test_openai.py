@@ -30,7 +30,8 @@ class FakeServer:
     """An OpenAI-compatible server whose answers to POST /v1/chat/completions are scripted.
 
     ``script`` is a list of steps used one per chat request (the last one repeats): "ok", "429", "500",
-    "cut" (stream two pieces, then drop the connection), or a (status, body) pair. Probe requests
+    "cut" (stream two pieces, then drop the connection), "stall" (one piece, then silence), or a
+    (status, body) pair. Probe requests
     (max_tokens 1) answer ok, counting prompt tokens as 10 + 100 per image unless ``drop_images`` is set,
     or fail with ``probe_error`` (any probe) or ``image_error`` (a probe with an image).
     """
@@ -72,6 +73,8 @@ class FakeServer:
                     self._json(500, {"error": {"message": "boom"}})
                 elif step == "cut":
                     self._stream(body, server.answer, cut_after=2)
+                elif step == "stall":
+                    self._stream(body, server.answer, stall_after=1)
                 else:
                     self._json(*step)
 
@@ -94,13 +97,16 @@ class FakeServer:
                 self.end_headers()
                 self.wfile.write(data)
 
-            def _stream(self, body, text, cut_after=None):
+            def _stream(self, body, text, cut_after=None, stall_after=None):
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
                 self.send_header("Connection", "close")
                 self.end_headers()
                 words = text.split(" ")
                 for i, word in enumerate(words):
+                    if stall_after is not None and i == stall_after:
+                        time.sleep(3)  # the answer started, then nothing
+                        return
                     if cut_after is not None and i == cut_after:
                         self.wfile.flush()
                         self.connection.shutdown(socket.SHUT_RDWR)
@@ -291,3 +297,12 @@ def test_a_server_that_never_answers_at_start_is_a_timeout_not_a_hang():
         assert time.perf_counter() - started < 4
     finally:
         stall.close()
+
+
+def test_a_stream_that_goes_silent_half_way_times_out(fake):
+    server = fake(script=["stall"])
+    pieces: list[str] = []
+    started = time.perf_counter()
+    with pytest.raises(ExternalTimeout, match="sent nothing for 1 s"):
+        backend(server, timeout=1.0).generate([view()], "q", on_text=pieces.append)
+    assert pieces == ["Hello"] and time.perf_counter() - started < 3
