@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -130,6 +131,9 @@ def _bad_inputs(tmp_path):
     (tmp_path / "nothing").mkdir()
     (tmp_path / "nothing" / "readme.txt").write_text("no documents here")
     short = make_pdf(tmp_path / "three.pdf", pages=3)
+    (tmp_path / "device.pdf").symlink_to("/dev/zero")  # reading it would never end
+    os.mkfifo(tmp_path / "pipe.png")  # opening it would block until a writer comes
+    (tmp_path / "dangling.pdf").symlink_to(tmp_path / "gone.pdf")
     return [
         ("missing", tmp_path / "absent.pdf", [], ["absent.pdf", "no such file"]),
         ("empty", tmp_path / "empty.pdf", [], ["empty"]),
@@ -141,6 +145,9 @@ def _bad_inputs(tmp_path):
         ("truncated png", tmp_path / "cut.png", [], ["truncated"]),
         ("unsupported", tmp_path / "notes.xyz", [], ["unsupported file type .xyz"]),
         ("empty folder", tmp_path / "nothing", [], ["no supported files"]),
+        ("device", tmp_path / "device.pdf", [], ["not a regular file"]),
+        ("fifo", tmp_path / "pipe.png", [], ["not a regular file"]),
+        ("dangling link", tmp_path / "dangling.pdf", [], ["no such file"]),
     ]
 
 

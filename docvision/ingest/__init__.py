@@ -86,6 +86,10 @@ def check_file(source: str) -> Path:
         raise SourceNotFound("no such file", source=source)
     if path.is_dir():
         raise UnsupportedSource("is a folder; pass the files in it or the folder as a batch", source=source)
+    if not path.is_file():
+        # A pipe or a device (/dev/zero behind a symlink named .pdf) reports size 0 and may never end.
+        raise UnsupportedSource("is not a regular file (a pipe, device or socket); save its content to a "
+                                "file first", source=source)
     if not os.access(path, os.R_OK):
         raise SourceNotFound("cannot read the file (permission denied)", source=source)
     if path.stat().st_size == 0:
