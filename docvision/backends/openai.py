@@ -226,7 +226,7 @@ class OpenAIBackend(Backend):
             response = self._client.get("/models")
         except httpx.ReadTimeout:
             raise ExternalTimeout(f"the model server at {self.base_url} accepted the connection but sent "
-                                  f"nothing for {self.timeout:g} s: check the server, or raise --timeout") from None
+                                  f"nothing for {self.timeout:g} s: check the server, or raise DOCVISION_TIMEOUT") from None
         except httpx.TransportError as exc:
             raise self._down(exc) from None
         if response.status_code in (401, 403):
@@ -367,7 +367,7 @@ class OpenAIBackend(Backend):
                 return self._read_stream(response, emit, started, images)
         except httpx.ReadTimeout:
             raise ExternalTimeout(f"the model server at {self.base_url} sent nothing for {limit.read:g} s "
-                                  "(stalled): raise --timeout or check the server") from None
+                                  "(stalled): check the server, or raise DOCVISION_TIMEOUT (timeout in the config file)") from None
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError, httpx.ReadError,
                 httpx.WriteError, httpx.PoolTimeout) as exc:
             raise _Retryable(f"connection lost ({type(exc).__name__})") from None
@@ -385,7 +385,7 @@ class OpenAIBackend(Backend):
                 finished = True
                 break
             if "error" in event:  # servers report mid-stream failures as an event
-                self._fail_text(_message_of(event), images, retry=False)
+                self._fail_text(_message_of(event), images)
             for choice in event.get("choices") or []:
                 piece = (choice.get("delta") or {}).get("content") or ""
                 if piece:
@@ -412,9 +412,9 @@ class OpenAIBackend(Backend):
                                "set the API key in DOCVISION_API_KEY or OPENAI_API_KEY")
         if status == 413:
             raise BackendError(f"the page images are too large for the server at {self.base_url}: lower --hd")
-        self._fail_text(f"HTTP {status}: {message}", images, retry=False)
+        self._fail_text(f"HTTP {status}: {message}", images)
 
-    def _fail_text(self, message: str, images: bool, retry: bool) -> None:
+    def _fail_text(self, message: str, images: bool) -> None:
         if images and _NO_IMAGES.search(message):
             raise ModelError(f"model {self.model_id!r} at {self.base_url} takes no images ({message}): "
                              "serve a vision-language model")
