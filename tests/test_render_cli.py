@@ -188,3 +188,20 @@ def test_help_is_fast_and_imports_nothing_heavy():
     assert proc.stdout.strip() == "0 True []", proc.stdout + proc.stderr
     assert elapsed < 3.0, elapsed  # about 0.3 s here; generous for a loaded CI machine
     assert run_cli("--help").returncode == 0
+
+
+def test_bad_pages_and_out_are_usage_errors_said_once(tmp_path, letter_pdf, poster_png):
+    (tmp_path / "taken").write_text("a file, not a folder")
+    cases = [
+        (["--pages", "0"], ["pages count from 1"]),
+        (["--pages", "3-1"], ["runs backwards", "1-3"]),
+        (["--pages", "abc"], ["'abc' is not a page or a range"]),
+        (["--pages", ",,"], ["names no page"]),
+        (["--out", tmp_path / "taken"], ["is a file, not a folder"]),
+        (["--out", tmp_path / "taken" / "views"], ["cannot write there"]),
+    ]
+    for extra, fragments in cases:
+        proc = run_cli("render", letter_pdf, poster_png, *extra)
+        assert proc.returncode == 2, (extra, proc.stderr)
+        assert_one_error_line(proc, *fragments)
+        assert len(proc.stderr.splitlines()) == 1 and proc.stdout == "", (extra, proc.stderr)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import sys
+import tempfile
 from pathlib import Path
 from typing import List, Optional
 
@@ -35,6 +37,8 @@ def render(
     from docvision.render import render_source
     from docvision.sources import expand
 
+    _check_pages(pages)
+    _check_out(out)
     options = IngestOptions(pages=pages, password=password, max_image_pixels=max_image_pixels, timeout=timeout,
                             viewport_width=viewport_width, device_scale_factor=scale, browser=browser)
     entries = expand(sources, recursive=recursive)
@@ -49,6 +53,46 @@ def render(
         entries, "render", lambda s: render_source(s, options, hd=hd, tile=tile, out_dir=out, family=family),
         emit, debug,
     )
+
+
+def _check_pages(spec: Optional[str]) -> None:
+    """Refuse a malformed --pages once, before any source runs (not once per file of a batch).
+
+    Whether the pages exist depends on each document, so that check stays with the ingestors.
+    """
+    from docvision.errors import UsageError
+
+    parts = [part for part in (spec or "").replace(" ", "").split(",") if part]
+    if spec and not parts:
+        raise UsageError(f"--pages {spec!r} names no page; use numbers like 1-3,7")
+    for part in parts:
+        match = re.fullmatch(r"(\d*)-(\d*)|(\d+)", part)
+        if part == "-":
+            continue
+        if match is None:
+            raise UsageError(f"--pages {spec}: {part!r} is not a page or a range; use numbers like 1-3,7")
+        numbers = [int(n) for n in match.groups() if n]
+        if any(n < 1 for n in numbers):
+            raise UsageError(f"--pages {spec}: pages count from 1; use numbers like 1-3,7")
+        if match.group(1) and match.group(2) and numbers[0] > numbers[1]:
+            raise UsageError(f"--pages {spec}: the range {part} runs backwards; write {numbers[1]}-{numbers[0]}")
+
+
+def _check_out(out: Optional[Path]) -> None:
+    """Make sure --out is a folder we can write to before rendering anything into it."""
+    from docvision.errors import UsageError
+
+    if out is None:
+        return
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file, not a folder: choose a folder for the views")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise UsageError(f"--out {out}: cannot write there ({reason}); choose another folder") from None
 
 
 def _human_emitter():
