@@ -170,7 +170,7 @@ class OpenAIBackend(Backend):
         self._client = httpx.Client(
             base_url=self.base_url, headers=headers,
             timeout=httpx.Timeout(timeout, connect=connect_timeout),
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),  # --concurrency bounds it
         )
         self.timeout = timeout
         self.served: list[str] | None = None
@@ -422,6 +422,10 @@ class OpenAIBackend(Backend):
             offer = f"; it serves: {', '.join(self.served)}" if self.served else ""
             raise ModelError(f"the server at {self.base_url} does not serve model {self.model_id!r} "
                              f"({message}){offer}: fix --model")
+        limit = re.search(r"at most (\d+) image", message, re.I)
+        if limit:  # vLLM's --limit-mm-per-prompt (a generic-family page is 1 + its tiles images)
+            raise BackendError(f"the server takes at most {limit.group(1)} images per request ({message}): "
+                               "lower --max-pages (or --hd), or raise the server's --limit-mm-per-prompt")
         if re.search(r"context length|maximum context|max_model_len|too many tokens|too long", message, re.I):
             raise BackendError(f"the prompt is too long for the served model ({message}): lower --hd, "
                                "or raise the server's --max-model-len")

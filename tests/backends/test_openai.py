@@ -263,9 +263,12 @@ def test_api_key_goes_as_bearer_token(fake, monkeypatch):
     assert server.headers[-1]["Authorization"] == "Bearer sk-test"
 
 
-def test_mid_stream_error_event_and_too_long_prompt(fake):
+def test_server_limits_are_one_line_with_the_flag_to_turn(fake):
     server = fake(script=[(400, {"error": {"message": "This model's maximum context length is 8192 tokens"}})])
     with pytest.raises(BackendError, match="prompt is too long.*lower --hd"):
+        backend(server).generate([view()], "q")
+    server = fake(script=[(400, {"error": {"message": "At most 4 image(s) may be provided in one request."}})])
+    with pytest.raises(BackendError, match="at most 4 images per request.*--limit-mm-per-prompt"):
         backend(server).generate([view()], "q")
 
 
