@@ -25,6 +25,7 @@ from typing import Callable, Iterator
 
 from docvision import ingest
 from docvision.document import Document, IngestOptions, Page, Word
+from docvision.errors import DocvisionError, EmptySource
 
 DEFAULT_MAX_BYTES = 2 * 1024**3
 FORMAT = 1  # bump when the layout of an entry changes; old entries are simply never hit again
@@ -195,7 +196,10 @@ class RenderCache:
 
 
 class _Reopener:
-    """Opens the real source on the first page image the cache lacks, then walks it forward."""
+    """Opens the real source for page images the cache lacks, at the first page needed (where the
+    ingestor's page range can start there: PDFs, frames, segments), then walks forward to later ones."""
+
+    WALK = 16  # pages worth walking forward through rather than opening the file again
 
     def __init__(self, source: str, options: IngestOptions):
         self.source, self.options = source, options
@@ -204,14 +208,32 @@ class _Reopener:
         self.current: Page | None = None
 
     def render(self, number: int, width: int, height: int):
-        if self.current is None or self.current.number > number:
-            self.close()
+        return self._page(number).render(width, height)
+
+    def _page(self, number: int) -> Page:
+        near = self.current is not None and 0 <= number - self.current.number <= self.WALK
+        if not near:
+            self._open(f"{number}-")
+        while self.current is not None and self.current.number < number:
+            self.current = next(self.pages, None)
+        if self.current is None or self.current.number != number:
+            self._open(None)  # the ingestor numbers pages differently: walk from the start
+            self.current = next((p for p in self.pages if p.number == number), None)
+            if self.current is None:
+                raise EmptySource(f"page {number} is no longer in the file", source=self.source)
+        return self.current
+
+    def _open(self, start: str | None) -> None:
+        self.close()
+        options = dataclasses.replace(self.options, pages=start) if start else self.options
+        try:
+            self.document = ingest.load(self.source, options)
+        except DocvisionError:
+            if start is None:
+                raise
             self.document = ingest.load(self.source, self.options)
-            self.pages = self.document.pages()
-            self.current = None
-        while self.current is None or self.current.number < number:
-            self.current = next(self.pages)
-        return self.current.render(width, height)
+        self.pages = self.document.pages()
+        self.current = next(self.pages, None)
 
     def close(self) -> None:
         if self.document is not None:

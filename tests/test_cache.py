@@ -15,7 +15,7 @@ from tests.scripted import make_pdf
 @pytest.fixture
 def counted(monkeypatch):
     """Count documents opened by the real ingestors and pages they render."""
-    counts = {"loads": 0, "renders": 0}
+    counts = {"loads": 0, "renders": 0, "pages": 0}
     real_load = ingest.load
 
     def load(source, options=None):
@@ -25,6 +25,7 @@ def counted(monkeypatch):
 
         def counting_pages():
             for page in pages():
+                counts["pages"] += 1
                 render = page.render
 
                 def counting_render(w, h, render=render):
@@ -50,15 +51,15 @@ def test_second_open_renders_nothing_and_gives_the_same_pixels(tmp_path, counted
     source = str(make_pdf(tmp_path / "doc.pdf", ["first page words", "second page words", "third"]))
     options = IngestOptions()
     first = _canvases(cache_module.RenderCache(tmp_path / "c"), source, options)
-    assert counted == {"loads": 1, "renders": 3}
+    assert (counted["loads"], counted["renders"]) == (1, 3)
     again = cache_module.RenderCache(tmp_path / "c")
     second = _canvases(again, source, options)
-    assert counted == {"loads": 1, "renders": 3}  # no new open, no new render
+    assert (counted["loads"], counted["renders"]) == (1, 3)  # no new open, no new render
     assert second == first
     assert again.stats["hits"] == 1 and again.stats["renders"] == 0 and again.stats["reused"] == 3
     # another resolution of a cached document opens the file again only for the pixels it lacks
     _canvases(again, source, options, hd=9)
-    assert counted == {"loads": 2, "renders": 6}
+    assert (counted["loads"], counted["renders"]) == (2, 6)
     assert not list((tmp_path / "c").rglob(".tmp-*"))  # atomic writes leave no temporaries
 
 
@@ -96,3 +97,17 @@ def test_environment_sets_folder_and_bound(tmp_path, monkeypatch):
     monkeypatch.setenv("DOCVISION_CACHE_MAX_BYTES", "12345")
     cache = cache_module.RenderCache()
     assert cache.root == tmp_path / "here" / "renders" and cache.limit == 12345
+
+
+def test_a_page_never_drawn_is_drawn_without_walking_the_document(tmp_path, counted):
+    source = str(make_pdf(tmp_path / "long.pdf", [f"page {i} text" for i in range(1, 41)]))
+    cache = cache_module.RenderCache(tmp_path / "c")
+    with cache.open(source, IngestOptions()) as document:
+        pages = list(document.pages())  # the survey: anchors of all 40 pages, nothing drawn
+        views.canvas(pages[0], plan(pages[0].size, 1))
+    assert (counted["loads"], counted["renders"], counted["pages"]) == (1, 1, 40)
+    with cache.open(source, IngestOptions()) as document:
+        page = [p for p in document.pages() if p.number == 35][0]
+        views.canvas(page, plan(page.size, 1))
+    # the file was opened again at page 35: one page produced, one drawn
+    assert (counted["loads"], counted["renders"], counted["pages"]) == (2, 2, 41)
