@@ -23,6 +23,8 @@ from docvision.errors import DocvisionError, ExternalTimeout, FetchError
 MAX_CSS_HEIGHT = 60_000
 MAX_PLAIN_HEIGHT = 16_384  # CSS px of a document without <body>, captured in one viewport
 MAX_WORDS = 200_000
+MAX_NAVIGATIONS = 5  # main-frame documents a page may load on its own before it counts as a loop
+QUIET_DIALOGS_JS = "window.alert = () => {}; window.confirm = () => false; window.prompt = () => null;"
 MAX_SETTLE_S = 10.0  # settle budget cap; the budget is a quarter of the timeout below that
 
 # Scroll through the page once, a viewport at a time, so lazy images and infinite-scroll blocks load,
@@ -109,10 +111,15 @@ def capture(url: str, source: str, options: IngestOptions) -> Document:
             accept_downloads=False, service_workers="block",
         )
         context.set_default_timeout(options.timeout * 1000)
+        # Dialogs answered inside the page: one round trip to Python per alert() took ~60 ms, so a
+        # page raising a thousand of them never loaded. The handler stays for beforeunload prompts.
+        context.add_init_script(QUIET_DIALOGS_JS)
         page = context.new_page()
         page.on("dialog", _dismiss)
+        loop = _NavigationCap(page)
         response = _navigate(page, url, source, options.timeout)
         warnings = _settle(page, options.timeout)
+        warnings[:0] = loop.warnings()
         shot = _shoot(page, options, warnings)
         metadata = {"url": source if source.startswith(("http://", "https://")) else url,
                     "final_url": page.url, "title": shot["title"],
@@ -127,6 +134,48 @@ def capture(url: str, source: str, options: IngestOptions) -> Document:
         if context is not None:
             _close_quietly(context)
     return _document(source, shot, options, warnings, metadata)
+
+
+class _NavigationCap:
+    """Stop a page that keeps navigating itself (meta refresh 0, location.reload() in a timer).
+
+    After ``MAX_NAVIGATIONS`` main-frame documents, further main-frame navigations are aborted, so the
+    last document stays and is captured as a person would have seen it, with a warning. Requests are
+    intercepted only from then on: routing every request through Python would slow ordinary pages.
+    """
+
+    def __init__(self, page) -> None:
+        self.page = page
+        self.count = 0
+        self.stopped = False
+        page.on("framenavigated", self._on_navigated)
+
+    def _on_navigated(self, frame) -> None:
+        if frame != self.page.main_frame:
+            return
+        self.count += 1
+        if self.count >= MAX_NAVIGATIONS and not self.stopped:
+            self.stopped = True
+            try:
+                self.page.route("**/*", self._route)
+            except Exception:  # noqa: BLE001 - the page may be closing
+                pass
+
+    def _route(self, route) -> None:
+        request = route.request
+        try:
+            if request.is_navigation_request() and request.frame == self.page.main_frame:
+                route.abort("aborted")
+            else:
+                route.fallback()
+        except Exception:  # noqa: BLE001 - the page may be closing
+            pass
+
+    def warnings(self) -> list[str]:
+        if not self.stopped:
+            return []
+        return [f"the page kept reloading or redirecting itself (a refresh loop); captured it after "
+                f"{MAX_NAVIGATIONS} loads"]
 
 
 def _viewport_height(width: int) -> int:

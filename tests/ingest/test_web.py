@@ -133,6 +133,8 @@ def server():
         "/download": ("application/octet-stream", _pdf_bytes()),
         "/poster.png": ("image/png", _png_bytes()),
         "/archive.zip": ("application/zip", b"PK\x03\x04" + b"\0" * 100),
+        "/reloading.html": ("text/html", b"<p>reloaded forever</p><script>setTimeout(() => location.reload(), 10)"
+                            b"</script>"),
     }
     httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     httpd.daemon_threads = True
@@ -356,3 +358,22 @@ def test_missing_browser_says_how_to_install(server):
     proc = run_cli("render", f"{server}/numbers.html", "--browser", "/nonexistent/chrome", timeout=60)
     assert proc.returncode == 1
     assert_one_error_line(proc, "apt-get install chromium")
+
+
+def test_refresh_loops_are_captured_with_a_warning(server, tmp_path):
+    path = tmp_path / "refresh.html"
+    path.write_text('<meta http-equiv="refresh" content="0"><p>refreshing forever</p>')
+    for source, text in ((str(path), "refreshing forever"), (f"{server}/reloading.html", "reloaded forever")):
+        started = time.monotonic()
+        with ingest.load(source, IngestOptions(timeout=8, device_scale_factor=1)) as document:
+            assert next(document.pages()).text == text
+            assert any("refresh loop" in w for w in document.warnings), document.warnings
+        assert time.monotonic() - started < 8
+
+
+def test_a_thousand_alerts_do_not_stall_the_page(tmp_path):
+    path = tmp_path / "alerts.html"
+    path.write_text("<p>after alerts</p><script>for (let i = 0; i < 1000; i++) { alert(i); confirm(i); }</script>")
+    with ingest.load(str(path), IngestOptions(timeout=8, device_scale_factor=1)) as document:
+        assert next(document.pages()).text == "after alerts"
+        assert not document.warnings
