@@ -13,38 +13,28 @@ that takes no images. The server is checked once when the backend is created.
 
 from __future__ import annotations
 
-import base64
-import io
-import json
 import os
 import random
 import re
 import time
-from email.utils import parsedate_to_datetime
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from docvision.backends.base import Backend, Generation, PageView
+from docvision.backends.chatapi import (backoff, encode_image, error_text, message_of, normalize_base_url,
+                                        retry_after, sse_events)
 from docvision.errors import BackendError, ExternalTimeout, ModelError, UsageError
 from docvision.tiling import Plan
 
 if TYPE_CHECKING:
     import httpx
-    from PIL import Image
 
     from docvision.families import Family
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
-# A text page at HD-25 is a few hundred KB as PNG; photos and scans are several MB. Above this size a
-# JPEG at quality 92 without chroma subsampling (text edges stay sharp) is sent instead, if smaller.
-PNG_LIMIT_BYTES = 1_500_000
-JPEG_QUALITY = 92
 RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
 # A 500 is usually the same failure again (the server choked on this request), so it gets fewer retries
 # than a gateway error or a restart, which pass.
 MAX_500_RETRIES = 2
-BACKOFF_BASE_S = 0.5
-BACKOFF_CAP_S = 10.0
-RETRY_AFTER_CAP_S = 60.0
 PROBE_TIMEOUT_S = 180.0
 IMAGE_PROBE_MIN_TOKENS = 8  # fewer new prompt tokens than this for an image: the server dropped it
 
@@ -66,83 +56,6 @@ class _Retryable(Exception):
         super().__init__(message)
         self.wait = wait
         self.status = status
-
-
-def normalize_base_url(url: str) -> str:
-    """``http://host:8000`` -> ``http://host:8000/v1``; a URL with a path is kept as given."""
-    url = url.strip().rstrip("/")
-    if not re.match(r"^https?://", url):
-        raise UsageError(f"--base-url must start with http:// or https://, got {url!r}")
-    if re.match(r"^https?://[^/]+$", url):
-        url += "/v1"
-    return url
-
-
-def encode_image(image: "Image.Image") -> str:
-    """A data URL for ``image``: lossless PNG unless that is large, then JPEG q92 4:4:4 if smaller."""
-    png = io.BytesIO()
-    image.save(png, format="PNG", compress_level=3)  # level 3: most of level 6's size, much faster
-    data, mime = png.getvalue(), "image/png"
-    if len(data) > PNG_LIMIT_BYTES:
-        jpeg = io.BytesIO()
-        image.convert("RGB").save(jpeg, format="JPEG", quality=JPEG_QUALITY, subsampling=0)
-        if jpeg.tell() < len(data):
-            data, mime = jpeg.getvalue(), "image/jpeg"
-    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
-
-
-def error_text(response: "httpx.Response") -> str:
-    """The server's error message, from the shapes servers use ({"error": {"message"}}, {"detail"}, ...)."""
-    try:
-        body = response.json()
-    except ValueError:
-        return " ".join(response.text.split())[:300] or response.reason_phrase
-    return _message_of(body)
-
-
-def _message_of(body: Any) -> str:
-    if isinstance(body, dict):
-        for key in ("error", "detail", "message"):
-            if key in body:
-                return _message_of(body[key])
-    if isinstance(body, list) and body:
-        return "; ".join(_message_of(item.get("msg", item) if isinstance(item, dict) else item) for item in body)
-    return " ".join(str(body).split())[:300]
-
-
-def retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header (delta-seconds or an HTTP date), capped; None if absent."""
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            seconds = parsedate_to_datetime(value).timestamp() - time.time()
-        except (TypeError, ValueError, IndexError):
-            return None
-    return min(max(seconds, 0.0), RETRY_AFTER_CAP_S)
-
-
-def backoff(attempt: int) -> float:
-    """Exponential backoff with full jitter: uniform in [0, min(cap, base * 2**attempt)]."""
-    return random.uniform(0, min(BACKOFF_CAP_S, BACKOFF_BASE_S * 2 ** attempt))
-
-
-def sse_events(lines: Iterator[str]) -> Iterator[dict | None]:
-    """The JSON payloads of a ``text/event-stream``; None for ``data: [DONE]``, which ends it."""
-    for line in lines:
-        if not line.startswith("data:"):
-            continue  # blank separators, comments (": ping"), event names
-        payload = line[5:].strip()
-        if payload == "[DONE]":
-            yield None
-            return
-        if payload:
-            try:
-                yield json.loads(payload)
-            except ValueError:
-                raise BackendError(f"the server sent a malformed stream event: {payload[:120]}") from None
 
 
 class OpenAIBackend(Backend):
@@ -385,7 +298,7 @@ class OpenAIBackend(Backend):
                 finished = True
                 break
             if "error" in event:  # servers report mid-stream failures as an event
-                self._fail_text(_message_of(event), images)
+                self._fail_text(message_of(event), images)
             for choice in event.get("choices") or []:
                 piece = (choice.get("delta") or {}).get("content") or ""
                 if piece:

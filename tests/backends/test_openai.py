@@ -18,8 +18,8 @@ import pytest
 from PIL import Image
 
 from docvision.backends.base import PageView
-from docvision.backends.openai import (OpenAIBackend, encode_image, normalize_base_url, retry_after,
-                                       sse_events)
+from docvision.backends.chatapi import encode_image, normalize_base_url, retry_after, sse_events
+from docvision.backends.openai import OpenAIBackend
 from docvision.errors import BackendError, ExternalTimeout, ModelError, UsageError
 from docvision.tiling import plan
 
