@@ -2,8 +2,9 @@
 
 In: what ``batch.run`` has once the backend is loaded, plus N and whether records keep input order.
 Out: the same records and exit code as ``batch.run``; with ``ordered`` the same bytes in the same order,
-so ``--resume`` works as before. Without it (``--unordered``) each record is written the moment its source finishes; a rerun
-with ``--resume`` still skips exactly the finished ones, since every record is one whole flushed line.
+so ``--resume`` works as before. Without it (``--unordered``) each record is written the moment its
+source finishes; a rerun with ``--resume`` still skips exactly the finished ones, since every record is
+one whole flushed line.
 
 How: the one render thread of ``batch`` (PyMuPDF and friends stay on one thread) draws sources in
 input order and runs ahead of the requests; a router thread hands each source's messages to that
