@@ -32,6 +32,7 @@ ALIASES: dict[str, tuple[str, str]] = {
 ENV_MODEL = "DOCVISION_MODEL"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
 REACH_TIMEOUT_S = 2.0
+_DOWNLOAD_PATTERNS = ["*.json", "*.safetensors", "*.jinja", "*.txt", "*.model", "*.tiktoken"]
 
 
 @dataclass
@@ -165,7 +166,8 @@ def _download(model_id: str) -> Path | None:
     from huggingface_hub import snapshot_download
 
     try:
-        return Path(snapshot_download(model_id))
+        # Weights, configs, tokenizer and template only: no duplicate .bin/.gguf/onnx copies.
+        return Path(snapshot_download(model_id, allow_patterns=_DOWNLOAD_PATTERNS))
     except Exception as exc:  # noqa: BLE001 - hub errors come in many classes; one line for all
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"could not download {model_id}: {first}; {_fix_hint(model_id)}") from None

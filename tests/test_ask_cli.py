@@ -86,12 +86,12 @@ def test_ask_json_record_through_the_real_cli(tiny_model_dir, sample):
 
 def test_ask_4bit_on_cpu(tiny_model_dir, sample, capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("DOCVISION_CACHE_DIR", str(tmp_path / "cache"))
-    for family in ("qwen2_5_vl", "internvl"):
+    for family, quant in (("qwen2_5_vl", "4bit"), ("internvl", "4bit"), ("qwen2_5_vl", "8bit")):
         record = one_record(capsys, "ask", sample, QUESTION, "--model", str(tiny_model_dir(family)), "--hd", "1",
-                            "--quant", "4bit", "--device", "cpu", "--max-new-tokens", "2", "--json")
-        assert record["model"]["quant"] == "4bit" and record["model"]["device"] == "cpu"
+                            "--quant", quant, "--device", "cpu", "--max-new-tokens", "2", "--json")
+        assert record["model"]["quant"] == quant and record["model"]["device"] == "cpu"
         assert record["resolution"]["visual_tokens"] == record["resolution"]["tokens"] > 0
-    assert len(list((tmp_path / "cache" / "quantized").iterdir())) == 2
+    assert len(list((tmp_path / "cache" / "quantized").iterdir())) == 3
 
 
 @pytest.mark.parametrize("family", ["qwen2_5_vl", "qwen3_vl", "internvl", "idefics3"])

@@ -120,7 +120,11 @@ def _quiet() -> None:
     from huggingface_hub.utils import disable_progress_bars
     from transformers.utils import logging as hf_logging
 
+    import warnings
+
     disable_progress_bars()
+    # bitsandbytes' 8-bit matmul says so on every call; the record already names the quantization.
+    warnings.filterwarnings("ignore", message="MatMul8bitLt")
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
 
