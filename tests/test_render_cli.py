@@ -205,3 +205,16 @@ def test_bad_pages_and_out_are_usage_errors_said_once(tmp_path, letter_pdf, post
         assert proc.returncode == 2, (extra, proc.stderr)
         assert_one_error_line(proc, *fragments)
         assert len(proc.stderr.splitlines()) == 1 and proc.stdout == "", (extra, proc.stderr)
+
+
+def test_human_table_fits_80_columns_with_long_notes(tmp_path):
+    proc = run_cli("render", truncated_pdf(tmp_path / "a rather long file name for a damaged report.pdf"),
+                   env={"COLUMNS": "80"})
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[0].endswith("report.pdf  (HD-25, tile 336 px)")  # the path whole, never cut for copying
+    assert all(len(line) <= 80 for line in lines[1:]), proc.stdout
+    rows = [line for line in lines[2:] if line.startswith("page ")]
+    assert [row.split()[1] for row in rows] == ["1", "2", "3", "4"]  # one line per page, nothing wrapped
+    assert rows[2].rstrip().endswith("warning") and "2550x3300" in rows[2] and "1344x1680" in rows[2]
+    assert any(line.strip().startswith("page 3: damaged") for line in lines)  # the full note, under the table

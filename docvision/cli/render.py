@@ -96,34 +96,49 @@ def _check_out(out: Optional[Path]) -> None:
 
 
 def _human_emitter():
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
     console = Console(highlight=False)
+    numbers = ("source px", "scale", "canvas px", "grid", "tiles", "tokens", "words")
 
     def emit(record: dict) -> None:
         if record["status"] != "ok":
             common.say_error(f"{record['source']}: {record['error']['message']}")
             return
         res = record["resolution"]
-        table = Table(title=f"{record['source']}  (HD-{res['hd']}, tile {res['tile']} px)",
-                      title_justify="left", show_edge=False)
-        for column in ("page", "source px", "scale", "canvas px", "grid", "tiles", "tokens", "words", "notes"):
-            table.add_column(column, justify="left" if column in ("page", "notes") else "right")
+        # Paths are never wrapped by us (soft_wrap): they stay whole for copying.
+        console.print(f"{record['source']}  (HD-{res['hd']}, tile {res['tile']} px)", soft_wrap=True)
+        table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False,
+                      collapse_padding=True)
+        # Numbers never wrap or shrink; the label wraps; a note is a short flag here and its full
+        # text a line under the table, so an 80-column terminal shows one readable row per page.
+        table.add_column("page", overflow="fold", min_width=6)
+        for column in numbers:
+            table.add_column(column, justify="right", no_wrap=True)
+        table.add_column("notes", no_wrap=True, overflow="ellipsis")
+        details = []
         for page in record["pages"]:
             p = page["plan"]
             notes = ["scanned"] if page["scanned"] else []
-            notes += page.get("warnings", [])
+            if page.get("warnings"):
+                notes.append("warning")
+                details += [f"{page['label']}: {w}" for w in page["warnings"]
+                            if not any(w in doc_warning for doc_warning in record.get("warnings", []))]
             table.add_row(
                 page["label"], "x".join(map(str, p["source_size"])), f"{p['scale']:.3f}",
                 "x".join(map(str, p["canvas_size"])), "x".join(map(str, p["grid"])),
-                str(p["tiles"]), str(p["tokens"]), str(page["words"]), "; ".join(notes),
+                str(p["tiles"]), str(p["tokens"]), str(page["words"]), ", ".join(notes),
             )
         console.print(table)
+        for detail in details:
+            console.print(f"  {detail}", overflow="fold")
         console.print(f"  {res['pages']} page(s), {res['tiles']} tiles, {res['tokens']} visual tokens"
                       f" in {record['timings']['render_s']:.2f} s")
         if record["pages"] and "files" in record["pages"][0]:
-            console.print(f"  views written to {Path(record['pages'][0]['files']['canvas']).parent}")
+            console.print(f"  views written to {Path(record['pages'][0]['files']['canvas']).parent}",
+                          soft_wrap=True)
         for warning in record.get("warnings", []):
             common.say_warning(f"{record['source']}: {warning}")
         sys.stdout.flush()
