@@ -53,6 +53,9 @@ def sniff(head: bytes) -> str | None:
             return kind
     if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
         return "image"
+    if head[4:8] == b"ftyp" and head[8:12] in (b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1",
+                                               b"avif", b"avis"):
+        return "heif"  # iPhone photos (often renamed .jpg); Pillow cannot read them without a plugin
     text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
     if text.startswith((b"<!doctype html", b"<html", b"<head", b"<body", b"<meta")):
         return "html"
@@ -104,7 +107,9 @@ def check_content(path: Path, expected: str, source: str) -> None:
     found = sniff(head)
     if found == expected:
         return
-    if found == "html":
+    if found == "heif":
+        hint = "it is a HEIC/HEIF or AVIF photo, which docvision does not read; convert it to JPEG or PNG"
+    elif found == "html":
         hint = "it is an HTML page; rename it to .html to read it as a web page"
     elif found in ("pdf", "image"):
         hint = f"it is a {found.upper() if found == 'pdf' else found} file; give it the right extension"

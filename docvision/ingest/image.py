@@ -13,6 +13,7 @@ error; the size limit here comes from ``--max-image-pixels`` and is checked from
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
@@ -47,6 +48,12 @@ def _open(path: Path, source: str) -> "Image.Image":
         raise DamagedSource(f"cannot read the image ({exc})", source=source) from None
 
 
+def _damaged(exc: BaseException) -> str:
+    """One line for a broken image: Pillow's reason without Python's quoting, and what to do."""
+    reason = re.sub(r"""b'([^']*)'""", r"\1", str(exc)).strip() or type(exc).__name__
+    return f"the image is truncated or corrupt ({reason}); export or download it again"
+
+
 def _check_size(size: tuple[int, int], limit: int, source: str) -> None:
     width, height = size
     if width * height > limit:
@@ -72,7 +79,7 @@ def _verify(path: Path, source: str) -> None:
             if probe.format == "PNG":
                 probe.verify()
     except (OSError, SyntaxError, ValueError) as exc:
-        raise DamagedSource(f"the image is truncated or corrupt ({exc})", source=source) from None
+        raise DamagedSource(_damaged(exc), source=source) from None
 
 
 def load(source: str, options: IngestOptions) -> Document:
@@ -128,7 +135,7 @@ def _render(path: Path, source: str, frame: int, width: int, height: int) -> "Im
         try:
             image.load()
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
-            raise DamagedSource(f"the image is truncated or corrupt ({exc})", source=source) from None
+            raise DamagedSource(_damaged(exc), source=source) from None
         picture = _normalise(image)
     factor = min(picture.width // target[0], picture.height // target[1])
     if factor >= 2:  # whole-factor box shrink first: cheap, and bounds the resize's memory

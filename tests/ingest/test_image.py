@@ -242,3 +242,16 @@ def test_mislabelled_and_unreadable_files(tmp_path):
     (tmp_path / "liar.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4)
     with pytest.raises(DamagedSource):
         load(tmp_path / "liar.png")
+
+
+def test_bad_crc_and_heic_named_jpg_say_what_to_do(tmp_path):
+    Image.new("RGB", (40, 30), BLUE).save(tmp_path / "crc.png")
+    data = bytearray((tmp_path / "crc.png").read_bytes())
+    at = data.index(b"IDAT")
+    data[at + 4] ^= 0xFF  # first byte of the compressed data: the chunk's CRC no longer matches
+    (tmp_path / "crc.png").write_bytes(bytes(data))
+    with pytest.raises(DamagedSource, match=r"checksum in IDAT\)\); export or download it again$"):
+        load(tmp_path / "crc.png")
+    (tmp_path / "photo.jpg").write_bytes(b"\0\0\0\x18ftypheic\0\0\0\0mif1heic" + bytes(300))
+    with pytest.raises(DamagedSource, match="HEIC/HEIF or AVIF photo.*convert it to JPEG or PNG"):
+        load(tmp_path / "photo.jpg")
