@@ -20,8 +20,9 @@ QUANT_HELP = "auto (4-bit NF4 on CUDA, bf16 on CPU), 4bit, 8bit or none (bf16)."
 
 
 def ask(
-    sources: List[str] = typer.Argument(..., help="Files, folders, globs, URLs, or - to read paths from stdin."),
-    question: str = typer.Argument(..., help="The question to answer (after the sources)."),
+    sources: List[str] = typer.Argument(None, metavar="SOURCE",
+                                        help="Files, folders, globs, URLs, or - to read paths from stdin."),
+    question: str = typer.Argument(..., metavar="QUESTION", help="The question to answer (after the sources)."),
     model: Optional[str] = typer.Option(None, "--model", "-m",
                                         help="Model alias, hub id or local folder (default: DOCVISION_MODEL or 'default')."),
     hd: Optional[int] = typer.Option(None, "--hd", min=1, max=400, help="Resolution budget: at most N tiles per page "
@@ -53,6 +54,8 @@ def ask(
     from docvision.routing import Budget
     from docvision.tasks.ask import AskTask
 
+    if not sources:  # one word given: the parser took it as the question
+        raise UsageError("give the sources, then the question: docvision ask SOURCE... QUESTION")
     if not question.strip():
         raise UsageError("the question is empty")
     flags = {"model": model, "quant": quant, "device": device, "backend": backend, "base_url": base_url,
