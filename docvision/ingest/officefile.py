@@ -85,6 +85,9 @@ def _refuse_mislabelled(head: bytes, ext: str, source: str) -> None:
 
 
 def _check_zip(path: Path, ext: str, source: str, head: bytes) -> None:
+    if head.startswith(b"PK\x05\x06"):  # a zip's end record and nothing before it
+        raise DamagedSource(f"not a valid {describe(ext)}: it is an empty zip archive (no files inside); "
+                            "save the document again from its program", source=source)
     if not head.startswith(b"PK\x03\x04"):
         _refuse_mislabelled(head, ext, source)
     try:

@@ -317,6 +317,13 @@ def test_random_bytes_named_xlsx(tmp_path):
     _fail(source, "not a valid Excel workbook")
 
 
+def test_empty_zip_named_docx(tmp_path):
+    source = tmp_path / "nothing.docx"
+    with zipfile.ZipFile(source, "w"):
+        pass
+    _fail(source, "not a valid Word document", "empty zip archive")
+
+
 def test_truncated_zip_named_xlsx(tmp_path):
     whole = tmp_path / "whole.xlsx"
     build_workbook(whole)
