@@ -168,6 +168,9 @@ def test_a_batch_keeps_going_and_exits_1(tmp_path, letter_pdf, poster_png):
     assert [r["status"] for r in records] == ["ok", "error", "error", "ok"]
     assert records[1]["error"]["kind"] == "damaged" and records[2]["error"]["kind"] == "not_found"
     assert [l.startswith("error:") for l in proc.stderr.splitlines()] == [True, True]
+    damaged = run_cli("render", truncated_pdf(tmp_path / "cut.pdf"), "--json")  # warnings: stderr, as in the table
+    assert len(json_lines(damaged.stdout)) == 1
+    assert any(l.startswith("warning: ") and "damaged pages: 3, 4" in l for l in damaged.stderr.splitlines())
     human = run_cli("render", letter_pdf, tmp_path / "broken.pdf", poster_png)
     assert human.returncode == 1 and "page 2" in human.stdout and "poster.png" in human.stdout
 

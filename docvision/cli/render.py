@@ -48,7 +48,7 @@ def render(
         from docvision import families, models
 
         family = families.detect(models.resolve(model, download=False).config)
-    emit = common.json_emitter() if json_out else _human_emitter()
+    emit = _json_emitter() if json_out else _human_emitter()
     return common.run_sources(
         entries, "render", lambda s: render_source(s, options, hd=hd, tile=tile, out_dir=out, family=family),
         emit, debug,
@@ -93,6 +93,18 @@ def _check_out(out: Optional[Path]) -> None:
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
         raise UsageError(f"--out {out}: cannot write there ({reason}); choose another folder") from None
+
+
+def _json_emitter():
+    """JSON Lines on stdout; errors and, as with the table, a source's warnings also on stderr."""
+    emit_json = common.json_emitter()
+
+    def emit(record: dict) -> None:
+        emit_json(record)
+        for warning in record.get("warnings") or []:
+            common.say_warning(f"{record['source']}: {warning}")
+
+    return emit
 
 
 def _human_emitter():
