@@ -94,13 +94,16 @@ def cache_root() -> Path:
     return Path(user_cache_dir("docvision"))
 
 
-def quantized_path(model_id: str, revision: str, quant: str, device: str, skip: Sequence[str]) -> Path:
-    """The cache folder of one quantization of one model revision."""
+def quantized_path(model_id: str, revision: str, quant: str, device: str) -> Path:
+    """The cache folder of one quantization of one model revision.
+
+    The skip list is not part of the key: it follows from the model, the device and these versions, so
+    a cache hit needs no model skeleton at all.
+    """
     import bitsandbytes
     import transformers
 
-    key = json.dumps([model_id, revision, quant, device, list(skip), transformers.__version__,
-                      bitsandbytes.__version__])
+    key = json.dumps([model_id, revision, quant, device, transformers.__version__, bitsandbytes.__version__])
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", model_id.strip("/"))[-60:]
     return cache_root() / "quantized" / f"{slug}-{quant}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
 
@@ -153,11 +156,11 @@ def load_model(path: Path, model_id: str, revision: str, device: str, quant: str
     if quant == "none":
         model = AutoModelForImageTextToText.from_pretrained(path, **common)
         return model, AutoProcessor.from_pretrained(path, trust_remote_code=False), False
-    skip = skip_modules(path, device)
-    cached = quantized_path(model_id, revision, quant, device, skip)
+    cached = quantized_path(model_id, revision, quant, device)
     if (cached / "config.json").is_file():
         model = AutoModelForImageTextToText.from_pretrained(cached, **common)
         return model, AutoProcessor.from_pretrained(cached, trust_remote_code=False), True
+    skip = skip_modules(path, device)
     model = AutoModelForImageTextToText.from_pretrained(
         path, quantization_config=_quant_config(quant, skip), **common)
     processor = AutoProcessor.from_pretrained(path, trust_remote_code=False)

@@ -42,7 +42,8 @@ def models(
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"models (this machine: {run['device']}, {run['quant']})", title_justify="left",
+    precision = "bf16" if run["quant"] == "none" else f"{run['quant']} NF4" if run["quant"] == "4bit" else run["quant"]
+    table = Table(title=f"models (would run here on {run['device']}, {precision}; * = default)", title_justify="left",
                   show_edge=False)
     for column in ("alias", "hub id", "cached", "size", "note"):
         table.add_column(column, overflow="fold")

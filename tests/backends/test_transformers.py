@@ -44,10 +44,11 @@ def test_choices(monkeypatch):
 
 def test_quantized_path_depends_on_revision_and_quant(tmp_path, monkeypatch):
     monkeypatch.setenv(tb.CACHE_ENV, str(tmp_path))
-    one = tb.quantized_path("Qwen/X", "rev1", "4bit", "cpu", ["lm_head"])
+    one = tb.quantized_path("Qwen/X", "rev1", "4bit", "cpu")
     assert one.parent == tmp_path / "quantized" and one.name.startswith("Qwen_X-4bit-")
-    assert one != tb.quantized_path("Qwen/X", "rev2", "4bit", "cpu", ["lm_head"])
-    assert one != tb.quantized_path("Qwen/X", "rev1", "8bit", "cpu", ["lm_head"])
+    assert one != tb.quantized_path("Qwen/X", "rev2", "4bit", "cpu")
+    assert one != tb.quantized_path("Qwen/X", "rev1", "8bit", "cpu")
+    assert one != tb.quantized_path("Qwen/X", "rev1", "4bit", "cuda")
 
 
 @pytest.mark.model
