@@ -183,7 +183,9 @@ def test_help_is_fast_and_imports_nothing_heavy():
         "    code = run(['--help'])\n"
         "    run(['render', '--help'])\n"
         "heavy = ('torch', 'transformers', 'playwright', 'bitsandbytes', 'pymupdf', 'fitz', 'PIL', 'numpy')\n"
-        "print(code, 'render' in out.getvalue(), sorted(m for m in heavy if m in sys.modules))\n"
+        "text = out.getvalue()\n"
+        "print(code, 'render' in text and \"| docvision render - --json\" in text,\n"
+        "      sorted(m for m in heavy if m in sys.modules))\n"
     )
     started = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)

@@ -14,7 +14,8 @@ from docvision.cli import common
 
 
 def render(
-    sources: List[str] = typer.Argument(..., help="Files, folders, globs, URLs, or - to read paths from stdin."),
+    sources: List[str] = typer.Argument(..., metavar="SOURCE",
+                                        help="Files, folders, globs, URLs, or - to read paths from stdin."),
     hd: int = common.HD_OPTION,
     tile: int = typer.Option(336, "--tile", min=28, help="Tile size in pixels (336 as in 4KHD)."),
     model: Optional[str] = typer.Option(
@@ -31,7 +32,18 @@ def render(
     browser: Optional[str] = common.BROWSER_OPTION,
     debug: bool = common.DEBUG_OPTION,
 ) -> int:
-    """Plan each page at HD-N and print the plan; with --out, write the views."""
+    """Show what the model will see of each page: its HD-N plan (canvas, tile grid, visual tokens).
+
+    With --out, write per page the canvas, the global view and an overview picture with the tile
+    grid drawn and numbered over the page.
+
+    \b
+    Examples:
+      docvision render report.pdf
+      docvision render poster.png --hd 16 --out views/
+      docvision render https://example.com/pricing --json
+      find docs -name '*.pdf' | docvision render - --json
+    """
     from docvision import ingest
     from docvision.document import IngestOptions
     from docvision.render import render_source
