@@ -21,6 +21,9 @@ if TYPE_CHECKING:
     from docvision.families import Family
 
 
+VIEW_SUFFIXES = (".canvas.png", ".global.png", ".overview.png", ".anchors.json")
+
+
 def page_anchors(page: Page, page_plan: Plan) -> list[dict]:
     """The page's words with boxes in canvas pixels (rounded to 0.1 px)."""
     return [
@@ -32,6 +35,35 @@ def page_anchors(page: Page, page_plan: Plan) -> list[dict]:
 def _slug(source: str) -> str:
     name = Path(source.rstrip("/")).name or "page"
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name)[:80]
+
+
+class ViewFolders:
+    """The folder of each source's views under ``root``: named after the file, unique within a run.
+
+    Two sources with the same file name (a/report.pdf, b/report.pdf) get report.pdf and report.pdf-2
+    instead of overwriting each other's pages (so does a name taken by a file, as with --out .); a folder's views from an earlier run are removed when
+    this run first writes there, so no stale page of a longer document stays beside the new ones.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.taken: dict[str, str] = {}
+
+    def folder(self, source: str) -> Path:
+        base = _slug(source)
+        name, count = base, 1
+        # Taken by another source of this run, or a file (--out . holds report.pdf itself).
+        while (name in self.taken and self.taken[name] != source) or (
+                (self.root / name).exists() and not (self.root / name).is_dir()):
+            count += 1
+            name = f"{base}-{count}"
+        folder = self.root / name
+        if name not in self.taken and folder.is_dir():
+            for old in folder.glob("page-*"):
+                if old.is_file() and old.name.endswith(VIEW_SUFFIXES):
+                    old.unlink()
+        self.taken[name] = source
+        return folder
 
 
 def write_views(page: Page, page_plan: Plan, folder: Path) -> dict:
@@ -60,18 +92,22 @@ def render_source(
     tile: int = DEFAULT_TILE,
     out_dir: Path | None = None,
     family: "Family | None" = None,
+    folders: ViewFolders | None = None,
 ) -> dict:
     """Plan (and with ``out_dir`` draw) every selected page of ``source``; return the record body.
 
     With a model ``family`` (docvision.families) its tile size is used and each page's ``tokens`` is
-    the visual-token count that model's processor produces.
+    the visual-token count that model's processor produces. A batch passes one ``folders`` for all
+    its sources so that their view folders never collide.
     """
     if family is not None:
         tile = family.tile
     started = time.perf_counter()
     pages = []
     with ingest.load(source, options) as document:
-        folder = out_dir / _slug(source) if out_dir is not None else None
+        if folders is None and out_dir is not None:
+            folders = ViewFolders(out_dir)
+        folder = folders.folder(source) if folders is not None else None
         for page in document.pages():
             page_plan = plan(page.size, hd, tile)
             entry = {

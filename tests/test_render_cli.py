@@ -223,3 +223,26 @@ def test_human_table_fits_80_columns_with_long_notes(tmp_path):
     assert [row.split()[1] for row in rows] == ["1", "2", "3", "4"]  # one line per page, nothing wrapped
     assert rows[2].rstrip().endswith("warning") and "2550x3300" in rows[2] and "1344x1680" in rows[2]
     assert any(line.strip().startswith("page 3: damaged") for line in lines)  # the full note, under the table
+
+
+def test_out_folders_never_collide_and_reruns_skip_old_views(tmp_path):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    make_pdf(tmp_path / "a" / "report.pdf", pages=3)
+    make_pdf(tmp_path / "b" / "report.pdf", pages=1)
+    for _ in range(2):  # the second run finds the first run's views under . and leaves them out
+        proc = run_cli("render", ".", "-r", "--out", "views", "--json", cwd=str(tmp_path))
+        assert proc.returncode == 0, proc.stderr
+        records = json_lines(proc.stdout)
+        assert [r["source"] for r in records] == ["a/report.pdf", "b/report.pdf"]
+    assert "left out 12 view picture(s)" in proc.stderr  # 3 + 1 pages x canvas, global, overview
+    folders = {r["source"]: {p["files"]["canvas"] for p in r["pages"]} for r in records}
+    assert folders == {"a/report.pdf": {f"views/report.pdf/page-00{n}.canvas.png" for n in (1, 2, 3)},
+                       "b/report.pdf": {"views/report.pdf-2/page-001.canvas.png"}}
+    make_pdf(tmp_path / "a" / "report.pdf", pages=1)  # shorter now: no stale page 2 or 3 stays behind
+    beside = run_cli("render", "report.pdf", "--out", ".", "--json", cwd=str(tmp_path / "a"))  # the name is a file
+    assert json_lines(beside.stdout)[0]["pages"][0]["files"]["canvas"] == "report.pdf-2/page-001.canvas.png"
+    proc = run_cli("render", "a/report.pdf", "--out", "views", cwd=str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in (tmp_path / "views" / "report.pdf").iterdir()) == [
+        "page-001.anchors.json", "page-001.canvas.png", "page-001.global.png", "page-001.overview.png"]

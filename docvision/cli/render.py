@@ -46,25 +46,46 @@ def render(
     """
     from docvision import ingest
     from docvision.document import IngestOptions
-    from docvision.render import render_source
+    from docvision.render import ViewFolders, render_source
     from docvision.sources import expand
 
     _check_pages(pages)
     _check_out(out)
     options = IngestOptions(pages=pages, password=password, max_image_pixels=max_image_pixels, timeout=timeout,
                             viewport_width=viewport_width, device_scale_factor=scale, browser=browser)
-    entries = expand(sources, recursive=recursive)
+    entries = _outside(expand(sources, recursive=recursive), out)
     ingest.expect([e.source for e in entries if e.error is None])
     family = None
     if model is not None:
         from docvision import families, models
 
         family = families.detect(models.resolve(model, download=False).config)
+    folders = ViewFolders(out) if out is not None else None
     emit = _json_emitter() if json_out else _human_emitter()
     return common.run_sources(
-        entries, "render", lambda s: render_source(s, options, hd=hd, tile=tile, out_dir=out, family=family),
+        entries, "render", lambda s: render_source(s, options, hd=hd, tile=tile, family=family, folders=folders),
         emit, debug,
     )
+
+
+def _outside(entries: list, out: Optional[Path]) -> list:
+    """Leave out our own views in --out: rendering `.` again must not render the last run's pictures."""
+    from docvision.ingest import is_url
+    from docvision.render import VIEW_SUFFIXES
+
+    if out is None:
+        return entries
+    root = out.resolve()
+
+    def ours(source: str) -> bool:
+        path = Path(source)
+        return (not is_url(source) and path.name.startswith("page-") and path.name.endswith(VIEW_SUFFIXES)
+                and path.resolve().parent.parent == root)
+
+    kept = [e for e in entries if e.error is not None or not ours(e.source)]
+    if len(kept) < len(entries):
+        common.say_warning(f"left out {len(entries) - len(kept)} view picture(s) of an earlier run in --out {out}")
+    return kept
 
 
 def _check_pages(spec: Optional[str]) -> None:
