@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from docvision import ingest, views
+from docvision.errors import DamagedSource
 from docvision.document import IngestOptions, Page
 from docvision.tiling import DEFAULT_TILE, Plan, plan
 
@@ -130,6 +131,8 @@ def render_source(
             pages.append(entry)
         warnings = list(document.warnings)
         kind, page_count = document.kind, document.page_count
+    if not pages:  # every selected page was skipped as unreadable: nothing to show is a failure
+        raise DamagedSource("no page could be read: the file is damaged beyond repair", source=source)
     return {
         "kind": kind,
         "page_count": page_count,

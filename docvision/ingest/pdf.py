@@ -28,10 +28,18 @@ POINTS_PER_INCH = 72.0
 SCANNED_COVERAGE = 0.6
 
 
+# What a damaged file makes PyMuPDF raise. Some MuPDF errors (FzErrorFormat: "malformed page tree")
+# come straight from its bindings as mupdf.FzErrorBase, which is neither RuntimeError nor ValueError;
+# _fitz() adds that class once PyMuPDF is imported.
+MUPDF_ERRORS: tuple[type[BaseException], ...] = (RuntimeError, ValueError)
+
+
 def _fitz():
     """Import PyMuPDF quietly: MuPDF otherwise prints its errors straight to stderr."""
+    global MUPDF_ERRORS
     import pymupdf
 
+    MUPDF_ERRORS = (RuntimeError, ValueError, pymupdf.mupdf.FzErrorBase)
     pymupdf.TOOLS.mupdf_display_errors(False)
     pymupdf.TOOLS.mupdf_display_warnings(False)
     return pymupdf
@@ -57,7 +65,7 @@ def _open(fitz, source: str, options: IngestOptions) -> tuple["pymupdf.Document"
         doc = fitz.open(str(path), filetype="pdf")
     except fitz.FileNotFoundError:  # PyMuPDF's own class, a RuntimeError, not the built-in one
         raise SourceNotFound("no such file", source=source) from None
-    except (fitz.FileDataError, RuntimeError, ValueError):
+    except (fitz.FileDataError, *MUPDF_ERRORS):
         raise DamagedSource("the PDF is damaged beyond repair and cannot be opened",
                             source=source) from None
     # Read needs_pass once, before authenticate(): reading it afterwards blanks decrypted pages.
@@ -80,6 +88,10 @@ def load(source: str, options: IngestOptions) -> Document:
     doc, encrypted = _open(fitz, source, options)
     try:
         page_count = doc.page_count
+        complaints = _mupdf_messages(fitz) if page_count == 0 else []
+        if page_count == 0 and (doc.is_repaired or complaints):  # a lost page tree, not an empty PDF
+            detail = f" ({complaints[0]})" if complaints else ""
+            raise DamagedSource(f"the PDF is damaged: no page could be found{detail}", source=source)
         if page_count == 0:
             raise EmptySource("the PDF has no pages", source=source)
         indices = parse_page_range(options.pages, page_count, source)
@@ -91,7 +103,7 @@ def load(source: str, options: IngestOptions) -> Document:
     if repaired:
         try:  # loading a page loads the (repaired) page tree, whose complaints are the file's
             doc.load_page(indices[0])
-        except (RuntimeError, ValueError):
+        except MUPDF_ERRORS:
             pass
     opening = _mupdf_messages(fitz)
     if repaired:
@@ -113,7 +125,7 @@ def _pages(fitz, doc, indices: list[int], dpi: float, warnings: list[str]) -> It
         try:
             page = doc.load_page(index)
             page_obj = _make_page(fitz, page, index, dpi)
-        except (RuntimeError, ValueError) as exc:
+        except MUPDF_ERRORS as exc:
             damaged.append(index + 1)
             warnings.append(f"page {index + 1} cannot be read and was skipped ({exc})")
             continue
@@ -147,7 +159,7 @@ def _make_page(fitz, page, index: int, dpi: float) -> Page:
         # words come out already on the visible page, cropped and rotated like the pixels.
         drawing = page.get_displaylist()
         result.words = _words(fitz, drawing, rect, size)
-    except (RuntimeError, ValueError) as exc:
+    except MUPDF_ERRORS as exc:
         drawing = page  # draw straight from the page; it may still partly work
         result.warnings.append(f"damaged: {exc}")
     result.scanned = not result.words and _mostly_image(page)
@@ -170,7 +182,7 @@ def _mostly_image(page) -> bool:
         return False
     try:
         infos = page.get_image_info()
-    except (RuntimeError, ValueError):
+    except MUPDF_ERRORS:
         return False
     for info in infos:
         box = page.rect & info["bbox"]  # the part of the image on the visible page
@@ -190,7 +202,7 @@ def _render(fitz, drawing, rect, width: int, height: int, page_obj: Page) -> "Im
     matrix = fitz.Matrix(width / rect.width, height / rect.height)
     try:  # drawing: the page's display list (or the page itself); both take these arguments
         pix = drawing.get_pixmap(matrix=matrix, clip=rect, alpha=False, colorspace=fitz.csRGB)
-    except (RuntimeError, ValueError) as exc:
+    except MUPDF_ERRORS as exc:
         page_obj.warnings.append(f"damaged: cannot be drawn, left blank ({exc})")
         return Image.new("RGB", (width, height), (255, 255, 255))
     _note_damage(fitz, page_obj)

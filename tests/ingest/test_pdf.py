@@ -246,3 +246,19 @@ def test_cropbox_words_and_pixels_agree(tmp_path):
         page_plan = plan(cropped.size, 9)
         board = views.canvas(cropped, page_plan)
     assert dark_fraction(board, page_plan.to_canvas(word.box)) > 0.1
+
+
+def test_broken_page_tree_and_catalog_are_damaged_not_crashes_or_empty(tmp_path):
+    from docvision.render import render_source
+
+    # MuPDF raises its own FzErrorFormat ("cycle in page tree"), not a RuntimeError.
+    (tmp_path / "cycle.pdf").write_bytes(
+        b"%PDF-1.4\n1 0 obj\n<</Type/Catalog/Pages 2 0 R>>\nendobj\n2 0 obj\n<</Type/Pages/Count 1/Kids[2 0 R]>>"
+        b"\nendobj\ntrailer\n<</Root 1 0 R>>\n%%EOF\n")
+    with pytest.raises(DamagedSource, match="no page could be read"):
+        render_source(str(tmp_path / "cycle.pdf"), IngestOptions())
+    good = pymupdf.open(make_pdf(tmp_path / "good.pdf", pages=1)).tobytes(garbage=0, deflate=False)
+    at = good.index(b"/Type/Catalog")
+    (tmp_path / "catalog.pdf").write_bytes(good[:at] + b"/Type\x01Catalog" + good[at + 13:])
+    with pytest.raises(DamagedSource, match="the PDF is damaged: no page could be found"):
+        load(tmp_path / "catalog.pdf")
