@@ -14,6 +14,9 @@ error; the size limit here comes from ``--max-image-pixels`` and is checked from
 from __future__ import annotations
 
 import re
+import struct
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
@@ -31,6 +34,10 @@ _UPRIGHT = {2: "FLIP_LEFT_RIGHT", 3: "ROTATE_180", 4: "FLIP_TOP_BOTTOM", 5: "TRA
             6: "ROTATE_270", 7: "TRANSVERSE", 8: "ROTATE_90"}
 _SWAPS_AXES = {5, 6, 7, 8}
 _ALPHA_MODES = {"LA", "La", "PA", "RGBA", "RGBa"}
+# What Pillow raises on a damaged or hostile file, besides OSError: its plugins parse headers with
+# struct and indexing, so a broken TIFF gives TypeError ("Missing dimensions"), others KeyError ...
+_BROKEN = (OSError, SyntaxError, ValueError, EOFError, TypeError, KeyError, IndexError, ZeroDivisionError,
+           struct.error)
 
 
 def _open(path: Path, source: str) -> "Image.Image":
@@ -44,14 +51,29 @@ def _open(path: Path, source: str) -> "Image.Image":
     except UnidentifiedImageError:
         raise DamagedSource("not a readable image: the file is damaged or not the format its "
                             "name says", source=source) from None
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise DamagedSource(f"cannot read the image ({exc})", source=source) from None
+    except _BROKEN as exc:
+        raise DamagedSource(_damaged(exc), source=source) from None
 
 
 def _damaged(exc: BaseException) -> str:
     """One line for a broken image: Pillow's reason without Python's quoting, and what to do."""
     reason = re.sub(r"""b'([^']*)'""", r"\1", str(exc)).strip() or type(exc).__name__
     return f"the image is truncated or corrupt ({reason}); export or download it again"
+
+
+@contextmanager
+def _collect(notes: list[str]):
+    """Turn Pillow's warnings (damaged EXIF or TIFF tags, which it skips) into document warnings.
+
+    Left alone, Python prints them on stderr as two lines naming Pillow's source file.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        yield
+    for warning in caught:
+        note = f"damaged image metadata was skipped ({' '.join(str(warning.message).split())})"
+        if note not in notes:
+            notes.append(note)
 
 
 def _check_size(size: tuple[int, int], limit: int, source: str) -> None:
@@ -65,7 +87,7 @@ def _check_size(size: tuple[int, int], limit: int, source: str) -> None:
 def _orientation(image: "Image.Image") -> int:
     try:
         value = int(image.getexif().get(0x0112, 1))
-    except (ValueError, TypeError, OSError, SyntaxError):
+    except _BROKEN:
         return 1
     return value if value in _UPRIGHT else 1
 
@@ -78,7 +100,7 @@ def _verify(path: Path, source: str) -> None:
         with Image.open(path) as probe:
             if probe.format == "PNG":
                 probe.verify()
-    except (OSError, SyntaxError, ValueError) as exc:
+    except _BROKEN as exc:
         raise DamagedSource(_damaged(exc), source=source) from None
 
 
@@ -91,52 +113,57 @@ def load(source: str, options: IngestOptions) -> Document:
     # Our limit is checked from the header, so the message names the flag; Pillow's own guard
     # (a warning over MAX_IMAGE_PIXELS, an error over twice it) then matches it for decoding.
     Image.MAX_IMAGE_PIXELS = None
+    notes: list[str] = []
     try:
-        with _open(path, source) as image:
+        with _collect(notes), _open(path, source) as image:
             _check_size(image.size, options.max_image_pixels, source)
             fmt = image.format or "image"
-            frames = getattr(image, "n_frames", 1) if fmt == "TIFF" else 1  # GIF, WebP: first frame
+            try:  # counting TIFF frames reads every frame's header, where damage shows
+                frames = getattr(image, "n_frames", 1) if fmt == "TIFF" else 1  # GIF, WebP: first frame
+            except _BROKEN as exc:
+                raise DamagedSource(_damaged(exc), source=source) from None
     finally:
         Image.MAX_IMAGE_PIXELS = options.max_image_pixels
-    _verify(path, source)
+    with _collect(notes):
+        _verify(path, source)
     labels = [f"frame {i + 1}" for i in range(frames)] if frames > 1 else ["image"]
     return Document(source=source, kind="image", page_count=frames,
-                    iter_pages=lambda: _pages(path, source, labels, options.max_image_pixels),
-                    metadata={"format": fmt, "frames": frames})
+                    iter_pages=lambda: _pages(path, source, labels, options.max_image_pixels, notes),
+                    warnings=notes, metadata={"format": fmt, "frames": frames})
 
 
-def _pages(path: Path, source: str, labels: list[str], limit: int) -> Iterator[Page]:
+def _pages(path: Path, source: str, labels: list[str], limit: int, notes: list[str]) -> Iterator[Page]:
     """One Page per frame, reading only each frame's header."""
     for index, label in enumerate(labels):
-        with _open(path, source) as image:
+        with _collect(notes), _open(path, source) as image:
             try:
                 image.seek(index)
-            except (EOFError, OSError) as exc:
+            except _BROKEN as exc:
                 raise DamagedSource(f"cannot read {label} ({exc})", source=source) from None
             _check_size(image.size, limit, source)
             width, height = image.size
             if _orientation(image) in _SWAPS_AXES:
                 width, height = height, width
         yield Page(label=label, number=index + 1, size=(width, height),
-                   render=lambda w, h, i=index: _render(path, source, i, w, h))
+                   render=lambda w, h, i=index: _render(path, source, i, w, h, notes))
 
 
-def _render(path: Path, source: str, frame: int, width: int, height: int) -> "Image.Image":
+def _render(path: Path, source: str, frame: int, width: int, height: int, notes: list[str]) -> "Image.Image":
     """Decode one frame and return it upright, RGB, on white, at exactly width x height."""
     from PIL import Image
 
-    with _open(path, source) as image:
-        image.seek(frame)
-        orientation = _orientation(image)
-        # Work in the stored orientation; turn upright only once small.
-        target = (height, width) if orientation in _SWAPS_AXES else (width, height)
-        if image.format in ("JPEG", "MPO"):
-            image.draft(None, target)  # decode at 1/2, 1/4 or 1/8 scale when that still covers target
+    with _collect(notes), _open(path, source) as image:
         try:
+            image.seek(frame)
+            orientation = _orientation(image)
+            # Work in the stored orientation; turn upright only once small.
+            target = (height, width) if orientation in _SWAPS_AXES else (width, height)
+            if image.format in ("JPEG", "MPO"):
+                image.draft(None, target)  # decode at 1/2, 1/4 or 1/8 scale when that still covers target
             image.load()
-        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            picture = _normalise(image)
+        except _BROKEN as exc:
             raise DamagedSource(_damaged(exc), source=source) from None
-        picture = _normalise(image)
     factor = min(picture.width // target[0], picture.height // target[1])
     if factor >= 2:  # whole-factor box shrink first: cheap, and bounds the resize's memory
         picture = picture.reduce(factor)

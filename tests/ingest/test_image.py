@@ -15,6 +15,7 @@ from docvision.document import IngestOptions
 from docvision.errors import DamagedSource, ImageTooLarge
 from docvision.ingest import image as image_ingest
 from docvision.tiling import plan
+from tests.helpers import run_cli
 
 RED, BLUE, GREEN, YELLOW, WHITE = (255, 0, 0), (0, 0, 255), (0, 160, 0), (250, 220, 0), (255, 255, 255)
 
@@ -255,3 +256,35 @@ def test_bad_crc_and_heic_named_jpg_say_what_to_do(tmp_path):
     (tmp_path / "photo.jpg").write_bytes(b"\0\0\0\x18ftypheic\0\0\0\0mif1heic" + bytes(300))
     with pytest.raises(DamagedSource, match="HEIC/HEIF or AVIF photo.*convert it to JPEG or PNG"):
         load(tmp_path / "photo.jpg")
+
+
+def test_tiff_frame_without_dimensions_is_damaged(tmp_path):
+    Image.new("RGB", (64, 48), BLUE).save(tmp_path / "two.tiff", save_all=True,
+                                          append_images=[Image.new("RGB", (30, 20))])
+    data = bytearray((tmp_path / "two.tiff").read_bytes())
+    first = struct.unpack("<I", data[4:8])[0]
+    count = struct.unpack("<H", data[first:first + 2])[0]
+    second = struct.unpack("<I", data[first + 2 + 12 * count:first + 6 + 12 * count])[0]
+    for i in range(struct.unpack("<H", data[second:second + 2])[0]):
+        entry = second + 2 + 12 * i
+        if struct.unpack("<H", data[entry:entry + 2])[0] in (256, 257):  # ImageWidth, ImageLength
+            data[entry:entry + 2] = struct.pack("<H", 65000 + i)
+    (tmp_path / "two.tiff").write_bytes(bytes(data))
+    with pytest.raises(DamagedSource, match="Missing dimensions"):  # Pillow raises TypeError here
+        load(tmp_path / "two.tiff")
+
+
+def test_damaged_exif_is_a_warning_not_python_noise_on_stderr(tmp_path):
+    picture = Image.new("RGB", (64, 48), BLUE)
+    exif = picture.getexif()
+    exif[0x010F] = "A long camera maker name"
+    picture.save(tmp_path / "photo.jpg", exif=exif)
+    data = bytearray((tmp_path / "photo.jpg").read_bytes())
+    entry = data.index(b"Exif\0\0MM") + 6 + 10  # the first IFD entry: Make, its value stored at an offset
+    data[entry + 8:entry + 12] = struct.pack(">I", 0x7FFFFF)  # points past the end of the file
+    (tmp_path / "photo.jpg").write_bytes(bytes(data))
+    proc = run_cli("render", tmp_path / "photo.jpg", "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.splitlines() and all(line.startswith("warning: ") for line in proc.stderr.splitlines())
+    assert "damaged image metadata was skipped" in proc.stderr
+    assert any("metadata" in w for w in json.loads(proc.stdout)["warnings"])
