@@ -246,3 +246,18 @@ def test_out_folders_never_collide_and_reruns_skip_old_views(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert sorted(p.name for p in (tmp_path / "views" / "report.pdf").iterdir()) == [
         "page-001.anchors.json", "page-001.canvas.png", "page-001.global.png", "page-001.overview.png"]
+
+
+def test_an_unexpected_error_in_one_source_does_not_stop_the_batch():
+    from docvision.cli.common import run_sources
+    from docvision.sources import Entry
+
+    def work(source: str) -> dict:
+        if source == "b.pdf":
+            raise KeyError("a bug met on one file")
+        return {}
+
+    seen: list[dict] = []
+    code = run_sources([Entry("a.pdf"), Entry("b.pdf"), Entry("c.pdf")], "render", work, seen.append)
+    assert code == 1 and [r["status"] for r in seen] == ["ok", "error", "ok"]
+    assert seen[1]["error"] == {"kind": "internal", "message": "KeyError: 'a bug met on one file'"}

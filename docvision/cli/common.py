@@ -96,7 +96,7 @@ def run_sources(
                 if debug:
                     traceback.print_exception(exc)
                 record = records.error(entry.source, task, exc)
-            except (MemoryError, OSError, ValueError, RuntimeError) as exc:
+            except Exception as exc:  # noqa: BLE001 - a bug met on one file must not stop the batch
                 if debug:
                     traceback.print_exception(exc)
                 record = records.error(entry.source, task, exc)
