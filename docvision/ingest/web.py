@@ -176,7 +176,10 @@ def network_error(exc: BaseException, url: str) -> DocvisionError:
     if "ERR_TIMED_OUT" in text or "ERR_CONNECTION_TIMED_OUT" in text:
         return ExternalTimeout(f"connecting to {where} timed out", source=url)
     if "ERR_CERT" in text or "CERTIFICATE_VERIFY_FAILED" in text:
-        return FetchError(f"the TLS certificate of {host} is not trusted", source=url)
+        return FetchError(f"the TLS certificate of {host} is not trusted (self-signed, expired or for another "
+                          "name); save the page and render the file if you trust it", source=url)
+    if "redirects" in text.lower() or "ERR_TOO_MANY_REDIRECTS" in text:
+        return FetchError("the URL redirects in a loop (too many redirects); check the address", source=url)
     if "ERR_FILE_NOT_FOUND" in text:
         return FetchError("no such file", source=url)
     if "Download is starting" in text or "ERR_ABORTED" in text:

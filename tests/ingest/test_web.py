@@ -91,6 +91,11 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self):  # noqa: N802 - http.server's naming
         path = self.path.split("?")[0]
         self.hits[path] = self.hits.get(path, 0) + 1
+        if path.startswith("/loop"):  # redirects to itself for ever
+            self.send_response(302)
+            self.send_header("Location", "/loop")
+            self.send_header("Content-Length", "0")
+            return self.end_headers()
         if path == "/error":
             return self._send(500, "text/html", b"<h1>boom</h1>")
         if path == "/hang.png":  # holds the load event back until the browser gives up
@@ -286,6 +291,9 @@ def test_no_browser_found_says_how_to_install(monkeypatch):
     ("Page.goto: net::ERR_TIMED_OUT at http://127.0.0.1:9/", ExternalTimeout, "timed out"),
     ("Page.goto: Download is starting", FetchError, "downloads are refused"),
     ("Page.goto: net::ERR_SSL_PROTOCOL_ERROR at http://127.0.0.1:9/", FetchError, "net::ERR_SSL_PROTOCOL_ERROR"),
+    ("Page.goto: net::ERR_TOO_MANY_REDIRECTS at http://127.0.0.1:9/", FetchError, "redirects in a loop"),
+    ("Exceeded maximum allowed redirects.", FetchError, "redirects in a loop"),  # httpx's wording
+    ("Page.goto: net::ERR_CERT_AUTHORITY_INVALID at https://127.0.0.1:9/", FetchError, "self-signed"),
 ])
 def test_chromium_network_errors_become_one_line(text, error, fragment):
     from docvision.ingest.web import network_error
@@ -330,7 +338,7 @@ def silent_server():
     sock.close()
 
 
-@pytest.mark.parametrize("case", ["refused", "unresolvable", "404", "500", "missing_file"])
+@pytest.mark.parametrize("case", ["refused", "unresolvable", "404", "500", "missing_file", "redirect_loop"])
 def test_errors_give_one_line_and_exit_1(case, server, tmp_path):
     source, fragment, kind = {
         "refused": (f"http://127.0.0.1:{_closed_port()}/", "connection refused", "fetch"),
@@ -338,6 +346,7 @@ def test_errors_give_one_line_and_exit_1(case, server, tmp_path):
         "404": (f"{server}/nope.html", "HTTP 404 Not Found", "fetch"),
         "500": (f"{server}/error", "HTTP 500", "fetch"),
         "missing_file": (str(tmp_path / "missing.html"), "no such file", "not_found"),
+        "redirect_loop": (f"{server}/loop", "redirects in a loop", "fetch"),
     }[case]
     proc = run_cli("render", source, "--json", timeout=60)
     assert proc.returncode == 1
