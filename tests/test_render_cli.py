@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pymupdf
 import pytest
@@ -14,6 +15,10 @@ from PIL import Image, ImageDraw
 
 from tests.helpers import assert_one_error_line, json_lines, run_cli
 from tests.ingest.test_pdf import make_pdf, truncated_pdf, zero_page_pdf
+
+
+# Run from another folder, `python -m docvision` must still import this checkout, not another install.
+HERE = {"PYTHONPATH": str(Path(__file__).resolve().parents[1])}
 
 
 @pytest.fixture
@@ -231,7 +236,7 @@ def test_out_folders_never_collide_and_reruns_skip_old_views(tmp_path):
     make_pdf(tmp_path / "a" / "report.pdf", pages=3)
     make_pdf(tmp_path / "b" / "report.pdf", pages=1)
     for _ in range(2):  # the second run finds the first run's views under . and leaves them out
-        proc = run_cli("render", ".", "-r", "--out", "views", "--json", cwd=str(tmp_path))
+        proc = run_cli("render", ".", "-r", "--out", "views", "--json", cwd=str(tmp_path), env=HERE)
         assert proc.returncode == 0, proc.stderr
         records = json_lines(proc.stdout)
         assert [r["source"] for r in records] == ["a/report.pdf", "b/report.pdf"]
@@ -240,9 +245,10 @@ def test_out_folders_never_collide_and_reruns_skip_old_views(tmp_path):
     assert folders == {"a/report.pdf": {f"views/report.pdf/page-00{n}.canvas.png" for n in (1, 2, 3)},
                        "b/report.pdf": {"views/report.pdf-2/page-001.canvas.png"}}
     make_pdf(tmp_path / "a" / "report.pdf", pages=1)  # shorter now: no stale page 2 or 3 stays behind
-    beside = run_cli("render", "report.pdf", "--out", ".", "--json", cwd=str(tmp_path / "a"))  # the name is a file
+    beside = run_cli("render", "report.pdf", "--out", ".", "--json", cwd=str(tmp_path / "a"),
+                     env=HERE)  # the name is a file
     assert json_lines(beside.stdout)[0]["pages"][0]["files"]["canvas"] == "report.pdf-2/page-001.canvas.png"
-    proc = run_cli("render", "a/report.pdf", "--out", "views", cwd=str(tmp_path))
+    proc = run_cli("render", "a/report.pdf", "--out", "views", cwd=str(tmp_path), env=HERE)
     assert proc.returncode == 0, proc.stderr
     assert sorted(p.name for p in (tmp_path / "views" / "report.pdf").iterdir()) == [
         "page-001.anchors.json", "page-001.canvas.png", "page-001.global.png", "page-001.overview.png"]
