@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
-from docvision.document import Document, IngestOptions, Page
+from docvision.document import Document, IngestOptions, Page, parse_page_range
 from docvision.errors import DamagedSource, ImageTooLarge
 from docvision.ingest import check_content, check_file
 
@@ -126,15 +126,16 @@ def load(source: str, options: IngestOptions) -> Document:
         Image.MAX_IMAGE_PIXELS = options.max_image_pixels
     with _collect(notes):
         _verify(path, source)
-    labels = [f"frame {i + 1}" for i in range(frames)] if frames > 1 else ["image"]
+    chosen = parse_page_range(options.pages, frames, source)  # --pages picks TIFF frames, as PDF pages
+    labels = {i: f"frame {i + 1}" if frames > 1 else "image" for i in chosen}
     return Document(source=source, kind="image", page_count=frames,
                     iter_pages=lambda: _pages(path, source, labels, options.max_image_pixels, notes),
                     warnings=notes, metadata={"format": fmt, "frames": frames})
 
 
-def _pages(path: Path, source: str, labels: list[str], limit: int, notes: list[str]) -> Iterator[Page]:
-    """One Page per frame, reading only each frame's header."""
-    for index, label in enumerate(labels):
+def _pages(path: Path, source: str, labels: dict[int, str], limit: int, notes: list[str]) -> Iterator[Page]:
+    """One Page per chosen frame (index -> label), reading only each frame's header."""
+    for index, label in labels.items():
         with _collect(notes), _open(path, source) as image:
             try:
                 image.seek(index)

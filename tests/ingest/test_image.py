@@ -12,7 +12,7 @@ from PIL import Image, ImageDraw, ImageOps
 
 from docvision import views
 from docvision.document import IngestOptions
-from docvision.errors import DamagedSource, ImageTooLarge
+from docvision.errors import DamagedSource, ImageTooLarge, PageRangeError
 from docvision.ingest import image as image_ingest
 from docvision.tiling import plan
 from tests.helpers import run_cli
@@ -288,3 +288,13 @@ def test_damaged_exif_is_a_warning_not_python_noise_on_stderr(tmp_path):
     assert proc.stderr.splitlines() and all(line.startswith("warning: ") for line in proc.stderr.splitlines())
     assert "damaged image metadata was skipped" in proc.stderr
     assert any("metadata" in w for w in json.loads(proc.stdout)["warnings"])
+
+
+def test_pages_pick_tiff_frames(tmp_path):
+    frames = [Image.new("RGB", (40, 30), colour) for colour in (RED, BLUE, GREEN)]
+    frames[0].save(tmp_path / "scan.tiff", save_all=True, append_images=frames[1:])
+    with load(tmp_path / "scan.tiff", pages="2-3") as doc:
+        assert [(p.label, p.number, p.render(4, 4).getpixel((2, 2))) for p in doc.pages()] == [
+            ("frame 2", 2, BLUE), ("frame 3", 3, GREEN)]
+    with pytest.raises(PageRangeError, match="outside the document, which has 3 pages"):
+        load(tmp_path / "scan.tiff", pages="4")
