@@ -42,6 +42,9 @@ def expand(args: Iterable[str], recursive: bool = False, stdin=None) -> list[Ent
             stream = stdin if stdin is not None else sys.stdin
             lines = [line.strip() for line in stream if line.strip()]
             entries.extend(expand(lines, recursive))
+        elif not arg.strip():  # Path("") is the current folder: an unset shell variable must not mean "."
+            entries.append(Entry(arg, SourceNotFound("an empty source name was given (an unset shell variable?)",
+                                                     source=arg)))
         elif is_url(arg):
             entries.append(Entry(arg))
         elif Path(arg).is_dir():

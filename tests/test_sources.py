@@ -48,3 +48,10 @@ def test_stdin_urls_and_duplicates(tmp_path):
     stdin = io.StringIO(f"{pdf}\n\nhttps://example.org/x\n{pdf}\n")
     got = [e.source for e in expand(["-", str(pdf)], stdin=stdin)]
     assert got == [str(pdf), "https://example.org/x"]
+
+
+def test_an_empty_argument_is_an_error_not_the_current_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "a.pdf").write_bytes(b"%PDF-1.4")
+    (entry,) = expand([""])
+    assert entry.source == "" and "empty source name" in str(entry.error)
