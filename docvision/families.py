@@ -69,7 +69,8 @@ class Family:
         return out
 
     def processor_kwargs(self, views: Sequence["PageView"]) -> dict:
-        """Per-call processor options (``apply_chat_template(..., processor_kwargs=...)``)."""
+        """Per-call processor options (``apply_chat_template(..., processor_kwargs=...)``); none for a
+        text-only call (no views), whatever the family."""
         return {}
 
     def content(self, views: Sequence["PageView"], prompt: str) -> list[dict]:
@@ -131,6 +132,8 @@ class QwenFamily(NativeFamily):
         # One budget per call: the smallest and largest canvas area. Every canvas is a whole number
         # of units and inside the range, so smart_resize leaves each one as it is.
         areas = [v.image.size[0] * v.image.size[1] for v in views]
+        if not areas:  # a text-only call: no pixels to budget
+            return {}
         return {"size": {"shortest_edge": min(areas), "longest_edge": max(areas)}}
 
 
@@ -145,6 +148,8 @@ class InternVLFamily(NativeFamily):
     def processor_kwargs(self, views: Sequence["PageView"]) -> dict:
         # One max_patches per call; with several pages of different grids the largest budget is
         # used and InternVL picks each page's grid by aspect ratio within it (see internvl_grid).
+        if not views:  # a text-only call
+            return {}
         return {"crop_to_patches": True, "min_patches": 1,
                 "max_patches": max(v.plan.tile_count for v in views)}
 
@@ -167,6 +172,8 @@ class IdeficsFamily(NativeFamily):
     def processor_kwargs(self, views: Sequence["PageView"]) -> dict:
         # No resize: the canvas is already whole tiles, so it is split exactly as planned (and is
         # not squeezed under the processor's 4096 px resize cap).
+        if not views:  # a text-only call
+            return {}
         return {"do_resize": False, "do_image_splitting": True,
                 "max_image_size": {"longest_edge": self.tile}}
 

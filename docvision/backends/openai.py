@@ -191,7 +191,7 @@ class OpenAIBackend(Backend):
         encode_s = time.perf_counter() - started
         body = {"model": self.model_id, "messages": [{"role": "user", "content": content}],
                 "max_tokens": max_new_tokens, "temperature": 0, "stream": True}
-        kwargs = self.family.processor_kwargs(views) if views else {}
+        kwargs = self.family.processor_kwargs(views)  # none for a text-only call
         data = self._request(body, on_text=on_text, images=bool(views), processor_kwargs=kwargs)
         usage = data.get("usage") or {}
         timings = {"encode_s": round(encode_s, 3), "generate_s": round(time.perf_counter() - started - encode_s, 3)}

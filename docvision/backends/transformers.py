@@ -252,6 +252,8 @@ class TransformersBackend(Backend):
             text = self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         except ValueError as exc:
             raise ModelError(f"{self.model_id} cannot build a chat prompt: {exc}") from None
+        if not views:  # text only (combining notes): processors reject an empty image list
+            return self.processor(text=[text], return_tensors="pt")
         return self.processor(text=[text], images=self.family.images(views), return_tensors="pt",
                               **self.family.processor_kwargs(views))
 

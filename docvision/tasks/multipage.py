@@ -91,42 +91,30 @@ def answer(question: str, chunks: Iterable[Chunk], backend: "Backend", max_new_t
         if chunk.total <= 1:
             text = usage.add(backend.generate(chunk.views, ask_prompt(question, chunk.labels),
                                               max_new_tokens=max_new_tokens, on_text=on_text)).text
-            _drop_pixels(chunk)
+            drop_pixels(chunk)
             return text.strip(), seen, seen, usage
         text = usage.add(backend.generate(chunk.views, map_prompt(question, chunk.labels),
                                           max_new_tokens=max_new_tokens)).text
         notes.append((chunk.rank, chunk.labels, text, chunk))
-        # Only the notes travel on, so a long document never sits in memory; the best page stays
-        # as context for backends that cannot take a text-only call.
-        _drop_pixels(chunk, keep_first=chunk.rank == 0)
+        # Only the notes travel on, so a long document never sits in memory.
+        drop_pixels(chunk)
     notes.sort(key=lambda n: n[0])
     useful = [n for n in notes if not is_not_found(n[2])]
     kept = useful or notes
-    context = [notes[0][3].views[0]] if notes[0][3].views[0].image is not None else []
-    final = usage.add(text_call(backend, combine_prompt(question, [(n[1], n[2]) for n in kept]), context,
+    final = usage.add(text_call(backend, combine_prompt(question, [(n[1], n[2]) for n in kept]),
                                 max_new_tokens=max_new_tokens, on_text=on_text)).text
-    _drop_pixels(notes[0][3])
     return final.strip(), seen, [n[3] for n in useful], usage
 
 
-def _drop_pixels(chunk: Chunk, keep_first: bool = False) -> None:
+def drop_pixels(chunk: Chunk) -> None:
     """Forget a chunk's canvases once the model has seen them (plans and labels stay for the record)."""
-    for view in chunk.views[1 if keep_first else 0:]:
+    for view in chunk.views:
         view.image = None
 
 
-def text_call(backend: "Backend", prompt: str, context: list, **options) -> "Generation":
-    """A call about text only (combining notes). Some backends' processors insist on an image
-    (the transformers Qwen adapter sizes its pixel budget from the images); they get ``context``,
-    the most relevant page, instead."""
-    from docvision.errors import ModelError
-
-    try:
-        return backend.generate([], prompt, **options)
-    except (ValueError, IndexError, ModelError):
-        if not context:
-            raise
-        return backend.generate(context, prompt, **options)
+def text_call(backend: "Backend", prompt: str, **options) -> "Generation":
+    """A call about text only (combining notes): no page is sent, whatever the backend or family."""
+    return backend.generate([], prompt, **options)
 
 
 def evidence(chunks: Iterable[Chunk]) -> list[dict]:

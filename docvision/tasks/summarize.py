@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterable, Iterator
 
 from docvision import routing
-from docvision.tasks.multipage import Usage, evidence, pages_phrase, text_call
+from docvision.tasks.multipage import Usage, drop_pixels, evidence, pages_phrase, text_call
 from docvision.tasks.pages import Chunk, model_info, resolution, sequential_chunks
 
 if TYPE_CHECKING:
@@ -80,12 +80,8 @@ class SummarizeTask:
             prompt = whole_prompt(chunk.labels) if alone else section_prompt(chunk.labels)
             text = usage.add(backend.generate(chunk.views, prompt, max_new_tokens=self.max_new_tokens)).text
             sections.append((span(chunk.labels), text.strip()))
-            for view in chunk.views[1 if len(seen) == 1 else 0:]:
-                view.image = None  # only the text travels on (and the first page, as context)
-        context = [seen[0].views[0]] if seen and seen[0].views[0].image is not None else []
-        summary = self.combine(sections, backend, usage, context)
-        if seen:
-            seen[0].views[0].image = None
+            drop_pixels(chunk)  # only the text travels on
+        summary = self.combine(sections, backend, usage)
         body = {"summary": summary}
         if len(sections) > 1:
             body["sections"] = [{"pages": s, "summary": t} for s, t in sections]
@@ -98,7 +94,7 @@ class SummarizeTask:
         })
         return body
 
-    def combine(self, sections: list[tuple[str, str]], backend: "Backend", usage: Usage, context: list) -> str:
+    def combine(self, sections: list[tuple[str, str]], backend: "Backend", usage: Usage) -> str:
         """Fold section summaries into one, FAN_IN at a time."""
         level = sections
         while len(level) > 1:
@@ -108,7 +104,7 @@ class SummarizeTask:
                 if len(group) == 1:
                     merged.append(group[0])
                     continue
-                text = usage.add(text_call(backend, combine_prompt(group), context,
+                text = usage.add(text_call(backend, combine_prompt(group),
                                            max_new_tokens=self.max_new_tokens)).text
                 merged.append((f"{group[0][0].split(' - ')[0]} - {group[-1][0].split(' - ')[-1]}",
                                text.strip()))

@@ -309,3 +309,12 @@ def test_a_stream_that_goes_silent_half_way_times_out(fake):
     with pytest.raises(ExternalTimeout, match="sent nothing for 1 s"):
         backend(server, timeout=1.0).generate([view()], "q", on_text=pieces.append)
     assert pieces == ["Hello"] and time.perf_counter() - started < 3
+
+
+def test_a_text_only_call_sends_no_image_and_no_processor_options(fake):
+    server = fake()
+    generation = backend(server).generate([], "Combine the notes.", max_new_tokens=5)
+    assert generation.text == "Hello world" and generation.visual_tokens == 0
+    request = server.requests[0]
+    assert request["messages"][0]["content"] == [{"type": "text", "text": "Combine the notes."}]
+    assert "mm_processor_kwargs" not in request and "chat_template_kwargs" not in request

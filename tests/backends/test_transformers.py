@@ -128,3 +128,14 @@ def test_4bit_on_cpu_keeps_odd_width_layers_in_bf16(tiny_model_dir, tmp_path, mo
     assert any(type(m).__name__ == "Linear4bit" for m in modules.values())
     view = page_view(backend.tile, 1)
     assert backend.generate([view], "Total?", max_new_tokens=2).visual_tokens == 144
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("family", ["qwen2_5_vl", "qwen3_vl", "internvl", "idefics3"])
+def test_a_text_only_call_works_for_every_family(tiny_model_dir, family):
+    """Combining notes sends no page: no image tokens, no processor options that need images."""
+    backend = tb.TransformersBackend(model=str(tiny_model_dir(family)), device="cpu", quant="none")
+    generation = backend.generate([], "Combine these notes: 41 MW, 44 MW.", max_new_tokens=2)
+    assert generation.visual_tokens == 0 and generation.prompt_tokens > 0 and generation.new_tokens >= 1
+    assert backend.family.processor_kwargs([]) == {}
+    backend.close()

@@ -47,6 +47,7 @@ def test_evidence_spanning_more_pages_than_fit_is_mapped_then_combined(tmp_path)
     assert sorted(labels[0] for labels, _ in maps) == ["page 2", "page 4", "page 6"]
     assert all(NOT_FOUND in prompt for _, prompt in maps)
     assert "retreated 12 m" in combine[1] and "retreated 9 m" in combine[1] and NOT_FOUND not in combine[1]
+    assert combine[0] == []  # the combining call is text only: no page goes along
     assert record["answer"] == "12 m and 9 m"
     assert record["resolution"]["calls"] == 4 and record["resolution"]["pages"] == 3
     not_found_page = maps[1][0][0]

@@ -38,6 +38,7 @@ def test_long_document_is_summarized_in_sections_then_combined(tmp_path):
     combines = backend.calls[sections:]
     assert len(combines) == 3  # 17 sections -> groups of 8, 8, 1 -> 2 calls; 3 left -> 1 call
     assert "[page 1]" in combines[0][1] and "Combine them" in combines[0][1]
+    assert all(labels == [] for labels, _ in combines)  # combining is text only: no page goes along
     assert [s["pages"] for s in record["sections"]][:2] == ["page 1", "page 2"]
     assert record["summary"] == f"reply {len(backend.calls)}"
     assert [e["label"] for e in record["evidence"]] == [f"page {i}" for i in range(1, sections + 1)]
