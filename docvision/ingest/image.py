@@ -126,7 +126,9 @@ def load(source: str, options: IngestOptions) -> Document:
         Image.MAX_IMAGE_PIXELS = options.max_image_pixels
     with _collect(notes):
         _verify(path, source)
-    chosen = parse_page_range(options.pages, frames, source)  # --pages picks TIFF frames, as PDF pages
+    # --pages picks the frames of a multi-frame TIFF as it picks PDF pages; a single picture is shown
+    # whatever --pages says, so `--pages 2` over a batch of PDFs and images still shows the images.
+    chosen = parse_page_range(options.pages, frames, source) if frames > 1 else [0]
     labels = {i: f"frame {i + 1}" if frames > 1 else "image" for i in chosen}
     return Document(source=source, kind="image", page_count=frames,
                     iter_pages=lambda: _pages(path, source, labels, options.max_image_pixels, notes),

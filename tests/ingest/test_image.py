@@ -298,3 +298,5 @@ def test_pages_pick_tiff_frames(tmp_path):
             ("frame 2", 2, BLUE), ("frame 3", 3, GREEN)]
     with pytest.raises(PageRangeError, match="outside the document, which has 3 pages"):
         load(tmp_path / "scan.tiff", pages="4")
+    frames[0].save(tmp_path / "one.png")
+    assert only_page(tmp_path / "one.png", pages="2").label == "image"  # one picture: --pages does not apply
