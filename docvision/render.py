@@ -34,8 +34,9 @@ def page_anchors(page: Page, page_plan: Plan) -> list[dict]:
 
 
 def _slug(source: str) -> str:
-    name = Path(source.rstrip("/")).name or "page"
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", name)[:80]
+    """A folder name for a source's views: its file name, letters of any script kept, never . or .."""
+    name = re.sub(r"[^\w.-]+", "_", Path(source.rstrip("/")).name)[:80]
+    return name if name.strip(".") else "page"
 
 
 class ViewFolders:

@@ -267,3 +267,12 @@ def test_an_unexpected_error_in_one_source_does_not_stop_the_batch():
     code = run_sources([Entry("a.pdf"), Entry("b.pdf"), Entry("c.pdf")], "render", work, seen.append)
     assert code == 1 and [r["status"] for r in seen] == ["ok", "error", "ok"]
     assert seen[1]["error"] == {"kind": "internal", "message": "KeyError: 'a bug met on one file'"}
+
+
+def test_view_folder_names_keep_letters_of_any_script_and_stay_inside_out():
+    from docvision.render import _slug
+
+    assert _slug("scans/ünïcode spaced file.pdf") == "ünïcode_spaced_file.pdf"
+    assert _slug("報告 2024.pdf") == "報告_2024.pdf"
+    assert _slug("http://127.0.0.1:8765/") == "127.0.0.1_8765"
+    assert _slug("http://example.com/a/..") == _slug("..") == "page"  # never the folder above --out
