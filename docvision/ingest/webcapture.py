@@ -148,11 +148,11 @@ class _NavigationCap:
         self.page = page
         self.count = 0
         self.stopped = False
-        page.on("framenavigated", self._on_navigated)
+        # Documents, not URL changes: framenavigated also fires on history.pushState and #hash
+        # updates, which single-page apps and scroll-spies make many times without reloading.
+        page.on("domcontentloaded", self._on_document)
 
-    def _on_navigated(self, frame) -> None:
-        if frame != self.page.main_frame:
-            return
+    def _on_document(self, _page) -> None:
         self.count += 1
         if self.count >= MAX_NAVIGATIONS and not self.stopped:
             self.stopped = True

@@ -380,6 +380,15 @@ def test_refresh_loops_are_captured_with_a_warning(server, tmp_path):
         assert time.monotonic() - started < 8
 
 
+def test_url_changes_without_reloading_are_not_a_loop(tmp_path):
+    path = tmp_path / "spa.html"
+    path.write_text("<p>single page app</p><script>for (let i = 0; i < 20; i++) history.pushState({}, '', '#s' + i);"
+                    "setTimeout(() => { for (let i = 0; i < 20; i++) location.hash = 'h' + i; }, 50)</script>")
+    with ingest.load(str(path), IngestOptions(timeout=8, device_scale_factor=1)) as document:
+        assert next(document.pages()).text == "single page app"
+        assert not any("loop" in w for w in document.warnings), document.warnings
+
+
 def test_a_thousand_alerts_do_not_stall_the_page(tmp_path):
     path = tmp_path / "alerts.html"
     path.write_text("<p>after alerts</p><script>for (let i = 0; i < 1000; i++) { alert(i); confirm(i); }</script>")
