@@ -2,7 +2,8 @@
 
 In: the expanded sources (``sources.expand``), a Task, a backend loaded once, and where records go.
 Out: records written in input order, each appended and flushed the moment its source finishes; the
-exit code (0 all ok, 1 a source failed). Ctrl-C raises KeyboardInterrupt after the output is left
+exit code (0 all ok, 1 a source failed). A backend that cannot load raises its error after every
+source got its error record (one line for people, a record per source for scripts). Ctrl-C raises KeyboardInterrupt after the output is left
 consistent (whole lines only); the CLI turns that into exit 130.
 
 Overlap: a producer thread opens and draws the next sources (PyMuPDF, Pillow) while the model works on
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import os
 import queue
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -142,12 +144,14 @@ def run(
         backend = backend_factory() if (backend_factory is not None and needs_model) else None
     except UsageError:
         raise
-    except DocvisionError as exc:  # no model, no answers: every source says why, scripts get their lines
-        _show(exc, debug)
+    except DocvisionError:
+        # No model, no answers. Scripts get a record per source; people get the reason once, from
+        # whoever catches the re-raised error, instead of the same line once per source.
         for _, entry in todo:
-            sink.write(records.error(entry.source, task.name, entry.error or exc))
+            sink.write(records.error(entry.source, task.name, entry.error or sys.exc_info()[1]),
+                       say=entry.error is not None)
         sink.close()
-        return 1
+        raise
     load_s = time.perf_counter() - loading  # reported once, on the first record
     if concurrency > 1:  # several requests in flight (model servers): docvision.concurrency
         from docvision import concurrency as inflight

@@ -118,7 +118,9 @@ class RecordSink:
                 repair_tail(path)
             self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
 
-    def write(self, record: dict) -> None:
+    def write(self, record: dict, say: bool = True) -> None:
+        """Append ``record`` to the file and show it; ``say=False``: an error record whose reason the
+        caller reports once for the whole batch (the emitter then adds no stderr line of its own)."""
         if not self.timings:
             record = strip_timings(record)
         self.failed |= record.get("status") != "ok"
@@ -129,7 +131,7 @@ class RecordSink:
                 while view:
                     view = view[os.write(self._fd, view):]
         if self.emit is not None:
-            self.emit(record)
+            self.emit(record) if say else self.emit(record, say=False)
         self.written += 1
 
     def close(self) -> None:

@@ -172,3 +172,19 @@ def test_out_of_memory_names_the_flags(tiny_model_dir, sample, capsys, monkeypat
     assert record["error"]["kind"] == "out_of_memory"
     assert_one_error_line(subprocess.CompletedProcess([], code, out, err), "out of memory", "--hd", "--quant",
                           "--device")
+
+
+def test_a_model_that_cannot_load_is_one_line_and_a_record_per_source(sample, two_page_pdf, tmp_path, capsys):
+    """People get the reason once; scripts still get one error record per source (stdout and --output)."""
+    not_model = tmp_path / "not-a-model"
+    not_model.mkdir()
+    output = tmp_path / "out.jsonl"
+    code, out, err = in_process(capsys, "ask", sample, two_page_pdf, QUESTION, "--model", str(not_model),
+                                "--json", "--output", str(output))
+    assert code == 1
+    assert err.splitlines() == [f"error: {not_model} is not a model folder: it has no config.json"]
+    for lines in (json_lines(out), json_lines(output.read_text())):
+        assert [r["source"] for r in lines] == [sample, two_page_pdf]
+        assert {(r["status"], r["error"]["kind"]) for r in lines} == {("error", "model")}
+    code, out, err = in_process(capsys, "ask", sample, two_page_pdf, QUESTION, "--model", str(not_model))
+    assert (code, out, len(err.splitlines())) == (1, "", 1)

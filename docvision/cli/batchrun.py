@@ -77,7 +77,7 @@ def execute(
     else:
         cache = RenderCache()
         opener = lambda source: cache.open(source, ingest_options)  # noqa: E731
-    emit = common.json_emitter() if json_out else (human or human_emitter())
+    emit = json_emitter() if json_out else (human or human_emitter())
     sink = out.RecordSink(emit, output, timings=batch.timings_wanted(no_timings))
     if skip:
         common.say_warning(f"resuming: {len(skip & {e.source for e in entries})} source(s) already done "
@@ -117,15 +117,29 @@ class Streamer:
         return "header" if streamed else False
 
 
+def json_emitter() -> Callable[..., None]:
+    """Records as JSON Lines on stdout, flushed one by one; an error also as a line on stderr unless the
+    batch reports its reason once (``say=False``: the model failed to load)."""
+    from docvision import records
+
+    def emit(record: dict, say: bool = True) -> None:
+        records.write(record, sys.stdout)
+        if say and record["status"] != "ok":
+            common.say_error(f"{record['source']}: {record['error']['message']}")
+
+    return emit
+
+
 def human_emitter(streamed: Callable[[], bool] = lambda: False) -> Callable[[dict], None]:
     """Records for people: the answer (summary, data), then its evidence and what it cost, dimmed."""
     from rich.console import Console
 
     console = Console(highlight=False, soft_wrap=True)
 
-    def emit(record: dict) -> None:
+    def emit(record: dict, say: bool = True) -> None:
         if record["status"] != "ok":
-            common.say_error(f"{record['source']}: {record['error']['message']}")
+            if say:
+                common.say_error(f"{record['source']}: {record['error']['message']}")
             return
         shown = streamed()  # False; True: the answer was streamed; "header": the source's name was too
         if shown != "header":
