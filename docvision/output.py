@@ -80,26 +80,39 @@ def resume(path: Path, task: str) -> set[str]:
     """Sources already done (status ok, same task) in ``path``; drops its stale error records."""
     if not path.exists():
         return set()
-    repair_tail(path)
+    try:
+        repair_tail(path)
+        with open(path, encoding="utf-8") as fh:
+            lines = fh.readlines()
+    except OSError as exc:
+        raise _unusable(path, exc) from None
     kept, done, dropped = [], set(), False
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            try:
-                record = json.loads(line)
-            except ValueError:
-                dropped = True  # unreadable line: the source it belonged to runs again
-                continue
-            if record.get("task") == task and record.get("status") != "ok":
-                dropped = True
-                continue
-            if record.get("task") == task:
-                done.add(record.get("source"))
-            kept.append(line)
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except ValueError:
+            dropped = True  # unreadable line: the source it belonged to runs again
+            continue
+        if record.get("task") == task and record.get("status") != "ok":
+            dropped = True
+            continue
+        if record.get("task") == task:
+            done.add(record.get("source"))
+        kept.append(line)
     if dropped:
         tmp = path.with_name(f".{path.name}.resume-tmp")
         tmp.write_text("".join(kept), encoding="utf-8")
         os.replace(tmp, path)
     return done
+
+
+def _unusable(path: Path, exc: OSError) -> UsageError:
+    """The one line for an --output that cannot be read or written (checked before any source runs)."""
+    if path.is_dir():
+        return UsageError(f"--output {path} is a folder; give a file name")
+    if path.parent.exists() and not path.parent.is_dir():
+        return UsageError(f"cannot write --output {path}: {path.parent} is a file, not a folder")
+    return UsageError(f"cannot write --output {path}: {exc.strerror or exc}; choose a file in a writable folder")
 
 
 class RecordSink:
@@ -111,12 +124,13 @@ class RecordSink:
         self.written = 0
         self._fd = None
         if path is not None:
-            if path.is_dir():
-                raise UsageError(f"--output {path} is a folder; give a file name")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if path.exists():
-                repair_tail(path)
-            self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                if path.exists():
+                    repair_tail(path)
+                self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+            except OSError as exc:
+                raise _unusable(path, exc) from None
 
     def write(self, record: dict, say: bool = True) -> None:
         """Append ``record`` to the file and show it; ``say=False``: an error record whose reason the

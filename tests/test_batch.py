@@ -16,7 +16,7 @@ from docvision import batch, output, sources
 from docvision.cache import RenderCache
 from docvision.document import IngestOptions
 from docvision.tasks.ask import AskTask
-from tests.helpers import json_lines, run_cli
+from tests.helpers import assert_one_error_line, json_lines, run_cli
 from tests.scripted import ScriptedBackend, batch_folder, make_pdf
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -117,6 +117,19 @@ def test_resume_cuts_a_torn_line_and_drops_stale_errors(tmp_path):
 def test_resume_needs_output():
     proc = run_cli("summarize", "x.pdf", "--resume")
     assert proc.returncode == 2 and "--output" in proc.stderr
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_an_output_that_cannot_be_written_is_one_usage_line(tmp_path, resume):
+    """Checked before any model loads: exit 2, one line naming --output, no traceback."""
+    (tmp_path / "file").write_text("x")
+    extra = ["--resume"] if resume else []
+    for target, says in [(tmp_path / "file" / "out.jsonl", "is a file, not a folder"),
+                         (tmp_path, "is a folder"), (Path("/proc/nope/out.jsonl"), "cannot write --output")]:
+        proc = run_cli("summarize", "x.pdf", "--output", str(target), *extra, "--model", str(tmp_path / "none"))
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stderr.splitlines() == [proc.stderr.splitlines()[0]] and says in proc.stderr
+        assert_one_error_line(proc, str(target))
 
 
 @pytest.mark.model
