@@ -36,6 +36,24 @@ def tokenize(text: str) -> list[str]:
     return _TOKEN.findall(text.lower())
 
 
+def stem(token: str) -> str:
+    """Fold an English plural onto its singular (Harman's S-stemmer), so "turbines" finds "turbine"."""
+    if len(token) <= 3 or not token.isalpha():
+        return token
+    if token.endswith("ies") and not token.endswith(("eies", "aies")):
+        return token[:-3] + "y"
+    if token.endswith("es") and not token.endswith(("aes", "ees", "oes")):
+        return token[:-1]
+    if token.endswith("s") and not token.endswith(("us", "ss")):
+        return token[:-1]
+    return token
+
+
+def terms_of(text: str) -> list[str]:
+    """The tokens ranking compares: ``tokenize`` with plurals folded (the same for pages and questions)."""
+    return [stem(t) for t in tokenize(text)]
+
+
 def query_terms(question: str) -> list[str]:
     """The question's distinct terms in order, stopwords dropped (all of them if nothing else is left)."""
     tokens = tokenize(question)
@@ -74,11 +92,12 @@ def scores(terms: Sequence[str], pages: Sequence[Page]) -> list[float]:
     """BM25 relevance of each page to ``terms``; exactly 0.0 for a page containing none of them."""
     from rank_bm25 import BM25Plus
 
-    corpus = [tokenize(page.text) or ["\x00"] for page in pages]  # rank-bm25 divides by length
+    corpus = [terms_of(page.text) or ["\x00"] for page in pages]  # rank-bm25 divides by length
     if not corpus or not terms:
         return [0.0] * len(corpus)
+    terms = list(dict.fromkeys(stem(t) for t in terms))
     bm25 = BM25Plus(corpus)
-    raw = bm25.get_scores(list(terms))
+    raw = bm25.get_scores(terms)
     # BM25Plus adds idf * delta for every term, found or not; remove that floor so "no term" is 0.
     floor = sum(bm25.idf.get(t, 0.0) * bm25.delta for t in terms)
     found = [bool(set(terms) & set(doc)) for doc in corpus]
@@ -134,6 +153,6 @@ def route(
 
 def matching_words(page: Page, terms: Sequence[str], limit: int = 32) -> list[Word]:
     """The page's words that contain a query term (as whole tokens), in reading order, at most ``limit``."""
-    wanted = set(terms)
-    found = [w for w in page.words if wanted.intersection(tokenize(w.text))]
+    wanted = {stem(t) for t in terms}
+    found = [w for w in page.words if wanted.intersection(terms_of(w.text))]
     return found[:limit]

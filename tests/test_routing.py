@@ -96,3 +96,15 @@ def test_ask_through_the_cli_shows_only_the_page_with_the_term(tmp_path, tiny_mo
     assert record["resolution"]["pages"] == 1 and record["resolution"]["calls"] == 1
     assert record["resolution"]["visual_tokens"] == record["resolution"]["tokens"]
     assert record["evidence"][0]["matches"][0]["text"] == "axolotl"
+
+
+def test_plurals_match_singulars_both_ways():
+    assert [routing.stem(w) for w in ["turbines", "batteries", "boxes", "status", "glass", "MW", "2024s"]] == \
+        ["turbine", "battery", "boxe", "status", "glass", "MW", "2024s"]
+    pages = [_page(1, "Staffing and maintenance schedule"), _page(2, "Two turbines delivered 41 MW"),
+             _page(3, "Shipping volumes were reviewed")]
+    chosen = routing.route("What did the turbine deliver?", pages, routing.Budget(pages=1))
+    assert chosen.reason == "matched" and [p.label for p in chosen.pages] == ["page 2"]
+    assert chosen.terms == ["turbine", "deliver"]  # the question's own words, for the record
+    assert [w.text for w in routing.matching_words(pages[1], chosen.terms)] == ["turbines"]
+    assert routing.route("schedules?", pages).pages[0].label == "page 1"
