@@ -173,7 +173,7 @@ class Progress:
             self._bar = Bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                             TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
                             console=Console(stderr=True), transient=True,
-                            redirect_stdout=sys.stdout.isatty(), redirect_stderr=False)
+                            redirect_stdout=sys.stdout.isatty(), redirect_stderr=True)
             self._bar.__enter__()
             self._task = self._bar.add_task("starting", total=self.total)
         return self

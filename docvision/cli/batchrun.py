@@ -6,6 +6,7 @@ shown (human or JSON Lines on stdout) and appended to ``--output``. The model is
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any, Callable, Optional
@@ -106,7 +107,9 @@ class Streamer:
             self.streamed = True
             sys.stdout.write(f"{self.source}\n")
         sys.stdout.write(text)
-        sys.stdout.flush()
+        # Under a progress bar stdout is rich's line proxy: a flush would end the line mid-answer.
+        if not hasattr(sys.stdout, "rich_proxied_file"):
+            sys.stdout.flush()
 
     def done(self) -> str | bool:
         """"header" (once per source) when the name and answer were streamed: the record then adds only
@@ -130,11 +133,8 @@ def json_emitter() -> Callable[..., None]:
     return emit
 
 
-def human_emitter(streamed: Callable[[], bool] = lambda: False) -> Callable[[dict], None]:
+def human_emitter(streamed: Callable[[], bool] = lambda: False) -> Callable[..., None]:
     """Records for people: the answer (summary, data), then its evidence and what it cost, dimmed."""
-    from rich.console import Console
-
-    console = Console(highlight=False, soft_wrap=True)
 
     def emit(record: dict, say: bool = True) -> None:
         if record["status"] != "ok":
@@ -142,23 +142,46 @@ def human_emitter(streamed: Callable[[], bool] = lambda: False) -> Callable[[dic
                 common.say_error(f"{record['source']}: {record['error']['message']}")
             return
         shown = streamed()  # False; True: the answer was streamed; "header": the source's name was too
+        parts = []
         if shown != "header":
-            console.print(f"[bold]{_escape(record['source'])}[/bold]")
+            parts.append((record["source"], "bold"))
         if not shown:
-            console.print(_escape(_main_text(record)))
-        for line in _detail_lines(record):
-            console.print(f"[dim]  {_escape(line)}[/dim]")
+            parts.append((_main_text(record), ""))
+        parts += [(line, "dim") for line in _detail_lines(record)]
+        _print(parts)
         for warning in record.get("warnings", []):
             common.say_warning(f"{record['source']}: {warning}")
-        sys.stdout.flush()
 
     return emit
 
 
-def _escape(text: str) -> str:
-    from rich.markup import escape
+def _print(parts: list[tuple[str, str]]) -> None:
+    """Write (text, style) parts to stdout; on a terminal wrapped to its width (dim detail lines with a
+    hanging indent) and styled unless NO_COLOR. Rendered to a string and written with sys.stdout.write,
+    not by a rich Console (which writes to the terminal behind a progress bar's back), so a bar on
+    stderr moves the lines above itself instead of drawing over them."""
+    import io
+    import shutil
+    import textwrap
 
-    return escape(text)
+    from rich.console import Console
+    from rich.text import Text
+
+    terminal = sys.stdout.isatty()
+    width = shutil.get_terminal_size((100, 24)).columns if terminal else None
+    buffer = io.StringIO()
+    styled = terminal and "NO_COLOR" not in os.environ  # NO_COLOR: plain text, no bold or dim either
+    console = Console(file=buffer, force_terminal=styled, no_color=not styled, highlight=False,
+                      soft_wrap=not terminal, width=width or 100)
+    for text, style in parts:
+        if style == "dim" and width:
+            text = textwrap.fill(text, width=width - 1, initial_indent="  ", subsequent_indent="    ",
+                                 break_on_hyphens=False)
+        elif style == "dim":
+            text = "  " + text
+        console.print(Text(text, style=style))
+    sys.stdout.write(buffer.getvalue())
+    sys.stdout.flush()
 
 
 def _main_text(record: dict) -> str:
@@ -186,11 +209,31 @@ def _detail_lines(record: dict) -> list[str]:
         lines.append("evidence: " + "; ".join(f"{k}: {v.get('page') or '-'}" for k, v in evidence.items()))
     res, model = record.get("resolution", {}), record.get("model", {})
     if res:
-        lines.append(f"{model.get('id', '?')} · HD-{res['hd']} · {res['pages']} page(s) · "
-                     f"{res['tokens']:,} visual tokens · {res.get('calls', 1)} call(s)")
+        lines.append(f"{_short_model(model.get('id', '?'))} · HD-{res['hd']} · {_count(res['pages'], 'page')} · "
+                     f"{res['tokens']:,} visual tokens · {_count(res.get('calls', 1), 'call')}")
     timings = record.get("timings")
     if timings:
-        lines.append("time: " + ", ".join(f"{k[:-2]} {v:.2f} s" for k, v in timings.items()
-                                          if k.endswith("_s") and not k.endswith("per_s")
-                                          and isinstance(v, (int, float)) and (v or k != "load_s")))
+        lines.append(_time_line(timings))
     return lines
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
+def _short_model(model_id: str) -> str:
+    """A local folder by its name (the record keeps the whole path); a hub id as it is."""
+    return Path(model_id).name if model_id.startswith(("/", "./", "~")) else model_id
+
+
+def _time_line(timings: dict) -> str:
+    """Where the time went, short enough for one 80-column line: load, render, model, first token."""
+    shown = []
+    for key, name in (("load_s", "load"), ("render_s", "render"), ("model_s", "model")):
+        value = timings.get(key)
+        if isinstance(value, (int, float)) and (value or key != "load_s"):
+            shown.append(f"{name} {value:.2f} s")
+    first = timings.get("first_token_s", timings.get("prefill_s"))
+    if isinstance(first, (int, float)):
+        shown.append(f"first token {first:.2f} s")
+    return "time: " + ", ".join(shown)
