@@ -17,6 +17,7 @@ import json
 import os
 import re
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -37,14 +38,24 @@ def choose_device(device: str = "auto") -> str:
         raise UsageError(f"unknown device {device!r}: choose one of {', '.join(DEVICES)}")
     if device == "cpu":
         return device
-    import torch
+    has_cuda = False
+    if driver_present():
+        import torch
 
-    has_cuda = torch.cuda.is_available()
+        has_cuda = torch.cuda.is_available()
     if device == "cuda" and not has_cuda:
         raise ModelError("--device cuda was asked for but no CUDA GPU is available here: use --device cpu")
     if device == "auto":
         return "cuda" if has_cuda else "cpu"
     return device
+
+
+def driver_present() -> bool:
+    """False when this Linux machine has no NVIDIA driver at all: then there is no CUDA, and torch (seconds
+    to import) need not be asked, which keeps `docvision models` fast. Elsewhere torch decides."""
+    if not sys.platform.startswith("linux"):
+        return True
+    return Path("/proc/driver/nvidia").exists() or any(Path("/dev").glob("nvidia[0-9]*"))
 
 
 def choose_quant(quant: str, device: str) -> str:
@@ -168,8 +179,6 @@ def load_model(path: Path, model_id: str, revision: str, device: str, quant: str
         _save_atomically(model, processor, cached)
     except (OSError, NotImplementedError, ValueError) as exc:
         # A cache that cannot be written costs speed next time, not this answer.
-        import sys
-
         sys.stderr.write(f"warning: could not keep a quantized copy in {cached}: {exc}\n")
     return model, processor, False
 

@@ -42,6 +42,19 @@ def test_choices(monkeypatch):
         tb.choose_device("cuda")
 
 
+def test_no_nvidia_driver_means_cpu_without_importing_torch(tmp_path):
+    """`docvision models` stays fast on a machine without a GPU: torch is not imported to learn that."""
+    import subprocess
+    import sys
+
+    code = ("import sys; from docvision.backends import transformers as tb; tb.driver_present = lambda: False; "
+            "assert tb.choose_device('auto') == 'cpu'; assert 'torch' not in sys.modules; "
+            "from docvision.cli import run; sys.exit(run(['models', '--json']) or ('torch' in sys.modules) * 3)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert '"device": "cpu"' in proc.stdout
+
+
 def test_quantized_path_depends_on_revision_and_quant(tmp_path, monkeypatch):
     monkeypatch.setenv(tb.CACHE_ENV, str(tmp_path))
     one = tb.quantized_path("Qwen/X", "rev1", "4bit", "cpu")
