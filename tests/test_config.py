@@ -86,3 +86,13 @@ def test_config_command_shows_each_value_and_where_it_came_from(tmp_path):
     bad = run_cli("config", "--config", str(tmp_path / "missing.toml"))
     assert bad.returncode == 2
     assert_one_error_line(bad, "missing.toml does not exist")
+
+
+def test_config_table_names_the_file_on_one_line_and_what_an_unset_model_means(tmp_path):
+    home = tmp_path / "a-rather-long-folder-name-for-the-configuration-home" / "nested"
+    proc = run_cli("config", env={"XDG_CONFIG_HOME": str(home), "DOCVISION_CONFIG": "", "DOCVISION_MODEL": "",
+                                  "COLUMNS": "80"})
+    assert proc.returncode == 0, proc.stderr
+    first = proc.stdout.splitlines()[0]
+    assert first.startswith("config file: none (looked for ") and first.endswith("config.toml)")
+    assert "default (Qwen/Qwen3-VL-4B-Instruct)" in proc.stdout

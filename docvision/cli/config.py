@@ -33,11 +33,17 @@ def config(
 
     console = Console(highlight=False)  # rich honours NO_COLOR and plain pipes itself
     file_note = settings.config_file or f"none (looked for {settings_module.default_config_path()})"
-    table = Table(title=f"config file: {file_note}", title_justify="left", show_edge=False)
+    # The file's path on a line of its own: as a table title rich would wrap it to the table's width.
+    console.print(f"config file: {file_note}", soft_wrap=True, markup=False)
+    table = Table(show_edge=False)
     for column in ("setting", "value", "from"):  # the meaning of each is in --json and --help
         table.add_column(column, overflow="fold")
     for row in rows:
         value = "-" if row["value"] is None else str(row["value"])
+        if row["name"] == "model" and row["value"] is None and settings.backend == "transformers":
+            from docvision.models import ALIASES
+
+            value = f"default ({ALIASES['default'][0]})"  # what "not set" means for a local model
         origin = row["origin"] if row["origin"] == "default" else f"{row['origin']} ({row['from']})"
         table.add_row(row["name"], value, origin)
     console.print(table)
