@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import queue
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -138,21 +137,7 @@ def run(
     todo = [(i, e) for i, e in enumerate(entries) if e.source not in skip]
     if not todo:
         return 0 if not sink.failed else 1
-    needs_model = any(e.error is None for _, e in todo)
-    loading = time.perf_counter()
-    try:
-        backend = backend_factory() if (backend_factory is not None and needs_model) else None
-    except UsageError:
-        raise
-    except DocvisionError:
-        # No model, no answers. Scripts get a record per source; people get the reason once, from
-        # whoever catches the re-raised error, instead of the same line once per source.
-        for _, entry in todo:
-            sink.write(records.error(entry.source, task.name, entry.error or sys.exc_info()[1]),
-                       say=entry.error is not None)
-        sink.close()
-        raise
-    load_s = time.perf_counter() - loading  # reported once, on the first record
+    backend, load_s = _load(todo, task, sink, backend_factory)
     if concurrency > 1:  # several requests in flight (model servers): docvision.concurrency
         from docvision import concurrency as inflight
 
@@ -172,6 +157,28 @@ def run(
         producer.stop.set()
         sink.close()
     return 1 if sink.failed else 0
+
+
+def _load(todo: list[tuple[int, Entry]], task: Task, sink: RecordSink,
+          backend_factory: Callable[[], Any] | None) -> tuple[Any, float]:
+    """(backend, seconds it took) -- no backend when no source can reach the model anyway.
+
+    A backend that cannot load leaves no answers: scripts still get a record per source, and people
+    get the reason once, from whoever catches the re-raised error, not the same line once per source.
+    """
+    if backend_factory is None or all(e.error is not None for _, e in todo):
+        return None, 0.0
+    loading = time.perf_counter()
+    try:
+        backend = backend_factory()
+    except UsageError:
+        raise
+    except DocvisionError as exc:
+        for _, entry in todo:
+            sink.write(records.error(entry.source, task.name, entry.error or exc), say=entry.error is not None)
+        sink.close()
+        raise
+    return backend, time.perf_counter() - loading  # reported once, on the first record
 
 
 def _pull(producer: _Producer) -> tuple:
