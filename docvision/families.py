@@ -153,12 +153,6 @@ class InternVLFamily(NativeFamily):
         return {"crop_to_patches": True, "min_patches": 1,
                 "max_patches": max(v.plan.tile_count for v in views)}
 
-    def tokens_for(self, size: tuple[int, int], max_patches: int) -> int:
-        """Tokens InternVL spends on an image of ``size`` with ``max_patches`` (its own choice)."""
-        cols, rows = internvl_grid(size, self.tile, max_patches)
-        patches = cols * rows + (1 if cols * rows > 1 else 0)
-        return patches * self.tokens_per_tile
-
 
 @dataclass(frozen=True)
 class IdeficsFamily(NativeFamily):
