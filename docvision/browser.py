@@ -141,6 +141,66 @@ class Browser:
 _shared: Browser | None = None
 
 
+def renderer_pids() -> list[int]:
+    """The Chromium renderer processes started by this process (Linux /proc; elsewhere none)."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat", "rb") as fh:  # "pid (name) state ppid ..."
+                    parents[int(entry)] = int(fh.read().rsplit(b")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    ours, grown = {os.getpid()}, True
+    while grown:  # our descendants: the Playwright driver, Chromium and its children
+        found = {pid for pid, ppid in parents.items() if ppid in ours} - ours
+        ours |= found
+        grown = bool(found)
+    renderers = []
+    for pid in ours - {os.getpid()}:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as fh:
+                if b"--type=renderer" in fh.read():
+                    renderers.append(pid)
+        except OSError:
+            continue
+    return renderers
+
+
+class Watchdog:
+    """Kill our renderers if a Playwright call outlives ``seconds``.
+
+    Seen here on Playwright 1.65: when a page's script starts an endless loop while
+    wait_for_function polls, its timeout never fires, and JSHandle.json_value() has no timeout at
+    all; either call then waits for ever. Killing the renderer makes the call fail with "Target
+    crashed"; ``fired`` tells the caller why. The next context gets a fresh renderer.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        import threading
+
+        self.fired = False
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+
+    def _fire(self) -> None:
+        import signal
+
+        self.fired = True
+        for pid in renderer_pids():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+
+    def __enter__(self) -> "Watchdog":
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._timer.cancel()
+
+
 def shared(explicit: str | None = None, timeout: float = 60.0) -> Browser:
     """The process's one browser, started on first use; restarted if it died or another one is asked for."""
     global _shared

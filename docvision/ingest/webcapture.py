@@ -25,6 +25,7 @@ MAX_PLAIN_HEIGHT = 16_384  # CSS px of a document without <body>, captured in on
 MAX_WORDS = 200_000
 MAX_NAVIGATIONS = 5  # main-frame documents a page may load on its own before it counts as a loop
 QUIET_DIALOGS_JS = "window.alert = () => {}; window.confirm = () => false; window.prompt = () => null;"
+WATCHDOG_GRACE_S = 5.0  # past the timeout, a page script that still holds the renderer is killed
 MAX_SETTLE_S = 10.0  # settle budget cap; the budget is a quarter of the timeout below that
 
 # Scroll through the page once, a viewport at a time, so lazy images and infinite-scroll blocks load,
@@ -251,15 +252,27 @@ def _evaluate(page, script: str, arg, timeout: float):
     """
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
+    from docvision.browser import Watchdog
+
     wrapped = f"async (arg) => ({{value: await ({script})(arg)}})"
+    busy = ExternalTimeout(f"the page stopped responding for {timeout:g} s (a script kept it busy)")
     for attempt in (1, 2):
         try:
-            handle = page.wait_for_function(wrapped, arg=arg, timeout=timeout * 1000)
-            return handle.json_value()["value"]
+            # Playwright's own timeout does not fire when the page's script stops the renderer
+            # mid-poll, and json_value() has none: the watchdog bounds both (seen hanging here).
+            with Watchdog(timeout + WATCHDOG_GRACE_S) as watchdog:
+                try:
+                    handle = page.wait_for_function(wrapped, arg=arg, timeout=timeout * 1000)
+                    return handle.json_value()["value"]
+                except Exception:  # noqa: BLE001 - "Target crashed" once the watchdog fired
+                    if watchdog.fired:
+                        raise busy from None
+                    raise
         except PlaywrightTimeout:
-            raise ExternalTimeout(f"the page stopped responding for {timeout:g} s (a script kept it busy)") \
-                from None
+            raise busy from None
         except Exception as exc:  # noqa: BLE001 - Playwright raises its generic Error here
+            if isinstance(exc, ExternalTimeout):
+                raise
             gone = "context was destroyed" in str(exc) or "navigat" in str(exc)
             if attempt == 2 or not gone:
                 raise

@@ -395,3 +395,19 @@ def test_a_thousand_alerts_do_not_stall_the_page(tmp_path):
     with ingest.load(str(path), IngestOptions(timeout=8, device_scale_factor=1)) as document:
         assert next(document.pages()).text == "after alerts"
         assert not document.warnings
+
+
+def test_a_script_that_freezes_the_page_mid_capture_cannot_hang_us(tmp_path):
+    # Reading document.title (as the capture does) starts an endless loop: Playwright's own
+    # wait_for_function timeout then never fired and the process hung for good.
+    trap = tmp_path / "trap.html"
+    trap.write_text('<p>trap</p><script>Object.defineProperty(document, "title", {get() {'
+                    ' setTimeout(() => { while (true) {} }, 0); return "trap"; }});</script>')
+    fine = tmp_path / "fine.html"
+    fine.write_text("<p>still fine</p>")
+    started = time.monotonic()
+    proc = run_cli("render", trap, fine, "--timeout", "3", "--json", timeout=120)
+    assert time.monotonic() - started < 60
+    trapped, after = json_lines(proc.stdout)
+    assert trapped["status"] == "error" and "stopped responding for 3 s" in trapped["error"]["message"]
+    assert after["status"] == "ok" and after["pages"][0]["words"] == 2  # the next page in the batch still renders
