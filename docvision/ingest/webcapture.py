@@ -105,35 +105,41 @@ def capture(url: str, source: str, options: IngestOptions) -> Document:
     chromium = browser.shared(options.browser, options.timeout)
     width = int(options.viewport_width)
     context = None
-    try:
-        context = chromium.new_context(
-            viewport={"width": width, "height": _viewport_height(width)},
-            device_scale_factor=options.device_scale_factor,
-            accept_downloads=False, service_workers="block",
-        )
-        context.set_default_timeout(options.timeout * 1000)
-        # Dialogs answered inside the page: one round trip to Python per alert() took ~60 ms, so a
-        # page raising a thousand of them never loaded. The handler stays for beforeunload prompts.
-        context.add_init_script(QUIET_DIALOGS_JS)
-        page = context.new_page()
-        page.on("dialog", _dismiss)
-        loop = _NavigationCap(page)
-        response = _navigate(page, url, source, options.timeout)
-        warnings = _settle(page, options.timeout)
-        warnings[:0] = loop.warnings()
-        shot = _shoot(page, options, warnings)
-        metadata = {"url": source if source.startswith(("http://", "https://")) else url,
-                    "final_url": page.url, "title": shot["title"],
-                    "status": response.status if response is not None else None,
-                    "css_size": [shot["width"], shot["height"]], "segments": len(shot["pngs"])}
-    except DocvisionError as exc:
-        exc.source = exc.source or source
-        raise
-    except Exception as exc:  # noqa: BLE001 - Playwright's errors, said in one line
-        raise _browser_error(exc, source, options.timeout) from None
-    finally:
-        if context is not None:
-            _close_quietly(context)
+    # The last bound on the whole capture, for any Playwright call whose own timeout fails to fire.
+    budget = 3 * options.timeout + MAX_SETTLE_S + 30
+    with browser.Watchdog(budget) as watchdog:
+        try:
+            context = chromium.new_context(
+                viewport={"width": width, "height": _viewport_height(width)},
+                device_scale_factor=options.device_scale_factor,
+                accept_downloads=False, service_workers="block",
+            )
+            context.set_default_timeout(options.timeout * 1000)
+            # Dialogs answered inside the page: one round trip to Python per alert() took ~60 ms, so a
+            # page raising a thousand of them never loaded. The handler stays for beforeunload prompts.
+            context.add_init_script(QUIET_DIALOGS_JS)
+            page = context.new_page()
+            page.on("dialog", _dismiss)
+            loop = _NavigationCap(page)
+            response = _navigate(page, url, source, options.timeout)
+            warnings = _settle(page, options.timeout)
+            warnings[:0] = loop.warnings()
+            shot = _shoot(page, options, warnings)
+            metadata = {"url": source if source.startswith(("http://", "https://")) else url,
+                        "final_url": page.url, "title": shot["title"],
+                        "status": response.status if response is not None else None,
+                        "css_size": [shot["width"], shot["height"]], "segments": len(shot["pngs"])}
+        except DocvisionError as exc:
+            exc.source = exc.source or source
+            raise
+        except Exception as exc:  # noqa: BLE001 - Playwright's errors, said in one line
+            if watchdog.fired:
+                raise ExternalTimeout(f"the page did not finish within {budget:g} s (it kept the browser busy)",
+                                      source=source) from None
+            raise _browser_error(exc, source, options.timeout) from None
+        finally:
+            if context is not None:
+                _close_quietly(context)
     return _document(source, shot, options, warnings, metadata)
 
 
