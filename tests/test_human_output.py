@@ -72,3 +72,10 @@ def test_records_go_through_sys_stdout_under_a_progress_bar(monkeypatch):
     monkeypatch.setattr(sys.stdout, "flush", lambda: flushed.append(1))
     streamer.write("The answer ")
     assert not flushed  # a flush would end the bar proxy's line mid-answer
+
+
+def test_evidence_words_read_cleanly():
+    from docvision.cli.batchrun import _shown_words
+
+    matches = [{"text": "Revenue,"}, {"text": "Q4,"}, {"text": "Q4),"}, {"text": "revenue"}, {"text": "East"}]
+    assert _shown_words(matches) == ["Revenue", "Q4", "East"]

@@ -194,6 +194,16 @@ def _main_text(record: dict) -> str:
     return json.dumps(record.get("data"), ensure_ascii=False, indent=2)
 
 
+def _shown_words(matches: list[dict]) -> list[str]:
+    """Matched words as a person reads them: punctuation of the text layer trimmed, each word once."""
+    shown: dict[str, str] = {}
+    for match in matches:
+        word = match["text"].strip(".,;:!?()[]{}\"'")
+        if word:
+            shown.setdefault(word.lower(), word)
+    return list(shown.values())
+
+
 def _detail_lines(record: dict) -> list[str]:
     """Evidence, then model, resolution and timings, one short line each."""
     lines = []
@@ -201,7 +211,7 @@ def _detail_lines(record: dict) -> list[str]:
     if isinstance(evidence, list) and evidence:
         parts = []
         for entry in evidence[:12]:
-            words = ", ".join(m["text"] for m in entry.get("matches", [])[:3])
+            words = ", ".join(_shown_words(entry.get("matches", []))[:3])
             parts.append(entry["label"] + (f" ({words})" if words else ""))
         more = f" and {len(evidence) - 12} more" if len(evidence) > 12 else ""
         lines.append("evidence: " + "; ".join(parts) + more)
