@@ -26,7 +26,8 @@ def _folder(path: Path, recursive: bool) -> list[Entry]:
     pattern = "**/*" if recursive else "*"
     files = sorted(
         p for p in path.glob(pattern)
-        if p.is_file() and p.suffix.lower() in EXTENSIONS and not p.name.startswith((".", "~$"))
+        if p.is_file() and p.suffix.lower() in EXTENSIONS and not p.name.startswith("~$")
+        and not any(part.startswith(".") for part in p.relative_to(path).parts)  # hidden files and folders
     )
     if not files:
         hint = "" if recursive else " (add --recursive to look in sub-folders)"
@@ -40,7 +41,8 @@ def expand(args: Iterable[str], recursive: bool = False, stdin=None) -> list[Ent
     for arg in args:
         if arg == "-":
             stream = stdin if stdin is not None else sys.stdin
-            lines = [line.strip() for line in stream if line.strip()]
+            # Only the line break is cut: a file name may begin or end with spaces.
+            lines = [line.rstrip("\r\n") for line in stream if line.strip()]
             entries.extend(expand(lines, recursive))
         elif not arg.strip():  # Path("") is the current folder: an unset shell variable must not mean "."
             entries.append(Entry(arg, SourceNotFound("an empty source name was given (an unset shell variable?)",

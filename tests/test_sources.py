@@ -55,3 +55,17 @@ def test_an_empty_argument_is_an_error_not_the_current_folder(tmp_path, monkeypa
     (tmp_path / "a.pdf").write_bytes(b"%PDF-1.4")
     (entry,) = expand([""])
     assert entry.source == "" and "empty source name" in str(entry.error)
+
+
+def test_recursive_leaves_out_hidden_folders(tmp_path):
+    _touch(tmp_path / ".git" / "x.pdf")
+    _touch(tmp_path / "sub" / ".cache" / "y.png")
+    _touch(tmp_path / "sub" / "z.pdf")
+    got = [e.source for e in expand([str(tmp_path)], recursive=True)]
+    assert got == [str(tmp_path / "sub" / "z.pdf")]
+
+
+def test_stdin_keeps_spaces_inside_names(tmp_path):
+    pdf = _touch(tmp_path / " spaced .pdf")
+    got = [e.source for e in expand(["-"], stdin=io.StringIO(f"{pdf}\r\n   \n"))]
+    assert got == [str(pdf)]

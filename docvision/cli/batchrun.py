@@ -128,7 +128,7 @@ def json_emitter() -> Callable[..., None]:
     def emit(record: dict, say: bool = True) -> None:
         records.write(record, sys.stdout)
         if say and record["status"] != "ok":
-            common.say_error(f"{record['source']}: {record['error']['message']}")
+            common.say_error(f"{common.shown(record)}: {record['error']['message']}")
 
     return emit
 
@@ -139,7 +139,7 @@ def human_emitter(streamed: Callable[[], bool] = lambda: False) -> Callable[...,
     def emit(record: dict, say: bool = True) -> None:
         if record["status"] != "ok":
             if say:
-                common.say_error(f"{record['source']}: {record['error']['message']}")
+                common.say_error(f"{common.shown(record)}: {record['error']['message']}")
             return
         shown = streamed()  # False; True: the answer was streamed; "header": the source's name was too
         parts = []
@@ -150,7 +150,7 @@ def human_emitter(streamed: Callable[[], bool] = lambda: False) -> Callable[...,
         parts += [(line, "dim") for line in _detail_lines(record)]
         _print(parts)
         for warning in record.get("warnings", []):
-            common.say_warning(f"{record['source']}: {warning}")
+            common.say_warning(f"{common.shown(record)}: {warning}")
 
     return emit
 

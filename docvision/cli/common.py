@@ -61,6 +61,11 @@ def say_warning(message: str) -> None:
     sys.stderr.flush()
 
 
+def shown(record: dict) -> str:
+    """A record's source as a person reads it in a message ('""' for an empty argument)."""
+    return record["source"] or '""'
+
+
 def report_fatal(exc: BaseException, debug: bool) -> int:
     """Turn an exception that escaped a command into one line (or a traceback with --debug)."""
     if debug:
@@ -112,7 +117,7 @@ def json_emitter(stream=None) -> Callable[[dict], None]:
     def emit(record: dict) -> None:
         records.write(record, stream)
         if record["status"] != "ok":
-            say_error(f"{record['source']}: {record['error']['message']}")
+            say_error(f"{shown(record)}: {record['error']['message']}")
 
     return emit
 

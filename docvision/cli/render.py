@@ -135,7 +135,7 @@ def _json_emitter():
     def emit(record: dict) -> None:
         emit_json(record)
         for warning in record.get("warnings") or []:
-            common.say_warning(f"{record['source']}: {warning}")
+            common.say_warning(f"{common.shown(record)}: {warning}")
 
     return emit
 
@@ -150,7 +150,7 @@ def _human_emitter():
 
     def emit(record: dict) -> None:
         if record["status"] != "ok":
-            common.say_error(f"{record['source']}: {record['error']['message']}")
+            common.say_error(f"{common.shown(record)}: {record['error']['message']}")
             return
         res = record["resolution"]
         # Paths are never wrapped by us (soft_wrap): they stay whole for copying.
@@ -185,7 +185,7 @@ def _human_emitter():
             console.print(f"  views written to {Path(record['pages'][0]['files']['canvas']).parent}",
                           soft_wrap=True)
         for warning in record.get("warnings", []):
-            common.say_warning(f"{record['source']}: {warning}")
+            common.say_warning(f"{common.shown(record)}: {warning}")
         sys.stdout.flush()
 
     return emit
