@@ -45,3 +45,14 @@ def assert_one_error_line(proc: subprocess.CompletedProcess, *fragments: str) ->
     for fragment in fragments:
         assert any(fragment.lower() in line.lower() for line in errors), (fragment, proc.stderr)
     return errors[0]
+
+
+def serve_http(handler):
+    """A threaded HTTP server on an ephemeral 127.0.0.1 port, serving ``handler`` from a daemon thread."""
+    import threading
+    from http.server import ThreadingHTTPServer
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    httpd.daemon_threads = True
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    return httpd

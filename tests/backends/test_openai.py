@@ -10,9 +10,8 @@ from __future__ import annotations
 import json
 import os
 import socket
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 from PIL import Image
@@ -22,6 +21,7 @@ from docvision.backends.chatapi import encode_image, normalize_base_url, retry_a
 from docvision.backends.openai import OpenAIBackend
 from docvision.errors import BackendError, ExternalTimeout, ModelError, UsageError
 from docvision.tiling import plan
+from tests.helpers import serve_http
 
 MODEL = "Qwen/Qwen2.5-VL-3B-Instruct"
 
@@ -121,10 +121,8 @@ class FakeServer:
                 self.wfile.flush()
                 self.close_connection = True
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
+        self.httpd = serve_http(Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
 
     def close(self):
         self.httpd.shutdown()

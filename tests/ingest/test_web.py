@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import os
 import socket
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
@@ -18,7 +17,7 @@ from docvision import browser, ingest, views
 from docvision.document import IngestOptions
 from docvision.errors import ExternalTimeout, FetchError, ToolMissing, UnsupportedSource
 from docvision.tiling import plan
-from tests.helpers import assert_one_error_line, json_lines, run_cli
+from tests.helpers import assert_one_error_line, json_lines, run_cli, serve_http
 
 pytestmark = pytest.mark.browser
 os.environ.setdefault("OMP_THREAD_LIMIT", "1")
@@ -141,10 +140,7 @@ def server():
         "/reloading.html": ("text/html", b"<p>reloaded forever</p><script>setTimeout(() => location.reload(), 10)"
                             b"</script>"),
     }
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    httpd.daemon_threads = True
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
+    httpd = serve_http(_Handler)
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
     httpd.shutdown()
     httpd.server_close()
