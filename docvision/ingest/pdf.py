@@ -30,11 +30,11 @@ SCANNED_COVERAGE = 0.6
 
 # What a damaged file makes PyMuPDF raise. Some MuPDF errors (FzErrorFormat: "malformed page tree")
 # come straight from its bindings as mupdf.FzErrorBase, which is neither RuntimeError nor ValueError;
-# _fitz() adds that class once PyMuPDF is imported.
+# quiet_pymupdf() adds that class once PyMuPDF is imported.
 MUPDF_ERRORS: tuple[type[BaseException], ...] = (RuntimeError, ValueError)
 
 
-def _fitz():
+def quiet_pymupdf():
     """Import PyMuPDF quietly: MuPDF otherwise prints its errors straight to stderr."""
     global MUPDF_ERRORS
     import pymupdf
@@ -84,7 +84,7 @@ def _open(fitz, source: str, options: IngestOptions) -> tuple["pymupdf.Document"
 
 def load(source: str, options: IngestOptions) -> Document:
     """Open a PDF as a Document whose pages are produced lazily, one at a time."""
-    fitz = _fitz()
+    fitz = quiet_pymupdf()
     doc, encrypted = _open(fitz, source, options)
     try:
         page_count = doc.page_count
@@ -206,9 +206,20 @@ def _render(fitz, drawing, rect, width: int, height: int, page_obj: Page) -> "Im
         page_obj.warnings.append(f"damaged: cannot be drawn, left blank ({exc})")
         return Image.new("RGB", (width, height), (255, 255, 255))
     _note_damage(fitz, page_obj)
-    # One copy: PIL unpacks MuPDF's packed RGB samples straight from the pixmap's memory.
-    image = Image.frombuffer("RGB", (pix.width, pix.height), pix.samples_mv, "raw", "RGB",
-                             pix.stride, 1)
-    if image.size != (width, height):  # MuPDF rounds the pixel box; never seen, but guard it
-        image = image.resize((width, height), Image.Resampling.BILINEAR)
+    return pixmap_image(pix, width, height)
+
+
+def pixmap_image(pix, width: int, height: int) -> "Image.Image":
+    """A PyMuPDF RGB pixmap as a PIL image of exactly width x height.
+
+    One copy: PIL unpacks MuPDF's packed RGB samples from the pixmap's memory into its own (RGB is
+    not a mode PIL can map in place, so nothing points into the pixmap afterwards).
+    """
+    from PIL import Image
+
+    image = Image.frombuffer("RGB", (pix.width, pix.height), pix.samples_mv, "raw", "RGB", pix.stride, 1)
+    if image.size != (width, height):  # MuPDF may round a clip's pixel box outward by a pixel
+        image = image.crop((0, 0, min(width, pix.width), min(height, pix.height)))
+        if image.size != (width, height):
+            image = image.resize((width, height), Image.Resampling.BILINEAR)
     return image

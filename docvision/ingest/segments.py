@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator
 
 from docvision.document import Page, Word
+from docvision.ingest.pdf import pixmap_image, quiet_pymupdf
 
 if TYPE_CHECKING:
     import pymupdf
@@ -39,11 +40,7 @@ class Sheet:
 
 def fitz():
     """PyMuPDF, imported lazily and told not to print MuPDF's complaints on stderr."""
-    import pymupdf
-
-    pymupdf.TOOLS.mupdf_display_errors(False)
-    pymupdf.TOOLS.mupdf_display_warnings(False)
-    return pymupdf
+    return quiet_pymupdf()
 
 
 def drawn_area(page: "pymupdf.Page") -> tuple["pymupdf.Rect", str | None]:
@@ -90,18 +87,11 @@ def _words(page: "pymupdf.Page", clip: "pymupdf.Rect", zoom: float) -> tuple[Wor
 
 def _render(doc: "pymupdf.Document", index: int, clip: "pymupdf.Rect", width: int, height: int) -> "Image.Image":
     """Draw ``clip`` of page ``index`` at exactly width x height pixels, RGB."""
-    from PIL import Image
-
     pm = fitz()
     page = doc.load_page(index)
     matrix = pm.Matrix(width / clip.width, height / clip.height)
     pix = page.get_pixmap(matrix=matrix, clip=clip, alpha=False, colorspace=pm.csRGB)
-    image = Image.frombuffer("RGB", (pix.width, pix.height), pix.samples_mv, "raw", "RGB", pix.stride, 1)
-    if image.size != (width, height):  # MuPDF rounds the clip's pixel box outward by up to a pixel
-        image = image.crop((0, 0, min(width, pix.width), min(height, pix.height)))
-        if image.size != (width, height):
-            image = image.resize((width, height))
-    return image.copy()  # detach from the pixmap's memory before it is freed
+    return pixmap_image(pix, width, height)
 
 
 @dataclass

@@ -109,7 +109,7 @@ def run_ours(path: Path) -> tuple[float, int, tuple[int, int]]:
 
 def run_ours_draw_only(path: Path, size: tuple[int, int]) -> float:
     """The pixels alone: open once, draw each page at the size, no text layer."""
-    fitz = pdf._fitz()
+    fitz = pdf.quiet_pymupdf()
     started = time.perf_counter()
     doc = fitz.open(str(path))
     for page in doc:

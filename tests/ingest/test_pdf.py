@@ -188,7 +188,7 @@ def test_missing_html_random_and_empty_files(tmp_path):
 def test_pymupdf_file_not_found_becomes_ours(tmp_path, monkeypatch):
     # a file that vanishes between the check and the open raises PyMuPDF's own FileNotFoundError
     path = make_pdf(tmp_path / "a.pdf", pages=1)
-    fitz = pdf._fitz()
+    fitz = pdf.quiet_pymupdf()
 
     def vanish(*args, **kwargs):
         raise fitz.FileNotFoundError(f"no such file: {path!r}")
@@ -219,7 +219,7 @@ def test_unopenable_pdf_is_damaged(tmp_path):
 
 
 def test_a_page_that_fails_to_draw_gets_a_warning_and_a_blank_image():
-    fitz = pdf._fitz()
+    fitz = pdf.quiet_pymupdf()
 
     class Broken:
         def get_pixmap(self, **kwargs):
