@@ -28,7 +28,7 @@ from docvision.document import Document, IngestOptions, Page, Word
 from docvision.errors import DocvisionError, EmptySource
 
 DEFAULT_MAX_BYTES = 2 * 1024**3
-FORMAT = 1  # bump when the layout of an entry changes; old entries are simply never hit again
+FORMAT = 2  # bump when the layout of an entry changes; old entries are simply never hit again
 # Options that change neither the pages nor their pixels.
 _NEUTRAL_OPTIONS = {"timeout", "browser", "password"}
 
@@ -106,18 +106,18 @@ class RenderCache:
         key = hashlib.sha256((self._digests[memo] + options_digest(options)).encode()).hexdigest()
         return self.root / key[:2] / key
 
-    def open(self, source: str, options: IngestOptions) -> Document:
+    def open(self, source: str, options: IngestOptions, tools=None) -> Document:
         """The source as a Document, from the cache when possible; records what it renders."""
         folder = self.entry(source, options)
         if folder is None:
-            return ingest.load(source, options)
+            return ingest.load(source, options, tools)
         manifest = _read_manifest(folder / "manifest.json")
         if manifest is not None:
             self.stats["hits"] += 1
             os.utime(folder / "manifest.json")  # least-recently-used order
-            return self._from_manifest(source, options, folder, manifest)
+            return self._from_manifest(source, options, folder, manifest, tools)
         self.stats["misses"] += 1
-        return self._recording(ingest.load(source, options), folder)
+        return self._recording(ingest.load(source, options, tools), folder)
 
     # -- a document seen for the first time: pass pages through, remember them ---------------------
     def _recording(self, real: Document, folder: Path) -> Document:
@@ -153,8 +153,8 @@ class RenderCache:
         return cached_render
 
     # -- a document seen before: pages from the manifest, the real file opened only if needed ---------
-    def _from_manifest(self, source: str, options: IngestOptions, folder: Path, manifest: dict) -> Document:
-        reopened = _Reopener(source, options)
+    def _from_manifest(self, source: str, options: IngestOptions, folder: Path, manifest: dict, tools) -> Document:
+        reopened = _Reopener(source, options, tools)
 
         def pages() -> Iterator[Page]:
             for meta in manifest["pages"]:
@@ -162,8 +162,8 @@ class RenderCache:
                 yield Page(
                     label=meta["label"], number=number, size=tuple(meta["size"]),
                     render=self._storing(lambda w, h, n=number: reopened.render(n, w, h), folder, number),
-                    words=[Word(w[0], tuple(w[1:5])) for w in meta["words"]],
-                    scanned=meta["scanned"], warnings=list(meta["warnings"]),
+                    words=[_word(w) for w in meta["words"]],
+                    scanned=meta["scanned"], warnings=list(meta["warnings"]), facts=list(meta.get("facts", [])),
                 )
 
         def close() -> None:
@@ -201,8 +201,8 @@ class _Reopener:
 
     WALK = 16  # pages worth walking forward through rather than opening the file again
 
-    def __init__(self, source: str, options: IngestOptions):
-        self.source, self.options = source, options
+    def __init__(self, source: str, options: IngestOptions, tools=None):
+        self.source, self.options, self.tools = source, options, tools
         self.document: Document | None = None
         self.pages: Iterator[Page] | None = None
         self.current: Page | None = None
@@ -227,11 +227,11 @@ class _Reopener:
         self.close()
         options = dataclasses.replace(self.options, pages=start) if start else self.options
         try:
-            self.document = ingest.load(self.source, options)
+            self.document = ingest.load(self.source, options, self.tools)
         except DocvisionError:
             if start is None:
                 raise
-            self.document = ingest.load(self.source, self.options)
+            self.document = ingest.load(self.source, self.options, self.tools)
         self.pages = self.document.pages()
         self.current = next(self.pages, None)
 
@@ -244,8 +244,16 @@ class _Reopener:
 def _page_meta(page: Page) -> dict:
     return {
         "label": page.label, "number": page.number, "size": list(page.size), "scanned": page.scanned,
-        "warnings": list(page.warnings), "words": [[w.text, *w.box] for w in page.words],
+        "warnings": list(page.warnings), "facts": list(page.facts),
+        "words": [[w.text, *w.box, *([w.ref, w.origin] if w.ref or w.origin != "text" else [])] for w in page.words],
     }
+
+
+def _word(stored: list) -> Word:
+    """A Word back from its manifest form: [text, x0, y0, x1, y1] or [..., ref, origin]."""
+    if len(stored) > 5:
+        return Word(stored[0], tuple(stored[1:5]), stored[5], stored[6])
+    return Word(stored[0], tuple(stored[1:5]))
 
 
 def _read_manifest(path: Path) -> dict | None:

@@ -19,10 +19,17 @@ Box = tuple[float, float, float, float]  # x0, y0, x1, y1
 
 @dataclass(frozen=True)
 class Word:
-    """One word of a page's text layer, its box in the page's source pixels."""
+    """One word of a page's text layer, its box in the page's source pixels.
+
+    ``ref`` names where the word lives in the source when that is finer than the page: the cell of a
+    sheet ("Sales!B3"). ``origin`` says how it was found: "text" (a text layer, the DOM, cells) or
+    "ocr" (read from the pixels).
+    """
 
     text: str
     box: Box
+    ref: str | None = None
+    origin: str = "text"
 
 
 @dataclass
@@ -40,11 +47,14 @@ class Page:
     words: Sequence[Word] = ()
     scanned: bool = False
     warnings: list[str] = field(default_factory=list)
+    # Facts the source states about this page beyond its words: a chart's title, series and categories
+    # on a sheet. Routing reads them like words; prompts may quote them.
+    facts: list[str] = field(default_factory=list)
 
     @property
     def text(self) -> str:
-        """The page's text layer as one string, in reading order of the source."""
-        return " ".join(w.text for w in self.words)
+        """The page's words (then its facts) as one string, in reading order of the source."""
+        return " ".join([*(w.text for w in self.words), *self.facts])
 
 
 @dataclass
@@ -65,8 +75,21 @@ class Document:
 
     def close(self) -> None:
         if self.closer is not None:
-            self.closer()
-            self.closer = None
+            closer, self.closer = self.closer, None
+            closer()
+
+    def also_close(self, step: Callable[[], None]) -> None:
+        """Run ``step`` after the document's own closer (it runs even if that one fails)."""
+        inner = self.closer
+
+        def both() -> None:
+            try:
+                if inner is not None:
+                    inner()
+            finally:
+                step()
+
+        self.closer = both
 
     def __enter__(self) -> "Document":
         return self

@@ -16,6 +16,28 @@ from docvision.errors import DocvisionError, SourceNotFound, UnsupportedSource
 from docvision.ingest import EXTENSIONS, is_url
 
 
+def redact(source: str) -> str:
+    """A source as it may be shown or stored: a URL's password (``https://user:pass@host/``) replaced.
+
+    Records, warnings, error lines and logs all go through this; the URL itself is still fetched
+    with its credentials.
+    """
+    if "@" not in source or not is_url(source):
+        return source
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(source)
+    if parts.password is None and parts.username is None:
+        return source
+    host = parts.hostname or ""
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    if parts.port is not None:
+        host += f":{parts.port}"
+    user = f"{parts.username}:***@" if parts.password is not None else f"{parts.username}@"
+    return urlunsplit((parts.scheme, user + host, parts.path, parts.query, parts.fragment))
+
+
 @dataclass(frozen=True)
 class Entry:
     source: str

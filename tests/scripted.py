@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import time
 
-from docvision.backends.base import Backend, Generation
+from docvision.models.base import Backend, Generation
 
 
 class ScriptedBackend(Backend):

@@ -159,7 +159,7 @@ def test_cuda_asked_without_a_gpu(tiny_model_dir, sample, capsys, monkeypatch):
 def test_out_of_memory_names_the_flags(tiny_model_dir, sample, capsys, monkeypatch):
     import torch
 
-    from docvision.backends import transformers as tb
+    from docvision.models import transformers as tb
 
     def no_memory(self, *args, **kwargs):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from docvision import batch, output, sources
+from docvision import sources
+from docvision.run import engine as batch, sink as output
 from docvision.cache import RenderCache
 from docvision.document import IngestOptions
 from docvision.tasks.ask import AskTask
@@ -23,9 +24,9 @@ ROOT = Path(__file__).resolve().parents[1]
 # The real CLI with the model swapped for a scripted one (SCRIPTED_DELAY seconds per call).
 DRIVER = """
 import sys
-import docvision.backends
+import docvision.models
 from tests.scripted import ScriptedBackend
-docvision.backends.load_backend = lambda name, **settings: ScriptedBackend(**settings)
+docvision.models.load_backend = lambda name, **settings: ScriptedBackend(**settings)
 from docvision.cli import main
 main(sys.argv[1:])
 """

@@ -18,9 +18,9 @@ def counted(monkeypatch):
     counts = {"loads": 0, "renders": 0, "pages": 0}
     real_load = ingest.load
 
-    def load(source, options=None):
+    def load(source, options=None, tools=None):
         counts["loads"] += 1
-        document = real_load(source, options)
+        document = real_load(source, options, tools)
         pages = document.iter_pages
 
         def counting_pages():

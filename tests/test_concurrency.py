@@ -11,11 +11,12 @@ import time
 
 from PIL import Image
 
-from docvision import batch, ingest
-from docvision.backends.base import Backend, Generation
+from docvision import ingest
+from docvision.run import engine as batch
+from docvision.models.base import Backend, Generation
 from docvision.document import IngestOptions
-from docvision.output import RecordSink
-from docvision.routing import Budget
+from docvision.run.sink import RecordSink
+from docvision.tasks.routing import Budget
 from docvision.sources import expand
 from docvision.tasks.summarize import SummarizeTask
 
@@ -80,7 +81,7 @@ def test_unordered_writes_as_they_complete_and_resume_is_exact(tmp_path):
     assert code == 0 and got[-1]["source"] == paths[0] and sorted(r["source"] for r in got) == paths
     out = tmp_path / "out.jsonl"
     run(paths[:3], SlowServer(lambda width: 0.0), concurrency=3, ordered=False, output=out)
-    from docvision.output import resume
+    from docvision.run.sink import resume
 
     done = resume(out, "summarize")
     code, got = run(paths, SlowServer(lambda width: 0.0), concurrency=3, ordered=False, skip=done, output=out)

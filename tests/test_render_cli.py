@@ -270,7 +270,7 @@ def test_an_unexpected_error_in_one_source_does_not_stop_the_batch():
 
 
 def test_view_folder_names_keep_letters_of_any_script_and_stay_inside_out():
-    from docvision.render import _slug
+    from docvision.tasks.render import _slug
 
     assert _slug("scans/ünïcode spaced file.pdf") == "ünïcode_spaced_file.pdf"
     assert _slug("報告 2024.pdf") == "報告_2024.pdf"

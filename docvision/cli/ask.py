@@ -3,7 +3,7 @@
 Pages are routed by their text (BM25), the best ones shown at full planned resolution; when the
 evidence spans more pages than one call takes, each chunk is asked for notes and a last call combines
 them (docvision.tasks.multipage). Batches, the render cache and --output/--resume work as for every
-command (docvision.batch).
+command (docvision.run.engine).
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ def ask(
     """Answer QUESTION about each SOURCE with a vision-language model, greedy and streamed."""
     from docvision.document import IngestOptions
     from docvision.errors import UsageError
-    from docvision.routing import Budget
+    from docvision.tasks.routing import Budget
     from docvision.tasks.ask import AskTask
 
     if not sources:  # one word given: the parser took it as the question

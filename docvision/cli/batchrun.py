@@ -38,7 +38,7 @@ def settings(flags: dict[str, Any], config_file: str | None = None):
 def backend_factory(flags: dict[str, Any], config_file: str | None = None) -> Callable[[], Any]:
     """Loads the backend the settings name; the batch calls it once, when a source needs a model."""
     def load():
-        from docvision.backends import load_backend
+        from docvision.models import load_backend
 
         chosen = settings(flags, config_file)
         return load_backend(chosen.backend, **chosen.backend_kwargs())
@@ -64,7 +64,8 @@ def execute(
     unordered: bool = False,
 ) -> int:
     """Expand the sources, open them through the render cache, run ``task`` over them in a batch."""
-    from docvision import batch, ingest, output as out
+    from docvision import ingest
+    from docvision.run import engine as batch, sink as out
     from docvision.cache import RenderCache
     from docvision.errors import UsageError
     from docvision.sources import expand
@@ -73,11 +74,15 @@ def execute(
         raise UsageError("--resume needs --output FILE (the file whose finished sources are skipped)")
     entries = expand(sources, recursive=recursive)
     skip = out.resume(output, task.name) if resume else set()
+    from docvision.ingest.tools import Tools
+
+    tools = Tools(ingest_options)
+    tools.expect([e.source for e in entries if e.error is None])
     if no_cache:
-        opener = lambda source: ingest.load(source, ingest_options)  # noqa: E731
+        opener = lambda source: ingest.load(source, ingest_options, tools)  # noqa: E731
     else:
         cache = RenderCache()
-        opener = lambda source: cache.open(source, ingest_options)  # noqa: E731
+        opener = lambda source: cache.open(source, ingest_options, tools)  # noqa: E731
     emit = json_emitter() if json_out else (human or human_emitter())
     sink = out.RecordSink(emit, output, timings=batch.timings_wanted(no_timings))
     if skip:
@@ -88,8 +93,11 @@ def execute(
     if concurrency > 1 and chosen.backend != "openai":
         common.say_warning("--concurrency is for --backend openai (a model server); a local model answers one at a time")
         concurrency = 1
-    return batch.run(entries, task, sink, opener=opener, backend_factory=backend_factory(flags, config_file), skip=skip,
-                     debug=debug, concurrency=concurrency, ordered=not unordered)
+    try:
+        return batch.run(entries, task, sink, opener=opener, backend_factory=backend_factory(flags, config_file),
+                         skip=skip, debug=debug, concurrency=concurrency, ordered=not unordered)
+    finally:
+        tools.close()
 
 
 class Streamer:

@@ -41,7 +41,7 @@ def config(
     for row in rows:
         value = "-" if row["value"] is None else str(row["value"])
         if row["name"] == "model" and row["value"] is None and settings.backend == "transformers":
-            from docvision.models import ALIASES
+            from docvision.models.registry import ALIASES
 
             value = f"default ({ALIASES['default'][0]})"  # what "not set" means for a local model
         origin = row["origin"] if row["origin"] == "default" else f"{row['origin']} ({row['from']})"

@@ -40,7 +40,7 @@ def extract(
     """Extract fields from each source as a JSON object, validated, with the page each came from."""
     from docvision.document import IngestOptions
     from docvision.errors import UsageError
-    from docvision.routing import Budget
+    from docvision.tasks.routing import Budget
     from docvision.tasks.extract import ExtractTask, fields_schema, load_schema
 
     if bool(field) == bool(schema):

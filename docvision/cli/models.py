@@ -19,7 +19,7 @@ def _human_size(size: int) -> str:
 
 def runtime(device: str = "auto", quant: str = "auto") -> dict:
     """The device and quantization a model would get here with these flags."""
-    from docvision.backends.transformers import choose_device, choose_quant
+    from docvision.models.transformers import choose_device, choose_quant
 
     chosen = choose_device(device)
     return {"device": chosen, "quant": choose_quant(quant, chosen)}
@@ -31,7 +31,7 @@ def models(
     json_out: bool = common.JSON_OPTION,
 ) -> int:
     """List the model aliases, whether each is in the local Hugging Face cache, and how it would run."""
-    from docvision import models as registry
+    from docvision.models import registry
 
     run = runtime(device, quant)
     rows = [{**row, **run, "default": row["alias"] == registry.default_reference()} for row in registry.listing()]

@@ -44,9 +44,8 @@ def render(
       docvision render https://example.com/pricing --json
       find docs -name '*.pdf' | docvision render - --json
     """
-    from docvision import ingest
     from docvision.document import IngestOptions
-    from docvision.render import ViewFolders, render_source
+    from docvision.tasks.render import ViewFolders, render_source
     from docvision.sources import expand
 
     _check_pages(pages)
@@ -54,24 +53,28 @@ def render(
     options = IngestOptions(pages=pages, password=password, max_image_pixels=max_image_pixels, timeout=timeout,
                             viewport_width=viewport_width, device_scale_factor=scale, browser=browser)
     entries = _outside(expand(sources, recursive=recursive), out)
-    ingest.expect([e.source for e in entries if e.error is None])
     family = None
     if model is not None:
-        from docvision import families, models
+        from docvision.models import families, registry as models
 
         family = families.detect(models.resolve(model, download=False).config)
     folders = ViewFolders(out) if out is not None else None
     emit = _json_emitter() if json_out else _human_emitter()
-    return common.run_sources(
-        entries, "render", lambda s: render_source(s, options, hd=hd, tile=tile, family=family, folders=folders),
-        emit, debug,
-    )
+    from docvision.ingest.tools import Tools
+
+    with Tools(options) as tools:
+        tools.expect([e.source for e in entries if e.error is None])
+        return common.run_sources(
+            entries, "render",
+            lambda s: render_source(s, options, hd=hd, tile=tile, family=family, folders=folders, tools=tools),
+            emit, debug,
+        )
 
 
 def _outside(entries: list, out: Optional[Path]) -> list:
     """Leave out our own views in --out: rendering `.` again must not render the last run's pictures."""
     from docvision.ingest import is_url
-    from docvision.render import VIEW_SUFFIXES
+    from docvision.tasks.render import VIEW_SUFFIXES
 
     if out is None:
         return entries

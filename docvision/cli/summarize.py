@@ -36,7 +36,7 @@ def summarize(
 ) -> int:
     """Summarize each source: page by page for long documents, then combined into one summary."""
     from docvision.document import IngestOptions
-    from docvision.routing import Budget
+    from docvision.tasks.routing import Budget
     from docvision.tasks.summarize import SummarizeTask
 
     flags = {"model": model, "quant": quant, "device": device, "backend": backend, "base_url": base_url,

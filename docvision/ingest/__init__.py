@@ -9,9 +9,13 @@ from __future__ import annotations
 import importlib
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from docvision.document import Document, IngestOptions
 from docvision.errors import DamagedSource, EmptySource, SourceNotFound, UnsupportedSource
+
+if TYPE_CHECKING:
+    from docvision.ingest.tools import Tools
 
 INGESTORS = {
     "pdf": "docvision.ingest.pdf",
@@ -119,18 +123,20 @@ def check_content(path: Path, expected: str, source: str) -> None:
                         source=source)
 
 
-def expect(sources: list[str]) -> None:
-    """Announce a batch, so office files can be converted several per LibreOffice start."""
-    office = [s for s in sources if not is_url(s) and EXTENSIONS.get(Path(s).suffix.lower()) == "office"]
-    if office:
-        from docvision.ingest import officeconvert
+def load(source: str, options: IngestOptions | None = None, tools: "Tools | None" = None) -> Document:
+    """Open any supported source as a Document, choosing the ingestor by scheme and extension.
 
-        officeconvert.expect(office)
+    ``tools`` are the run's shared Chromium and LibreOffice (``ingest.tools``); without them the source
+    gets tools of its own for the time of loading: no ingestor needs them once ``load`` has returned
+    (web pages are captured and office files converted by then), and Playwright allows one browser
+    driver per thread at a time.
+    """
+    from docvision.ingest.tools import Tools
 
-
-def load(source: str, options: IngestOptions | None = None) -> Document:
-    """Open any supported source as a Document, choosing the ingestor by scheme and extension."""
     options = options or IngestOptions()
     kind = kind_of(source)
     module = importlib.import_module(INGESTORS[kind])
-    return module.load(source, options)
+    if tools is not None:
+        return module.load(source, options, tools)
+    with Tools(options) as own:
+        return module.load(source, options, own)

@@ -104,7 +104,7 @@ def _verify(path: Path, source: str) -> None:
         raise DamagedSource(_damaged(exc), source=source) from None
 
 
-def load(source: str, options: IngestOptions) -> Document:
+def load(source: str, options: IngestOptions, tools=None) -> Document:
     """Open an image file as a Document: one page per TIFF frame, else one page."""
     from PIL import Image
 

@@ -82,7 +82,7 @@ def _open(fitz, source: str, options: IngestOptions) -> tuple["pymupdf.Document"
     return doc, needs_pass
 
 
-def load(source: str, options: IngestOptions) -> Document:
+def load(source: str, options: IngestOptions, tools=None) -> Document:
     """Open a PDF as a Document whose pages are produced lazily, one at a time."""
     fitz = quiet_pymupdf()
     doc, encrypted = _open(fitz, source, options)

@@ -12,13 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
-from docvision import routing
+from docvision.tasks import routing
 from docvision.tasks.multipage import answer, evidence
 from docvision.tasks.pages import Chunk, model_info, resolution, routed_chunks, survey, token_cost
 
 if TYPE_CHECKING:
-    from docvision.backends.base import Backend
-    from docvision.batch import Job
+    from docvision.models.base import Backend
+    from docvision.run.engine import Job
     from docvision.document import Document
 
 INSTRUCTION = ("Answer the question using only what the {what} show{s}. Be brief and exact: copy numbers and "

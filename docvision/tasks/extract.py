@@ -19,14 +19,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
-from docvision import routing
+from docvision.tasks import routing
 from docvision.errors import UsageError, ValidationFailed
 from docvision.tasks.multipage import Usage
 from docvision.tasks.pages import Chunk, model_info, resolution, routed_chunks, survey, token_cost
 
 if TYPE_CHECKING:
-    from docvision.backends.base import Backend
-    from docvision.batch import Job
+    from docvision.models.base import Backend
+    from docvision.run.engine import Job
     from docvision.document import Document
 
 TYPES = {

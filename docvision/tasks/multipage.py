@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Callable, Iterable
 from docvision.tasks.pages import Chunk
 
 if TYPE_CHECKING:
-    from docvision.backends.base import Backend, Generation
+    from docvision.models.base import Backend, Generation
 
 NOT_FOUND = "NOT FOUND"
 

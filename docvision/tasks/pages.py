@@ -16,14 +16,15 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterator, Sequence
 
-from docvision import routing, views
-from docvision.backends.base import PageView
+from docvision import views
+from docvision.tasks import routing
+from docvision.models.base import PageView
 from docvision.document import Document, Page
 from docvision.errors import EmptySource
 from docvision.tiling import Plan, plan
 
 if TYPE_CHECKING:
-    from docvision.backends.base import Backend
+    from docvision.models.base import Backend
 
 
 @dataclass

@@ -14,13 +14,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterable, Iterator
 
-from docvision import routing
+from docvision.tasks import routing
 from docvision.tasks.multipage import Usage, drop_pixels, evidence, pages_phrase, text_call
 from docvision.tasks.pages import Chunk, model_info, resolution, sequential_chunks
 
 if TYPE_CHECKING:
-    from docvision.backends.base import Backend
-    from docvision.batch import Job
+    from docvision.models.base import Backend
+    from docvision.run.engine import Job
     from docvision.document import Document
 
 FAN_IN = 8  # section summaries per combining call

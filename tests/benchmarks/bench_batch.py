@@ -66,9 +66,10 @@ def overlap(model: Path | None, count: int, hd: int, delay: float = 0.0) -> dict
     """One batch: the tiny model, or (``model`` None) a scripted one sleeping ``delay`` s per call --
     sleeping releases the GIL as torch's kernels do, so it shows the overlap with a model as fast as
     the renderer."""
-    from docvision import batch, ingest, output, sources
+    from docvision import ingest, sources
+    from docvision.run import engine as batch, sink as output
     from docvision.document import IngestOptions
-    from docvision.routing import Budget
+    from docvision.tasks.routing import Budget
     from docvision.tasks.summarize import SummarizeTask
 
     paths = make_sources(Path(tempfile.mkdtemp(prefix="dv-bench-")), count)
@@ -77,7 +78,7 @@ def overlap(model: Path | None, count: int, hd: int, delay: float = 0.0) -> dict
 
         backend = ScriptedBackend(delay=delay)
     else:
-        from docvision.backends.transformers import TransformersBackend
+        from docvision.models.transformers import TransformersBackend
 
         backend = TransformersBackend(model=str(model), device="cpu", quant="none")
     written: list[dict] = []
@@ -97,8 +98,9 @@ def overlap(model: Path | None, count: int, hd: int, delay: float = 0.0) -> dict
 
 def child(model: str, pdf: str, question: str) -> None:
     """One ``ask`` in this fresh process; prints peak memory and times as JSON."""
-    from docvision import batch, output, sources
-    from docvision.backends.transformers import TransformersBackend
+    from docvision import sources
+    from docvision.run import engine as batch, sink as output
+    from docvision.models.transformers import TransformersBackend
     from docvision.cache import RenderCache
     from docvision.document import IngestOptions
     from docvision.tasks.ask import AskTask

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 CHILD = r"""
 import json, os, sys, time
 from PIL import Image, ImageDraw
-from docvision.backends.base import PageView
+from docvision.models.base import PageView
 from docvision.tiling import plan
 
 def status_mb(key):
@@ -47,7 +47,7 @@ def reset_peak():
 
 folder, quant, device, hd = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 import torch, transformers  # imported before timing: import cost is the same for every variant
-from docvision.backends.transformers import TransformersBackend
+from docvision.models.transformers import TransformersBackend
 before = rss_mb()
 reset_peak()
 started = time.perf_counter()

@@ -9,7 +9,7 @@ chart each, plus a second sheet), then times:
   ours x10      docvision.ingest.office.load per file (zip checks, openpyxl structure, LibreOffice with
                 one page per sheet, PDF pages) and every sheet drawn at its HD-25 canvas size: the
                 whole path to what the model sees;
-  ours batch    the same after ``officeconvert.expect(files)`` (what a batch run says first): the first
+  ours batch    the same after ``tools.expect(files)`` (what a batch run says first): the first
                 load converts all ten in one LibreOffice run (up to 16 per run), so ten LibreOffice
                 start-ups (~1.5-2 s each on an idle machine) become one.
 
@@ -29,9 +29,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from docvision import libreoffice, views  # noqa: E402
+from docvision import views  # noqa: E402
+from docvision.ingest.office import soffice as libreoffice  # noqa: E402
 from docvision.document import IngestOptions  # noqa: E402
-from docvision.ingest import office, officeconvert  # noqa: E402
+from docvision import ingest  # noqa: E402
 from docvision.tiling import plan  # noqa: E402
 
 
@@ -81,16 +82,19 @@ def plain_soffice(files: list[Path], folder: Path) -> float:
 
 def ours(files: list[Path], batch: bool) -> tuple[float, int]:
     """Seconds to load every workbook and draw every sheet at HD-25; and how many sheets were drawn."""
+    from docvision.ingest.tools import Tools
+
     options = IngestOptions()
     started = time.perf_counter()
-    if batch:
-        officeconvert.expect([str(p) for p in files])
     sheets = 0
-    for path in files:
-        with office.load(str(path), options) as document:
-            for page in document.pages():
-                views.canvas(page, plan(page.size, 25))
-                sheets += 1
+    with Tools(options) as tools:
+        if batch:
+            tools.expect([str(p) for p in files])
+        for path in files:
+            with ingest.load(str(path), options, tools) as document:
+                for page in document.pages():
+                    views.canvas(page, plan(page.size, 25))
+                    sheets += 1
     return time.perf_counter() - started, sheets
 
 

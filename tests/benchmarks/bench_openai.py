@@ -12,7 +12,7 @@ Two servers, each measured at concurrency 1 and 4 (the baseline is concurrency 1
    parallel, as a GPU cluster with spare batch capacity (vLLM, SGLang) does: what docvision's
    client side can reach when the server is not the bottleneck.
 
-The batch is the real one (docvision.batch with the summarize task: render, plan, encode, request,
+The batch is the real one (docvision.run.engine with the summarize task: render, plan, encode, request,
 record); sources are PNG pages drawn here.
 """
 
@@ -48,10 +48,11 @@ def make_docs(folder: Path, count: int) -> list[str]:
 
 def run_batch(sources: list[str], backend, concurrency: int, hd: int, tokens: int) -> tuple[float, int]:
     """Seconds for the whole batch and how many records came back ok."""
-    from docvision import batch, ingest
+    from docvision import ingest
+    from docvision.run import engine as batch
     from docvision.document import IngestOptions
-    from docvision.output import RecordSink
-    from docvision.routing import Budget
+    from docvision.run.sink import RecordSink
+    from docvision.tasks.routing import Budget
     from docvision.sources import expand
     from docvision.tasks.summarize import SummarizeTask
 
@@ -125,7 +126,7 @@ def main() -> None:
     parser.add_argument("--delay", type=float, default=1.0, help="latency server: seconds per request")
     args = parser.parse_args()
 
-    from docvision.backends.openai import OpenAIBackend
+    from docvision.models.openai import OpenAIBackend
     from tests.serving import TransformersServe
     from tests.tinymodels import build_tiny_model
 

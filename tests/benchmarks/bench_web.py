@@ -19,7 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from docvision import browser, ingest  # noqa: E402
+from docvision import ingest  # noqa: E402
+from docvision.ingest.web import browser  # noqa: E402
 from docvision.document import IngestOptions  # noqa: E402
 
 WIDTH, HEIGHT, SCALE = 1280, 720, 2.0
@@ -41,9 +42,9 @@ def make_pages(folder: Path, count: int) -> list[Path]:
     return paths
 
 
-def capture_ours(path: Path, options: IngestOptions) -> None:
-    """One page through docvision's web ingestor (the shared browser), all segments captured."""
-    with ingest.load(str(path), options) as document:
+def capture_ours(path: Path, options: IngestOptions, tools) -> None:
+    """One page through docvision's web ingestor (the run's one browser), all segments captured."""
+    with ingest.load(str(path), options, tools) as document:
         for page in document.pages():
             assert page.size[0] == int(WIDTH * SCALE)
 
@@ -65,18 +66,20 @@ def measure(paths: list[Path], out: Path) -> tuple[float, float]:
     """
     options = IngestOptions(viewport_width=WIDTH, device_scale_factor=SCALE)
     executable = browser.find_browser()
+    from docvision.ingest.tools import Tools
+
     started = time.perf_counter()
-    browser.shared()
-    mine = time.perf_counter() - started
-    base = 0.0
-    for index, path in enumerate(paths):
-        started = time.perf_counter()
-        capture_ours(path, options)
-        mine += time.perf_counter() - started
-        started = time.perf_counter()
-        capture_baseline(executable, path, out / f"shot{index:02d}.png")
-        base += time.perf_counter() - started
-    browser.shutdown()
+    with Tools(options) as tools:
+        tools.browser()
+        mine = time.perf_counter() - started
+        base = 0.0
+        for index, path in enumerate(paths):
+            started = time.perf_counter()
+            capture_ours(path, options, tools)
+            mine += time.perf_counter() - started
+            started = time.perf_counter()
+            capture_baseline(executable, path, out / f"shot{index:02d}.png")
+            base += time.perf_counter() - started
     return mine, base
 
 

@@ -14,9 +14,8 @@ import zipfile
 import numpy as np
 import pytest
 
-from docvision import views
+from docvision import ingest, views
 from docvision.document import IngestOptions
-from docvision.ingest import office, officeconvert
 from docvision.tiling import plan
 from tests.helpers import assert_one_error_line, json_lines, require_tool, run_cli
 
@@ -78,7 +77,7 @@ def soffice() -> str:
 def sales(tmp_path_factory, soffice):
     """The workbook loaded once: its Document and its pages with their HD-25 canvases."""
     path = build_workbook(tmp_path_factory.mktemp("sales") / "sales.xlsx")
-    with office.load(path, IngestOptions()) as document:
+    with ingest.load(path, IngestOptions()) as document:
         pages = []
         for page in document.pages():
             page_plan = plan(page.size, 25)
@@ -114,7 +113,7 @@ def test_workbook_structure_in_metadata(sales):
 def test_large_workbook_structure_is_read_without_loading_every_cell(tmp_path):
     from openpyxl import load_workbook
 
-    from docvision.ingest import workbook
+    from docvision.ingest.office import workbook
 
     path = tmp_path / "large.xlsx"
     build_workbook(path)
@@ -179,7 +178,7 @@ def test_tall_sheet_becomes_segments_and_truncation_is_reported(tmp_path, soffic
     for i in range(1, 1301):
         huge.append([f"h{i}", i])
     wb.save(tmp_path / "tall.xlsx")
-    with office.load(str(tmp_path / "tall.xlsx"), IngestOptions(segment_height=4000)) as document:
+    with ingest.load(str(tmp_path / "tall.xlsx"), IngestOptions(segment_height=4000)) as document:
         pages = list(document.pages())
         labels = [p.label for p in pages]
         assert labels[:4] == [f"Tall (segment {i}/4)" for i in range(1, 5)], labels
@@ -230,11 +229,11 @@ def test_docx_and_pptx_pages_and_slides(tmp_path, soffice):
     deck.write_text(FODP.format(slides="".join(SLIDE.format(n=n, text=t) for n, t in
                                                [(1, "Revenue grew 42 percent"), (2, "Second slide")])))
     docx, pptx = _convert(soffice, rtf, "docx"), _convert(soffice, deck, "pptx")
-    with office.load(str(docx), IngestOptions()) as document:
+    with ingest.load(str(docx), IngestOptions()) as document:
         [page] = list(document.pages())
         assert page.label == "page 1" and "7,340.25" in page.text
         assert page.size == (2550, 3300)  # US Letter at 300 dpi
-    with office.load(str(pptx), IngestOptions(pages="2")) as document:
+    with ingest.load(str(pptx), IngestOptions(pages="2")) as document:
         assert [(p.label, p.number, p.text) for p in document.pages()] == [("slide 2", 2, "Second slide")]
 
 
@@ -243,14 +242,14 @@ def test_xls_and_ods_sheets_named_and_hidden_left_out(tmp_path, soffice):
     build_workbook(xlsx)
     for target in ("xls", "ods"):
         converted = _convert(soffice, xlsx, target)
-        with office.load(str(converted), IngestOptions()) as document:
+        with ingest.load(str(converted), IngestOptions()) as document:
             assert [p.label for p in document.pages()] == ["Sales", "Notes"], target
             assert any("hidden" in w and "Secret" in w for w in document.warnings), document.warnings
 
 
 def test_biff_sheet_list_and_encryption_marker():
     from docvision.errors import PasswordRequired
-    from docvision.ingest.sheetlist import _boundsheets
+    from docvision.ingest.office.sheets import _boundsheets
 
     def record(kind, body=b""):
         return kind.to_bytes(2, "little") + len(body).to_bytes(2, "little") + body
@@ -282,7 +281,7 @@ def test_without_libreoffice_cells_fall_back_to_an_html_table(tmp_path):
 def test_an_expected_batch_is_converted_in_one_run(tmp_path, soffice, monkeypatch):
     from openpyxl import Workbook
 
-    from docvision import libreoffice
+    from docvision.ingest.office import soffice as libreoffice
 
     paths = []
     for n in range(3):
@@ -295,12 +294,16 @@ def test_an_expected_batch_is_converted_in_one_run(tmp_path, soffice, monkeypatc
     real_convert = libreoffice.convert
     monkeypatch.setattr(libreoffice, "convert", lambda inputs, *a, **k: runs.append(len(inputs)) or
                         real_convert(inputs, *a, **k))
-    officeconvert.expect(paths)
-    for n, path in enumerate(paths):
-        with office.load(path, IngestOptions()) as document:
-            assert [p.text for p in document.pages()] == [f"book number {n}"]
+    from docvision.ingest.tools import Tools
+
+    with Tools(IngestOptions()) as tools:
+        tools.expect(paths)
+        for n, path in enumerate(paths):
+            with ingest.load(path, IngestOptions(), tools) as document:
+                assert [p.text for p in document.pages()] == [f"book number {n}"]
+        converter = tools.converter()
     assert runs == [3]  # one LibreOffice start for the three
-    assert not officeconvert._ready and not officeconvert._expected
+    assert not converter._ready and not converter._expected
 
 
 # ---- bad input: one line, exit 1, through the CLI ---------------------------------------------------

@@ -249,7 +249,7 @@ def test_cropbox_words_and_pixels_agree(tmp_path):
 
 
 def test_broken_page_tree_and_catalog_are_damaged_not_crashes_or_empty(tmp_path):
-    from docvision.render import render_source
+    from docvision.tasks.render import render_source
 
     # MuPDF raises its own FzErrorFormat ("cycle in page tree"), not a RuntimeError.
     (tmp_path / "cycle.pdf").write_bytes(

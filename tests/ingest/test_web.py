@@ -13,7 +13,8 @@ from http.server import BaseHTTPRequestHandler
 
 import pytest
 
-from docvision import browser, ingest, views
+from docvision import ingest, views
+from docvision.ingest.web import browser
 from docvision.document import IngestOptions
 from docvision.errors import ExternalTimeout, FetchError, ToolMissing, UnsupportedSource
 from docvision.tiling import plan
@@ -226,12 +227,17 @@ def test_local_html_file_is_captured(tmp_path):
 
 
 def test_one_browser_and_a_fresh_context_per_source(server):
+    from docvision.ingest.tools import Tools
+
     texts = []
-    for _ in range(2):
-        with ingest.load(f"{server}/isolation.html", IngestOptions(device_scale_factor=1.0)) as document:
-            texts.append(next(document.pages()).text)
-    first = browser.shared()
-    assert browser.shared() is first and first.alive
+    options = IngestOptions(device_scale_factor=1.0)
+    with Tools(options) as tools:
+        for _ in range(2):
+            with ingest.load(f"{server}/isolation.html", options, tools) as document:
+                texts.append(next(document.pages()).text)
+        first = tools.browser()
+        assert tools.browser() is first and first.alive
+    assert not first.alive  # closed with the run's tools
     assert texts == ["fresh", "fresh"]  # the second visit saw no storage from the first
 
 
@@ -292,7 +298,7 @@ def test_no_browser_found_says_how_to_install(monkeypatch):
     ("Page.goto: net::ERR_CERT_AUTHORITY_INVALID at https://127.0.0.1:9/", FetchError, "self-signed"),
 ])
 def test_chromium_network_errors_become_one_line(text, error, fragment):
-    from docvision.ingest.web import network_error
+    from docvision.ingest.web.fetch import network_error
 
     exc = network_error(RuntimeError(text), "http://127.0.0.1:9/")
     assert isinstance(exc, error) and fragment in str(exc) and "\n" not in str(exc)

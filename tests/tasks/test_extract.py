@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from docvision import batch, output, sources
+from docvision import sources
+from docvision.run import engine as batch, sink as output
 from docvision.cache import RenderCache
 from docvision.document import IngestOptions
 from docvision.errors import UsageError

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from docvision import batch, output, sources
+from docvision import sources
+from docvision.run import engine as batch, sink as output
 from docvision.cache import RenderCache
 from docvision.document import IngestOptions
-from docvision.routing import Budget
+from docvision.tasks.routing import Budget
 from docvision.tasks.ask import AskTask
 from docvision.tasks.multipage import NOT_FOUND
 from tests.scripted import FILLER, ScriptedBackend, make_pdf

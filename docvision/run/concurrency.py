@@ -19,9 +19,9 @@ import queue
 import threading
 from typing import Any, Callable
 
-from docvision import batch
+from docvision.run import engine as batch
 from docvision.document import Document
-from docvision.output import Progress, RecordSink
+from docvision.run.sink import Progress, RecordSink
 from docvision.sources import Entry
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from docvision import models
+from docvision.models import registry as models
 from docvision.errors import ModelError
 from tests.helpers import assert_one_error_line, json_lines, run_cli
 

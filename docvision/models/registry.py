@@ -103,7 +103,7 @@ def _local(reference: str, folder: Path) -> ResolvedModel:
 
 def check_image_text_to_text(config: dict, reference: str) -> None:
     """Raise unless the config's model_type has a native image-text-to-text class in transformers."""
-    from docvision import families
+    from docvision.models import families
 
     model_type = config.get("model_type")
     if model_type in families.KNOWN_TYPES:

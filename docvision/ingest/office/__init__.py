@@ -24,8 +24,9 @@ from pathlib import Path
 
 from docvision.document import Document, IngestOptions, parse_page_range
 from docvision.errors import DamagedSource, EmptySource, ToolMissing
-from docvision.ingest import check_file, officeconvert, officefile, segments, sheetlist, workbook
-from docvision.ingest.officeconvert import IMPRESS, WRITER
+from docvision.ingest import check_file
+from docvision.ingest.office import convert as officeconvert, files as officefile, segments, sheets as sheetlist, workbook
+from docvision.ingest.office.convert import IMPRESS, WRITER
 
 WORKBOOKS = {".xlsx", ".xlsm"}  # what openpyxl reads
 EMPTY_PAGE_POINTS = 2.0  # LibreOffice exports an empty sheet as a 1 x 1 pt page
@@ -33,9 +34,9 @@ BLANK_INK = 0.002  # share of dark samples under which a page without words coun
 _INK = bytes(1 if value < 200 else 0 for value in range(256))
 
 
-def load(source: str, options: IngestOptions) -> Document:
+def load(source: str, options: IngestOptions, tools) -> Document:
     """Open an office file as a Document of rendered sheets, pages or slides."""
-    from docvision import libreoffice
+    from docvision.ingest.office import soffice as libreoffice
 
     path = check_file(source)
     ext = path.suffix.lower()
@@ -46,11 +47,11 @@ def load(source: str, options: IngestOptions) -> Document:
         libreoffice.find_soffice()
     except ToolMissing as missing:
         if ext in WORKBOOKS or ext == ".csv":
-            from docvision.ingest import officeweb
+            from docvision.ingest.office import cells
 
-            return officeweb.load(path, source, options, missing)
+            return cells.load(path, source, options, missing, tools)
         raise
-    folder, pdf = officeconvert.convert(path, options, source)
+    folder, pdf = tools.converter().convert(path, options, source)
     try:
         return _document(folder, pdf, ext, names, info, source, options)
     except BaseException:

@@ -99,11 +99,11 @@ WORDS_JS = """(maxWords) => {
 }"""
 
 
-def capture(url: str, source: str, options: IngestOptions) -> Document:
-    """Open ``url`` in a fresh context of the shared browser and turn it into a Document of segments."""
-    from docvision import browser
+def capture(url: str, source: str, options: IngestOptions, tools) -> Document:
+    """Open ``url`` in a fresh context of the run's browser and turn it into a Document of segments."""
+    from docvision.ingest.web import browser
 
-    chromium = browser.shared(options.browser, options.timeout)
+    chromium = tools.browser()
     width = int(options.viewport_width)
     context = None
     # The last bound on the whole capture, for any Playwright call whose own timeout fails to fire.
@@ -217,7 +217,7 @@ def _navigate(page, url: str, source: str, timeout: float):
             f"the page did not load within {timeout:g} s (raise --timeout if it is just slow)",
             source=source) from None
     except Exception as exc:  # noqa: BLE001 - net::ERR_* and friends
-        from docvision.ingest.web import network_error
+        from docvision.ingest.web.fetch import network_error
 
         raise network_error(exc, source) from None
     # Playwright does not raise on HTTP errors: a 404 page would otherwise be captured as content.
@@ -260,7 +260,7 @@ def _evaluate(page, script: str, arg, timeout: float):
     """
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-    from docvision.browser import Watchdog
+    from docvision.ingest.web.browser import Watchdog
 
     wrapped = f"async (arg) => ({{value: await ({script})(arg)}})"
     busy = ExternalTimeout(f"the page stopped responding for {timeout:g} s (a script kept it busy)")

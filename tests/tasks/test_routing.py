@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from docvision import ingest, routing
+from docvision import ingest
+from docvision.tasks import routing
 from docvision.document import IngestOptions, Page, Word
 from docvision.tasks.pages import routed_chunks, survey
 from tests.helpers import json_lines, run_cli

@@ -16,9 +16,9 @@ from http.server import BaseHTTPRequestHandler
 import pytest
 from PIL import Image
 
-from docvision.backends.base import PageView
-from docvision.backends.chatapi import encode_image, normalize_base_url, retry_after, sse_events
-from docvision.backends.openai import OpenAIBackend
+from docvision.models.base import PageView
+from docvision.models.chatapi import encode_image, normalize_base_url, retry_after, sse_events
+from docvision.models.openai import OpenAIBackend
 from docvision.errors import BackendError, ExternalTimeout, ModelError, UsageError
 from docvision.tiling import plan
 from tests.helpers import serve_http

@@ -1,21 +1,8 @@
-"""Web ingestor: an http(s) URL or a local .html file, captured in Chromium as a person sees it.
+"""Fetching a URL before any browser: fail fast on HTTP errors, route PDFs and images to their ingestors.
 
-In: a URL or a path, and IngestOptions (timeout, viewport_width, device_scale_factor, segment_height,
-browser, pages). Out: a Document of kind "web" whose Pages are the full page cut into segments of at
-most ``segment_height`` device pixels ("segment i/n"), each with the visible words of the DOM as anchors.
-
-A URL is first asked for its headers with httpx: HTTP errors, refused connections, unknown hosts and
-silent servers fail fast with one line, and a URL that serves a PDF or an image is downloaded and
-handed to that ingestor. Everything else is opened in the process's one Chromium
-(``docvision.browser``) in a fresh context, settled and captured by ``docvision.ingest.webcapture``.
-
-Settling policy (decided here, relied on by the tests): the page must reach DOMContentLoaded within
-``timeout`` or the source fails with ExternalTimeout. Everything after that (the load event, network
-idle, web fonts, layout that stops growing) is waited for within a bounded settle budget; a page that
-never settles (endless polling, ever-growing content) is captured as it is when the budget runs out,
-with a warning, rather than failing: what a person would have seen is still there. So is a page whose
-load event never fires (a hung image), after half the timeout. A page whose script never yields (the
-browser cannot even be asked for its height) fails with ExternalTimeout after ``timeout``.
+In: an http(s) URL and IngestOptions. Out: None when the URL serves a web page (the browser captures
+it), a Document when it serves a PDF or an image (downloaded to a temporary file, opened by that
+ingestor, removed when the Document closes), or one DocvisionError line for whatever went wrong.
 """
 
 from __future__ import annotations
@@ -28,10 +15,8 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from docvision.document import Document, IngestOptions
-from docvision.errors import (
-    DamagedSource, DocvisionError, ExternalTimeout, FetchError, ImageTooLarge, UnsupportedSource,
-)
-from docvision.ingest import check_file, is_url, sniff
+from docvision.errors import DocvisionError, ExternalTimeout, FetchError, ImageTooLarge, UnsupportedSource
+from docvision.ingest import sniff
 
 # Content types routed to another ingestor, with the extension that selects it.
 ROUTED_TYPES = {
@@ -48,32 +33,7 @@ MAX_DOWNLOAD_BYTES = 500_000_000
 USER_AGENT = "Mozilla/5.0 (X11; Linux x86_64) docvision"
 
 
-def load(source: str, options: IngestOptions) -> Document:
-    """Capture a web page (URL or local .html) as segments with word anchors, or route a PDF/image URL."""
-    from docvision.ingest import webcapture
-
-    if is_url(source):
-        routed = _probe(source, options)
-        if routed is not None:
-            return routed
-        url = source
-    else:
-        path = check_file(source)
-        _check_html(path, source)
-        url = path.resolve().as_uri()
-    return webcapture.capture(url, source, options)
-
-
-def _check_html(path: Path, source: str) -> None:
-    """Refuse a PDF, image or archive named .html; anything textual is left to the browser."""
-    with open(path, "rb") as fh:
-        found = sniff(fh.read(64))
-    if found in ("pdf", "image", "zip"):
-        what = {"pdf": "a PDF", "image": "an image", "zip": "a zip archive (office file?)"}[found]
-        raise DamagedSource(f"not an HTML page: it is {what}; give it the right extension", source=source)
-
-
-def _probe(url: str, options: IngestOptions) -> Document | None:
+def probe(url: str, options: IngestOptions, tools: "Tools") -> Document | None:
     """Fetch the URL's headers; fail on HTTP errors; download and route a PDF or image, else None."""
     import httpx
 
@@ -100,7 +60,7 @@ def _probe(url: str, options: IngestOptions) -> Document | None:
                         f"the URL serves {ctype}, not a web page, PDF or image", source=url)
             if suffix is None:
                 return None
-            return _route(url, str(response.url), ctype, suffix, head, chunks, options)
+            return _route(url, str(response.url), ctype, suffix, head, chunks, options, tools)
     except httpx.TimeoutException:
         raise ExternalTimeout(
             f"the server did not answer within {options.timeout:g} s (raise --timeout if it is just slow)",
@@ -117,7 +77,7 @@ def _image_suffix(head: bytes) -> str:
     return ".tiff"
 
 
-def _route(url, final_url, ctype, suffix, head, chunks, options) -> Document:
+def _route(url, final_url, ctype, suffix, head, chunks, options, tools) -> Document:
     """Save the body to a temporary file and open it with the PDF or image ingestor."""
     from docvision import ingest
 
@@ -131,7 +91,7 @@ def _route(url, final_url, ctype, suffix, head, chunks, options) -> Document:
                     raise ImageTooLarge(f"the download is over {MAX_DOWNLOAD_BYTES // 1_000_000} MB",
                                         source=url)
                 out.write(piece)
-        document = ingest.load(name, options)
+        document = ingest.load(name, options, tools)
     except DocvisionError as exc:
         os.unlink(name)
         exc.source = url

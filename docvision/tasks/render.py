@@ -19,7 +19,7 @@ from docvision.document import IngestOptions, Page
 from docvision.tiling import DEFAULT_TILE, Plan, plan
 
 if TYPE_CHECKING:
-    from docvision.families import Family
+    from docvision.models.families import Family
 
 
 VIEW_SUFFIXES = (".canvas.png", ".global.png", ".overview.png", ".anchors.json")
@@ -95,10 +95,11 @@ def render_source(
     out_dir: Path | None = None,
     family: "Family | None" = None,
     folders: ViewFolders | None = None,
+    tools=None,
 ) -> dict:
     """Plan (and with ``out_dir`` draw) every selected page of ``source``; return the record body.
 
-    With a model ``family`` (docvision.families) its tile size is used and each page's ``tokens`` is
+    With a model ``family`` (docvision.models.families) its tile size is used and each page's ``tokens`` is
     the visual-token count that model's processor produces. A batch passes one ``folders`` for all
     its sources so that their view folders never collide.
     """
@@ -106,7 +107,7 @@ def render_source(
         tile = family.tile
     started = time.perf_counter()
     pages = []
-    with ingest.load(source, options) as document:
+    with ingest.load(source, options, tools) as document:
         if folders is None and out_dir is not None:
             folders = ViewFolders(out_dir)
         folder = folders.folder(source) if folders is not None else None

@@ -19,8 +19,8 @@ import re
 import time
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
-from docvision.backends.base import Backend, Generation, PageView
-from docvision.backends.chatapi import (backoff, encode_image, error_text, message_of, normalize_base_url,
+from docvision.models.base import Backend, Generation, PageView
+from docvision.models.chatapi import (backoff, encode_image, error_text, message_of, normalize_base_url,
                                         retry_after, sse_events)
 from docvision.errors import BackendError, ExternalTimeout, ModelError, UsageError
 from docvision.tiling import Plan
@@ -28,7 +28,7 @@ from docvision.tiling import Plan
 if TYPE_CHECKING:
     import httpx
 
-    from docvision.families import Family
+    from docvision.models.families import Family
 
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
 RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
@@ -368,7 +368,7 @@ def family_of(model: str) -> "Family":
     (``transformers serve PATH``), else inferred from its name; the generic 336 px path otherwise."""
     from pathlib import Path
 
-    from docvision import families
+    from docvision.models import families
 
     folder = Path(model) if model else None
     if folder is not None and (folder / "config.json").is_file():

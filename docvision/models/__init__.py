@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import importlib
 
-from docvision.backends.base import Backend, Generation, PageView
+from docvision.models.base import Backend, Generation, PageView
 from docvision.errors import UsageError
 
 BACKENDS = {
-    "transformers": "docvision.backends.transformers:TransformersBackend",
-    "openai": "docvision.backends.openai:OpenAIBackend",
+    "transformers": "docvision.models.transformers:TransformersBackend",
+    "openai": "docvision.models.openai:OpenAIBackend",
 }
 
 

@@ -34,7 +34,7 @@ from docvision.tiling import DEFAULT_TILE, Plan
 if TYPE_CHECKING:
     from PIL import Image
 
-    from docvision.backends.base import PageView
+    from docvision.models.base import PageView
 
 QWEN_TYPES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl", "qwen3_vl_moe")
 INTERNVL_TYPES = ("internvl",)

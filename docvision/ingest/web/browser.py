@@ -8,7 +8,6 @@ pages pays it once. Playwright is imported only here, and only when a web page i
 
 from __future__ import annotations
 
-import atexit
 import os
 import shutil
 from pathlib import Path
@@ -138,9 +137,6 @@ class Browser:
             pass
 
 
-_shared: Browser | None = None
-
-
 def renderer_pids() -> list[int]:
     """The Chromium renderer processes started by this process (Linux /proc; elsewhere none)."""
     parents: dict[int, int] = {}
@@ -199,23 +195,3 @@ class Watchdog:
 
     def __exit__(self, *exc) -> None:
         self._timer.cancel()
-
-
-def shared(explicit: str | None = None, timeout: float = 60.0) -> Browser:
-    """The process's one browser, started on first use; restarted if it died or another one is asked for."""
-    global _shared
-    if _shared is not None and (not _shared.alive or _shared.explicit != explicit):
-        _shared.close()
-        _shared = None
-    if _shared is None:
-        _shared = Browser(explicit, timeout)
-    return _shared
-
-
-@atexit.register
-def shutdown() -> None:
-    """Close the shared browser, if one was ever started."""
-    global _shared
-    if _shared is not None:
-        _shared.close()
-        _shared = None

@@ -17,7 +17,7 @@ from typing import Iterator
 
 from docvision.document import Document, IngestOptions, Page, parse_page_range
 from docvision.errors import EmptySource, ToolMissing
-from docvision.ingest import workbook
+from docvision.ingest.office import workbook
 
 TRIM_MARGIN = 24  # source pixels kept past the last word: the cell padding and border
 
@@ -48,7 +48,7 @@ def _number(text: str):
         return text
 
 
-def load(path: Path, source: str, options: IngestOptions, missing: ToolMissing) -> Document:
+def load(path: Path, source: str, options: IngestOptions, missing: ToolMissing, tools) -> Document:
     """Render the visible sheets' cells through the web ingestor; warn that this is a fallback."""
     from docvision.ingest import web
 
@@ -70,7 +70,7 @@ def load(path: Path, source: str, options: IngestOptions, missing: ToolMissing) 
                                 f"{workbook.MAX_HTML_COLUMNS} columns in this fallback")
             html_path = folder / f"sheet{i}.html"
             html_path.write_text(page_html, encoding="utf-8")
-            docs.append((ws.title, web.load(str(html_path), options_without_pages(options))))
+            docs.append((ws.title, web.load(str(html_path), options_without_pages(options), tools)))
     except BaseException:
         _close(docs, folder)
         raise

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from PIL import Image, ImageDraw
 
-from docvision.backends import transformers as tb
-from docvision.backends.base import PageView
+from docvision.models import transformers as tb
+from docvision.models.base import PageView
 from docvision.errors import ModelError, UsageError
 from docvision.tiling import plan
 
@@ -47,7 +47,7 @@ def test_no_nvidia_driver_means_cpu_without_importing_torch(tmp_path):
     import subprocess
     import sys
 
-    code = ("import sys; from docvision.backends import transformers as tb; tb.driver_present = lambda: False; "
+    code = ("import sys; from docvision.models import transformers as tb; tb.driver_present = lambda: False; "
             "assert tb.choose_device('auto') == 'cpu'; assert 'torch' not in sys.modules; "
             "from docvision.cli import run; sys.exit(run(['models', '--json']) or ('torch' in sys.modules) * 3)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)

@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-from docvision import families, models
-from docvision.backends.base import Backend, Generation, PageView
+from docvision.models import families, registry as models
+from docvision.models.base import Backend, Generation, PageView
 from docvision.errors import ModelError, OutOfMemory, UsageError
 
 DEVICES = ("auto", "cpu", "cuda")

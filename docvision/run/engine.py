@@ -28,7 +28,7 @@ from typing import Any, Callable, Iterator, Protocol
 from docvision import records
 from docvision.document import Document
 from docvision.errors import DocvisionError, UsageError
-from docvision.output import Progress, RecordSink
+from docvision.run.sink import Progress, RecordSink
 from docvision.sources import Entry
 
 AHEAD = 3  # queue slots: chunks (one model call's pages each) drawn ahead of the model
@@ -139,7 +139,7 @@ def run(
         return 0 if not sink.failed else 1
     backend, load_s = _load(todo, task, sink, backend_factory)
     if concurrency > 1:  # several requests in flight (model servers): docvision.concurrency
-        from docvision import concurrency as inflight
+        from docvision.run import concurrency as inflight
 
         return inflight.run(todo, task, sink, opener=opener, backend=backend, concurrency=concurrency,
                             ordered=ordered, ahead=ahead, progress=progress, debug=debug, load_s=load_s)

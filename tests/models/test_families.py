@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from PIL import Image
 
-from docvision import families
-from docvision.backends.base import PageView
+from docvision.models import families
+from docvision.models.base import PageView
 from docvision.tiling import plan
 
 SIZES = [(850, 1100), (1000, 1000), (3840, 1600), (816, 5133), (2550, 3300)]

@@ -1,0 +1,83 @@
+"""The external programs a run shares: one Chromium, one LibreOffice, started on first use, closed by the run.
+
+In: the run's IngestOptions. Out: ``browser()`` (a running Chromium, see ``ingest.web.browser``) and
+``converter()`` (office files to PDF, see ``ingest.office.convert``), each started only when a source
+needs it and restarted when it died. ``expect(sources)`` announces a batch so office files are converted
+several per LibreOffice start. ``close()`` stops both; the run calls it in a ``finally``, so nothing is
+left running whatever happened (no atexit hooks, no module-level singletons).
+
+A Tools object belongs to one thread at a time: the run's render thread opens every document, so the
+browser (Playwright's sync API is bound to the thread that started it) and the converter are only
+used from there.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from docvision.document import IngestOptions
+    from docvision.ingest.office.convert import Converter
+    from docvision.ingest.web.browser import Browser
+
+
+class Tools:
+    """Chromium and LibreOffice for one run; use as a context manager or call ``close()``."""
+
+    def __init__(self, options: "IngestOptions") -> None:
+        self.options = options
+        self._browser: "Browser | None" = None
+        self._converter: "Converter | None" = None
+        self._expected: list[str] = []
+        self.closed = False
+
+    def browser(self) -> "Browser":
+        """The run's Chromium, started now if need be (or again, if it died)."""
+        from docvision.ingest.web.browser import Browser
+
+        if self._browser is not None and not self._browser.alive:
+            self._browser.close()
+            self._browser = None
+        if self._browser is None:
+            self._browser = Browser(self.options.browser, self.options.timeout)
+        return self._browser
+
+    def converter(self) -> "Converter":
+        """The run's office converter (LibreOffice is started by its first conversion, not here)."""
+        from docvision.ingest.office.convert import Converter
+
+        if self._converter is None:
+            self._converter = Converter(self.options)
+            if self._expected:
+                self._converter.expect(self._expected)
+        return self._converter
+
+    def expect(self, sources: list[str]) -> None:
+        """Announce a batch's sources, so office files can be converted several per LibreOffice start."""
+        from docvision.ingest import EXTENSIONS, is_url
+
+        office = [s for s in sources if not is_url(s) and EXTENSIONS.get(Path(s).suffix.lower()) == "office"]
+        if not office:
+            return
+        self._expected.extend(office)
+        if self._converter is not None:
+            self._converter.expect(office)
+
+    def close(self) -> None:
+        """Stop what was started; safe to call twice."""
+        self.closed = True
+        browser, converter = self._browser, self._converter
+        self._browser = self._converter = None
+        try:
+            if converter is not None:
+                converter.close()
+        finally:
+            if browser is not None:
+                browser.close()
+
+    def __enter__(self) -> "Tools":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
