@@ -111,6 +111,7 @@ class IngestOptions:
     segment_height: int = 8192  # tall web pages and sheets split into segments of this many pixels
     browser: str | None = None  # explicit Chromium executable
     render_dpi: float = 300.0  # nominal resolution defining a PDF page's source pixels
+    offline: bool = False  # no network for any source (a URL then fails); see docs/security.md
 
 
 def parse_page_range(spec: str | None, page_count: int, source: str = "") -> list[int]:

@@ -56,8 +56,12 @@ class Backend(ABC):
         *,
         max_new_tokens: int = 512,
         on_text: Callable[[str], None] | None = None,
+        system: str | None = None,
     ) -> Generation:
-        """Answer ``prompt`` about ``views`` (greedy); call ``on_text`` with each new piece of text."""
+        """Answer ``prompt`` about ``views`` (greedy); call ``on_text`` with each new piece of text.
+
+        ``system`` replaces the model's default system prompt (``--system``); None keeps it.
+        """
 
     def info(self) -> dict:
         """What records say about the model: id, backend, device, quantization, load time."""
