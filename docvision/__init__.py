@@ -6,4 +6,4 @@ and shown to a vision-language model backend.
 """
 
 __version__ = "0.1.0"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # docs/records.md; CHANGELOG.md says what each version changed

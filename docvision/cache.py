@@ -10,6 +10,10 @@ a hash of the password, dpi, viewport...). URLs are never cached: the page behin
 Layout: ROOT/ab/abcdef.../manifest.json + p00003-1344x1680.png. Writes are atomic (temp + rename);
 the cache is bounded (DOCVISION_CACHE_MAX_BYTES, default 2 GiB) by evicting the least recently used
 entries (manifest mtime, touched on every hit). DOCVISION_CACHE_DIR/renders is used instead when set (tests do).
+
+The cache is an optimisation, never a reason to fail: a folder that cannot be written, a full disk, a
+cache path that is a file, garbage or half-written manifests -- any fault gives one warning, and the
+run goes on without the cache.
 """
 
 from __future__ import annotations
@@ -83,11 +87,24 @@ def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
 class RenderCache:
     """Opens sources through the cache; counts what it did in ``stats`` (hits, misses, renders)."""
 
-    def __init__(self, root: Path | None = None, limit: int | None = None):
+    def __init__(self, root: Path | None = None, limit: int | None = None, pixels: bool = True,
+                 say: Callable[[str], None] | None = None):
+        """``pixels``: keep rendered page images too (not only page lists and anchors); ``say`` gets the
+        one warning when the cache turns out to be unusable."""
         self.root = Path(root) if root is not None else cache_root()
         self.limit = limit if limit is not None else max_bytes()
+        self.pixels = pixels
+        self.say = say or (lambda message: None)
+        self.disabled = False
         self.stats = {"hits": 0, "misses": 0, "renders": 0, "reused": 0}
         self._digests: dict[tuple, str] = {}
+
+    def _fault(self, exc: BaseException) -> None:
+        """Stop using the cache for the rest of the run, saying why once."""
+        if not self.disabled:
+            self.disabled = True
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
+            self.say(f"the render cache in {self.root} cannot be used ({reason}); going on without it")
 
     def entry(self, source: str, options: IngestOptions) -> Path | None:
         """The entry folder for a local file, or None when the source cannot be cached (URLs)."""
@@ -102,52 +119,75 @@ class RenderCache:
             return None
         memo = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
         if memo not in self._digests:
-            self._digests[memo] = file_digest(path)
+            try:
+                self._digests[memo] = file_digest(path)
+            except OSError:  # the source itself cannot be read: its ingestor says why
+                return None
         key = hashlib.sha256((self._digests[memo] + options_digest(options)).encode()).hexdigest()
         return self.root / key[:2] / key
 
     def open(self, source: str, options: IngestOptions, tools=None) -> Document:
         """The source as a Document, from the cache when possible; records what it renders."""
-        folder = self.entry(source, options)
+        if self.disabled:
+            return ingest.load(source, options, tools)
+        try:
+            folder = self.entry(source, options)
+            manifest = _read_manifest(folder / "manifest.json") if folder is not None else None
+            if manifest is not None:
+                os.utime(folder / "manifest.json")  # least-recently-used order
+        except OSError as exc:
+            self._fault(exc)
+            return ingest.load(source, options, tools)
         if folder is None:
             return ingest.load(source, options, tools)
-        manifest = _read_manifest(folder / "manifest.json")
         if manifest is not None:
             self.stats["hits"] += 1
-            os.utime(folder / "manifest.json")  # least-recently-used order
             return self._from_manifest(source, options, folder, manifest, tools)
         self.stats["misses"] += 1
         return self._recording(ingest.load(source, options, tools), folder)
 
     # -- a document seen for the first time: pass pages through, remember them ---------------------
     def _recording(self, real: Document, folder: Path) -> Document:
+        document = Document(real.source, real.kind, real.page_count, lambda: iter(()), real.warnings,
+                            real.metadata, None, real.damaged)
+
         def pages() -> Iterator[Page]:
             seen = []
             for page in real.pages():
                 seen.append(_page_meta(page))
                 yield dataclasses.replace(page, render=self._storing(page.render, folder, page.number))
             doc = {"kind": real.kind, "page_count": real.page_count, "warnings": list(real.warnings),
-                   "metadata": real.metadata, "pages": seen}
-            _atomic_write(folder / "manifest.json",
-                          lambda tmp: Path(tmp).write_text(json.dumps(doc, ensure_ascii=False, default=str)))
+                   "metadata": real.metadata, "damaged": list(real.damaged), "pages": seen}
+            self._write(folder / "manifest.json",
+                        lambda tmp: Path(tmp).write_text(json.dumps(doc, ensure_ascii=False, default=str)))
 
         def close() -> None:
             real.close()
             self.prune()
 
-        return Document(real.source, real.kind, real.page_count, pages, list(real.warnings),
-                        dict(real.metadata), close)
+        document.iter_pages, document.closer = pages, close
+        return document
+
+    def _write(self, path: Path, write: Callable[[str], None]) -> None:
+        """Write a cache file atomically; a failure disables the cache instead of failing the source."""
+        if self.disabled:
+            return
+        try:
+            _atomic_write(path, write)
+        except OSError as exc:
+            self._fault(exc)
 
     def _storing(self, render, folder: Path, number: int):
         def cached_render(width: int, height: int):
             target = folder / f"p{number:05d}-{width}x{height}.png"
-            image = _load_png(target)
+            image = _load_png(target) if self.pixels and not self.disabled else None
             if image is not None:
                 self.stats["reused"] += 1
                 return image
             image = render(width, height)
             self.stats["renders"] += 1
-            _atomic_write(target, lambda tmp: image.save(tmp, format="PNG", compress_level=1))
+            if self.pixels:
+                self._write(target, lambda tmp: image.save(tmp, format="PNG", compress_level=1))
             return image
 
         return cached_render
@@ -170,13 +210,19 @@ class RenderCache:
             reopened.close()
             self.prune()
 
-        return Document(source, manifest["kind"], manifest["page_count"], pages,
-                        list(manifest["warnings"]), dict(manifest.get("metadata") or {}), close)
+        return Document(source, manifest["kind"], manifest["page_count"], pages, list(manifest["warnings"]),
+                        dict(manifest.get("metadata") or {}), close, list(manifest.get("damaged") or []))
 
     def prune(self) -> None:
         """Evict least recently used entries until the cache holds at most ``limit`` bytes."""
-        if not self.root.is_dir():
+        if self.disabled or not self.root.is_dir():
             return
+        try:
+            self._prune()
+        except OSError as exc:  # another run removing entries at the same time, a folder gone read-only
+            self._fault(exc)
+
+    def _prune(self) -> None:
         entries = []
         total = 0
         for shard in self.root.iterdir():
@@ -257,10 +303,25 @@ def _word(stored: list) -> Word:
 
 
 def _read_manifest(path: Path) -> dict | None:
+    """The manifest if it is whole and well formed; None (a miss) for a missing, torn or foreign one."""
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
         return None
+    except (ValueError, UnicodeDecodeError, IsADirectoryError):
+        return None
+    return data if _well_formed(data) else None
+
+
+def _well_formed(data) -> bool:
+    try:
+        return (isinstance(data, dict) and isinstance(data["kind"], str) and isinstance(data["page_count"], int)
+                and isinstance(data["warnings"], list) and all(
+                    isinstance(p["label"], str) and isinstance(p["number"], int) and len(p["size"]) == 2
+                    and isinstance(p["words"], list) and all(isinstance(w, list) and len(w) >= 5 for w in p["words"])
+                    and isinstance(p["warnings"], list) for p in data["pages"]))
+    except (KeyError, TypeError):
+        return False
 
 
 def _load_png(path: Path):

@@ -68,6 +68,9 @@ class Document:
     warnings: list[str] = field(default_factory=list)
     metadata: dict = field(default_factory=dict)
     closer: Callable[[], None] | None = None
+    # Numbers of pages that are damaged (read in part or not at all), filled in as pages are read; a
+    # source with damaged pages fails unless the run accepts partial documents (--allow-partial).
+    damaged: list[int] = field(default_factory=list)
 
     def pages(self) -> Iterator[Page]:
         """Yield pages one at a time, so a long document never sits in memory whole."""

@@ -1,7 +1,8 @@
 """Errors for people: what went wrong, where, and what to do about it.
 
 Every error a user can cause or meet is a DocvisionError with a one-line message and a short
-``kind`` that lands in error records. The CLI is the one place that turns them into exit codes.
+``kind`` that lands in error records. ``docvision.run.status`` is the one place that turns them into
+exit codes.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ class DocvisionError(Exception):
 
     kind = "error"
 
-    def __init__(self, message: str, *, source: str | None = None):
+    def __init__(self, message: str, *, source: str | None = None, body: dict | None = None):
         super().__init__(message)
         self.message = message
         self.source = source
+        self.body = body  # what was known when it failed (extract's valid fields), for the error record
 
     def __str__(self) -> str:
         if self.source and self.source not in self.message:

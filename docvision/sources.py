@@ -2,26 +2,36 @@
 
 Each entry is either a source string to process, or an error (a folder with nothing readable in
 it, a glob that matched nothing) that becomes an error record while the rest of the batch runs.
+Folders and glob matches come in natural order (r2 before r10); a file reached twice (a symlink, a
+symlink loop such as ``sub -> .``) is listed once. ``shown`` is how a source appears in records and
+messages: a URL's password hidden, bytes that are not UTF-8 written as \\xNN.
 """
 
 from __future__ import annotations
 
 import glob
+import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
-from docvision.errors import DocvisionError, SourceNotFound, UnsupportedSource
+from docvision.errors import DocvisionError, SourceNotFound, UnsupportedSource, UsageError
 from docvision.ingest import EXTENSIONS, is_url
+
+MAX_FILES = 100_000  # a folder walk stops here: a runaway tree is reported, not listed for ever
 
 
 def redact(source: str) -> str:
-    """A source as it may be shown or stored: a URL's password (``https://user:pass@host/``) replaced.
+    """A source as it may be shown or stored: a URL's password (``https://user:pass@host/``) replaced,
+    and file-name bytes that are not UTF-8 (surrogate escapes) written as \\xNN.
 
     Records, warnings, error lines and logs all go through this; the URL itself is still fetched
-    with its credentials.
+    with its credentials, and the file opened by its real name.
     """
+    if any("\udc80" <= ch <= "\udcff" for ch in source):
+        source = source.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     if "@" not in source or not is_url(source):
         return source
     from urllib.parse import urlsplit, urlunsplit
@@ -38,53 +48,103 @@ def redact(source: str) -> str:
     return urlunsplit((parts.scheme, user + host, parts.path, parts.query, parts.fragment))
 
 
+shown = redact
+
+
 @dataclass(frozen=True)
 class Entry:
     source: str
     error: DocvisionError | None = None
 
 
-def _folder(path: Path, recursive: bool) -> list[Entry]:
-    pattern = "**/*" if recursive else "*"
-    files = sorted(
-        p for p in path.glob(pattern)
-        if p.is_file() and p.suffix.lower() in EXTENSIONS and not p.name.startswith("~$")
-        and not any(part.startswith(".") for part in p.relative_to(path).parts)  # hidden files and folders
-    )
+def natural_key(text: str) -> list:
+    """Sort key putting "r2" before "r10": digit runs compare as numbers."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part.lower()) for part in re.split(r"(\d+)", text)]
+
+
+def _supported(name: str) -> bool:
+    return Path(name).suffix.lower() in EXTENSIONS and not name.startswith(("~$", "."))
+
+
+def _folder(path: Path, recursive: bool, say: Callable[[str], None]) -> list[Entry]:
+    """The supported files of a folder (and its sub-folders with ``recursive``), hidden ones left out."""
+    files: list[Path] = []
+    seen: set[tuple[int, int]] = set()
+    skipped = 0
+    for root, dirs, names in os.walk(path, followlinks=recursive):
+        here = os.stat(root)
+        if (here.st_dev, here.st_ino) in seen:  # a symlink loop: this folder was walked already
+            dirs[:] = []
+            continue
+        seen.add((here.st_dev, here.st_ino))
+        dirs[:] = sorted((d for d in dirs if not d.startswith(".")), key=natural_key)
+        files += [Path(root) / n for n in names if _supported(n) and (Path(root) / n).is_file()]
+        if not recursive:
+            skipped = len(dirs)
+            dirs[:] = []
+        if len(files) > MAX_FILES:
+            raise UsageError(f"{path} holds more than {MAX_FILES:,} files; pass a smaller folder")
+    files.sort(key=lambda p: natural_key(str(p.relative_to(path))))
+    if skipped and files:
+        say(f"{path}: left out {skipped} sub-folder{'s' if skipped > 1 else ''} (add --recursive to read them)")
     if not files:
-        hint = "" if recursive else " (add --recursive to look in sub-folders)"
+        hint = " (add --recursive to look in sub-folders)" if skipped else ""
         return [Entry(str(path), UnsupportedSource(f"folder has no supported files{hint}", source=str(path)))]
     return [Entry(str(p)) for p in files]
 
 
-def expand(args: Iterable[str], recursive: bool = False, stdin=None) -> list[Entry]:
-    """Sources in the order given; folders sorted by name; duplicates dropped (first kept)."""
+def _glob(pattern: str, recursive: bool, say: Callable[[str], None]) -> list[Entry]:
+    matches = sorted(glob.glob(pattern, recursive=recursive), key=natural_key)
+    if not matches:
+        return [Entry(pattern, SourceNotFound("the pattern matched no file", source=pattern))]
+    entries: list[Entry] = []
+    for match in matches:
+        entries.extend(_folder(Path(match), recursive, say) if Path(match).is_dir() else [Entry(match)])
+    return entries
+
+
+def _stdin_lines(stream) -> list[str]:
+    if stream.isatty():
+        raise UsageError("`-` reads the sources from standard input, one per line: pipe them in, e.g. "
+                         "find . -name '*.pdf' | docvision summarize -")
+    # Only the line break is cut: a file name may begin or end with spaces.
+    return [line.rstrip("\r\n") for line in stream if line.strip()]
+
+
+def expand(args: Iterable[str], recursive: bool = False, stdin=None,
+           say: Callable[[str], None] | None = None) -> list[Entry]:
+    """Sources in the order given; folders in natural order; the same file twice listed once (first kept)."""
+    say = say or (lambda message: None)
     entries: list[Entry] = []
     for arg in args:
         if arg == "-":
-            stream = stdin if stdin is not None else sys.stdin
-            # Only the line break is cut: a file name may begin or end with spaces.
-            lines = [line.rstrip("\r\n") for line in stream if line.strip()]
-            entries.extend(expand(lines, recursive))
+            entries.extend(expand(_stdin_lines(stdin if stdin is not None else sys.stdin), recursive, say=say))
         elif not arg.strip():  # Path("") is the current folder: an unset shell variable must not mean "."
             entries.append(Entry(arg, SourceNotFound("an empty source name was given (an unset shell variable?)",
                                                      source=arg)))
         elif is_url(arg):
             entries.append(Entry(arg))
         elif Path(arg).is_dir():
-            entries.extend(_folder(Path(arg), recursive))
+            entries.extend(_folder(Path(arg), recursive, say))
         elif glob.has_magic(arg) and not Path(arg).exists():
-            matches = sorted(glob.glob(arg, recursive=recursive))
-            if not matches:
-                entries.append(Entry(arg, SourceNotFound("the pattern matched no file", source=arg)))
-            for match in matches:
-                entries.extend(_folder(Path(match), recursive) if Path(match).is_dir() else [Entry(match)])
+            entries.extend(_glob(arg, recursive, say))
         else:
             entries.append(Entry(arg))
-    seen: set[str] = set()
+    return _unique(entries)
+
+
+def _unique(entries: list[Entry]) -> list[Entry]:
+    """Drop repeats: the same text, or the same file reached by another path (links, ``sub -> .``)."""
+    seen: set = set()
     unique = []
     for entry in entries:
-        if entry.source not in seen:
-            seen.add(entry.source)
+        keys = {entry.source}
+        if entry.error is None and not is_url(entry.source):
+            try:
+                keys.add(os.path.realpath(entry.source))
+            except (OSError, ValueError):
+                pass
+        if not keys & seen:
             unique.append(entry)
+        seen |= keys
     return unique

@@ -85,7 +85,7 @@ class Plan:
             "tiles": self.tile_count,
             "content_box": list(self.content_box),
             "global_view": list(self.global_size),
-            "tokens": self.tokens,
+            "visual_tokens": self.tokens,
         }
 
 

@@ -56,3 +56,34 @@ def serve_http(handler):
     httpd.daemon_threads = True
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     return httpd
+
+
+def run_task(sources, task, backend=None, *, cache_dir=None, output=None, concurrency: int = 1,
+             ordered: bool = True, skip=(), partial_ok: bool = False):
+    """Drive the real engine (docvision.run.engine) over ``sources`` with ``backend`` (any Backend, a
+    scripted one included): expanded sources, the render cache (when ``cache_dir``), the run's Tools.
+    Returns (records in the order written, the RecordSink)."""
+    from docvision import ingest
+    from docvision.cache import RenderCache
+    from docvision.document import IngestOptions
+    from docvision.ingest.tools import Tools
+    from docvision.run import engine
+    from docvision.run.sink import OutputFile, RecordSink
+    from docvision.sources import expand
+
+    written: list[dict] = []
+    options = IngestOptions()
+    out = OutputFile(output, say=lambda message: None) if output is not None else None
+    sink = RecordSink(written.append, out)
+    tools = Tools(options)
+    cache = RenderCache(cache_dir) if cache_dir is not None else None
+    opener = (lambda s: cache.open(s, options, tools)) if cache else (lambda s: ingest.load(s, options, tools))
+    todo = [e for e in expand([str(s) for s in sources]) if e.source not in set(skip)]
+    try:
+        engine.run(todo, task, sink, opener=opener, backend=backend, finish=tools.close,
+                   settings=engine.Settings(concurrency=concurrency, ordered=ordered, partial_ok=partial_ok,
+                                            progress=False))
+    finally:
+        tools.close()
+        sink.close()
+    return written, sink

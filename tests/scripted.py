@@ -18,14 +18,16 @@ class ScriptedBackend(Backend):
     name = "scripted"
     tile = 336
 
-    def __init__(self, replies=None, delay: float = 0.0, model: str | None = None, **_ignored):
+    def __init__(self, replies=None, delay: float = 0.0, model: str | None = None, device: str = "auto",
+                 quant: str = "auto", dtype: str = "auto"):
         self.model_id = model or "scripted"
         self.replies = list(replies or [])
         self.delay = float(os.environ.get("SCRIPTED_DELAY", delay))
         self.calls: list[tuple[list[str], str]] = []
 
-    def generate(self, views, prompt, *, max_new_tokens=512, on_text=None) -> Generation:
+    def generate(self, views, prompt, *, max_new_tokens=512, on_text=None, system=None) -> Generation:
         self.calls.append(([v.label for v in views], prompt))
+        self.systems = getattr(self, "systems", []) + [system]
         if self.delay:
             time.sleep(self.delay)
         text = self.replies.pop(0) if self.replies else f"reply {len(self.calls)}"

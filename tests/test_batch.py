@@ -12,12 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from docvision import sources
-from docvision.run import engine as batch, sink as output
-from docvision.cache import RenderCache
-from docvision.document import IngestOptions
+from docvision.run import sink as output
 from docvision.tasks.ask import AskTask
-from tests.helpers import assert_one_error_line, json_lines, run_cli
+from tests.helpers import assert_one_error_line, json_lines, run_cli, run_task
 from tests.scripted import ScriptedBackend, batch_folder, make_pdf
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,15 +23,14 @@ DRIVER = """
 import sys
 import docvision.models
 from tests.scripted import ScriptedBackend
-docvision.models.load_backend = lambda name, **settings: ScriptedBackend(**settings)
+docvision.models.load_backend = lambda settings: ScriptedBackend(model=settings.model)
 from docvision.cli import main
 main(sys.argv[1:])
 """
 
 
 def _driver(tmp_path: Path, args: list[str], delay: float) -> subprocess.Popen:
-    env = {**os.environ, "SCRIPTED_DELAY": str(delay), "PYTHONPATH": str(ROOT), "NO_COLOR": "1",
-           "DOCVISION_CACHE_DIR": str(tmp_path / "cache")}
+    env = {**os.environ, "SCRIPTED_DELAY": str(delay), "PYTHONPATH": str(ROOT), "NO_COLOR": "1"}
     return subprocess.Popen([sys.executable, "-c", DRIVER, *args], env=env, cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
@@ -51,14 +47,10 @@ def _wait_for_lines(path: Path, count: int, proc: subprocess.Popen, timeout: flo
 
 def test_mixed_batch_with_one_broken_file(tmp_path):
     paths = batch_folder(tmp_path / "in", 5, broken="zz-broken.pdf")
-    entries = sources.expand([str(tmp_path / "in"), str(tmp_path / "missing.pdf")])
-    written: list[dict] = []
-    sink = output.RecordSink(written.append, tmp_path / "out.jsonl")
-    cache = RenderCache(tmp_path / "cache")
     backend = ScriptedBackend()
-    code = batch.run(entries, AskTask("what is shipped?", hd=2), sink,
-                     opener=lambda s: cache.open(s, IngestOptions()), backend_factory=lambda: backend)
-    assert code == 1
+    written, sink = run_task([tmp_path / "in", tmp_path / "missing.pdf"], AskTask("what is shipped?", hd=2), backend,
+                             cache_dir=tmp_path / "cache", output=tmp_path / "out.jsonl")
+    assert sink.failed
     assert [r["source"] for r in written] == [str(p) for p in paths] + [str(tmp_path / "missing.pdf")]
     failed = [r for r in written if r["status"] == "error"]
     assert [(r["source"], r["error"]["kind"]) for r in failed] == [
@@ -78,7 +70,7 @@ def test_killed_half_way_then_resumed_every_source_exactly_once(tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     with open(out, "ab") as fh:  # as if killed in the middle of writing a record
-        fh.write(b'{"schema":1,"source":"' + str(paths[-1]).encode() + b'","task":"summ')
+        fh.write(b'{"schema":2,"source":"' + str(paths[-1]).encode() + b'","task":"summ')
     done_before = len(json_lines(out.read_text().rsplit("\n", 1)[0]))
     assert 3 <= done_before < len(paths)
     proc = _driver(tmp_path, [*args, "--resume"], delay=0.0)
@@ -104,14 +96,22 @@ def test_ctrl_c_leaves_whole_lines_and_exits_130(tmp_path):
     assert 2 <= len(json_lines(data.decode())) < 6
 
 
+def _resume(out, task):
+    said: list[str] = []
+    handle = output.OutputFile(out, said.append)
+    try:
+        return output.resume(handle, task, said.append), said
+    finally:
+        handle.close()
+
+
 def test_resume_cuts_a_torn_line_and_drops_stale_errors(tmp_path):
     out = tmp_path / "out.jsonl"
     lines = [{"source": "a", "task": "ask", "status": "ok"}, {"source": "b", "task": "ask", "status": "error"},
              {"source": "c", "task": "summarize", "status": "ok"}]
     out.write_text("".join(json.dumps(r) + "\n" for r in lines) + '{"source": "d", "ta')
-    assert output.resume(out, "ask") == {"a"}
+    assert _resume(out, "ask") == ({"a"}, [])
     assert json_lines(out.read_text()) == [lines[0], lines[2]]
-    output.repair_tail(out)
     assert out.read_text().endswith("\n")
 
 
@@ -148,4 +148,4 @@ def test_json_lines_parse_and_are_byte_identical_across_runs(tmp_path, tiny_mode
     records = json_lines(first.stdout)
     assert [r["source"] for r in records] == [str(pdf), str(tmp_path / "nope.pdf")]
     assert records[0]["error"]["kind"] == "validation" and records[1]["error"]["kind"] == "not_found"
-    assert "timings" not in first.stdout
+    assert all(r["timings"] is None for r in records)

@@ -50,7 +50,11 @@ def test_no_file_means_defaults(tmp_path, monkeypatch):
     ('colour = "red"\n', "unknown setting colour"),
     ('backend = "magic"\n', "backend must be one of transformers, openai"),
     ("concurrency = 0\n", "concurrency must be at least 1"),
-    ('hd = "many"\n', "hd must be a number"),
+    ('hd = "many"\n', "hd must be a whole number"),
+    ("timeout = nan\n", "timeout must be a number"),
+    ("request_timeout = inf\n", "request_timeout must be a number"),
+    ("tile = 100000\n", "tile must be at most 2048"),
+    ("hd = 100000\n", "hd must be at most 400"),
 ])
 def test_bad_files_are_one_clear_usage_error(tmp_path, text, fragment):
     path = write(tmp_path, text)
@@ -60,7 +64,7 @@ def test_bad_files_are_one_clear_usage_error(tmp_path, text, fragment):
 
 
 def test_bad_env_and_missing_file(tmp_path):
-    with pytest.raises(UsageError, match="DOCVISION_CONCURRENCY: concurrency must be a number"):
+    with pytest.raises(UsageError, match="DOCVISION_CONCURRENCY: concurrency must be a whole number"):
         config.resolve({}, environ={"DOCVISION_CONCURRENCY": "lots"})
     with pytest.raises(UsageError, match="does not exist"):
         config.resolve({}, config=str(tmp_path / "nope.toml"), environ={})
@@ -96,3 +100,15 @@ def test_config_table_names_the_file_on_one_line_and_what_an_unset_model_means(t
     first = proc.stdout.splitlines()[0]
     assert first.startswith("config file: none (looked for ") and first.endswith("config.toml)")
     assert "default (Qwen/Qwen3-VL-4B-Instruct)" in proc.stdout
+
+
+@pytest.mark.parametrize("env", [{"DOCVISION_TIMEOUT": "nan"}, {"DOCVISION_HD": "100000"}, {"DOCVISION_TILE": "100000"}])
+def test_every_origin_has_the_same_bounds_and_a_bad_value_is_a_usage_line(tmp_path, env):
+    """nan, inf and huge values from the environment are one usage line (exit 2), as from a flag."""
+    (tmp_path / "a.png").write_bytes(b"")
+    proc = run_cli("render", str(tmp_path / "a.png"), env=env)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.count("\n") == 1 and next(iter(env)) in proc.stderr
+    flag = "--" + next(iter(env))[len("DOCVISION_"):].lower()
+    proc = run_cli("render", str(tmp_path / "a.png"), flag, env[next(iter(env))])
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr

@@ -6,17 +6,18 @@ from __future__ import annotations
 import io
 import sys
 
-from docvision.cli import batchrun
+from docvision import records
+from docvision.cli import human
 
-RECORD = {
-    "schema": 1, "source": "/data/reports/annual-report-2024.pdf", "task": "ask", "status": "ok",
-    "answer": "Turbine output was 41 MW in March and 44 MW forecast for May, per the operations tables.",
-    "evidence": [{"label": f"page {n}", "number": n, "matches": [{"text": "turbines"}, {"text": "output"}]}
-                 for n in range(1, 15)],
-    "model": {"id": "/home/someone/models/Qwen3-VL-4B-Instruct-with-a-long-folder-name"},
-    "resolution": {"hd": 25, "pages": 14, "tokens": 43008, "calls": 5},
-    "timings": {"load_s": 12.345, "render_s": 1.5, "model_s": 98.7, "prefill_s": 3.2, "generate_s": 20.1},
-}
+RECORD = records.ok(
+    "/data/reports/annual-report-2024.pdf", "ask",
+    answer="Turbine output was 41 MW in March and 44 MW forecast for May, per the operations tables.",
+    evidence=[{"page": n, "label": f"page {n}", "field": None, "score": 1.0, "boxes": [[0, 0, 1, 1]] * 2,
+               "words": ["turbines", "output"], "cells": None} for n in range(1, 15)],
+    model={"id": "/home/someone/models/Qwen3-VL-4B-Instruct-with-a-long-folder-name"},
+    resolution={"hd": 25, "pages": 14, "visual_tokens": 43008}, usage={"calls": 5},
+    timings={"load_s": 12.345, "render_s": 1.5, "model_s": 98.7, "prefill_s": 3.2, "generate_s": 20.1},
+)
 
 
 class Terminal(io.StringIO):
@@ -30,7 +31,7 @@ def _shown(monkeypatch, **env) -> str:
     monkeypatch.setenv("COLUMNS", "80")
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    batchrun.human_emitter()(RECORD)
+    human.emitter("ask")(RECORD)
     return screen.getvalue()
 
 
@@ -64,9 +65,9 @@ def test_records_go_through_sys_stdout_under_a_progress_bar(monkeypatch):
 
     monkeypatch.setattr(sys, "stdout", Proxy())
     monkeypatch.setenv("NO_COLOR", "1")
-    batchrun.human_emitter()(RECORD)
+    human.emitter("ask")(RECORD)
     assert "".join(written).startswith(RECORD["source"] + "\n")
-    streamer = batchrun.Streamer()
+    streamer = human.Streamer()
     streamer.start("a.pdf")
     flushed = []
     monkeypatch.setattr(sys.stdout, "flush", lambda: flushed.append(1))
@@ -75,7 +76,21 @@ def test_records_go_through_sys_stdout_under_a_progress_bar(monkeypatch):
 
 
 def test_evidence_words_read_cleanly():
-    from docvision.cli.batchrun import _shown_words
+    assert human.shown_words(["Revenue,", "Q4,", "Q4),", "revenue", "East"]) == ["Revenue", "Q4", "East"]
 
-    matches = [{"text": "Revenue,"}, {"text": "Q4,"}, {"text": "Q4),"}, {"text": "revenue"}, {"text": "East"}]
-    assert _shown_words(matches) == ["Revenue", "Q4", "East"]
+
+def test_to_a_pipe_only_the_answer(monkeypatch):
+    """`docvision ask f.pdf q > answer.txt` holds the answer and nothing else."""
+    pipe = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", pipe)
+    human.emitter("ask")(RECORD)
+    assert pipe.getvalue() == RECORD["answer"] + "\n"
+
+
+def test_escape_sequences_in_a_file_name_are_not_sent_to_the_terminal(monkeypatch):
+    from docvision.cli import console
+
+    err = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", err)
+    console.say_error("\x1b]0;owned\x07\x1b[2Jreport.pdf: damaged")
+    assert "\x1b" not in err.getvalue() and "\\x1b]0;owned" in err.getvalue()

@@ -1,16 +1,25 @@
-"""The record shape every command emits."""
+"""The record contract (docs/records.md): every record of every command has the same keys in the same order."""
 
 import io
 import json
+
+import pytest
 
 from docvision import SCHEMA_VERSION, records
 from docvision.errors import PasswordRequired
 
 
-def test_ok_record_fields_in_order():
-    rec = records.ok("a.pdf", "render", pages=[], timings={"render_s": 0.1})
-    assert list(rec)[:4] == ["schema", "source", "task", "status"]
-    assert rec["schema"] == SCHEMA_VERSION and rec["status"] == "ok"
+def test_ok_and_error_records_have_every_key_in_order():
+    ok = records.ok("a.pdf", "render", pages=[], timings={"render_s": 0.1})
+    err = records.error("b.pdf", "ask", PasswordRequired("x", source="b.pdf"))
+    assert list(ok) == list(err) == list(records.KEYS)
+    assert ok["schema"] == SCHEMA_VERSION == 2 and ok["status"] == "ok" and ok["error"] is None
+    assert ok["answer"] is None and ok["warnings"] == [] and err["pages"] is None
+
+
+def test_a_key_outside_the_contract_is_a_programming_error():
+    with pytest.raises(ValueError):
+        records.ok("a.pdf", "ask", kind="pdf")
 
 
 def test_error_record_is_one_line_with_kind():
@@ -31,3 +40,17 @@ def test_write_appends_one_flushed_json_line():
     line = stream.getvalue()
     assert line.endswith("\n") and line.count("\n") == 1
     assert json.loads(line)["source"] == "ü.pdf" and "ü" in line
+
+
+def test_a_password_in_a_url_never_reaches_the_record():
+    url = "https://anna:s3cret@example.org/report.pdf"
+    rec = records.error(url, "ask", PasswordRequired(f"could not open {url}", source=url), warnings=[f"{url} slow"])
+    text = records.dumps(rec)
+    assert "s3cret" not in text and rec["source"] == "https://anna:***@example.org/report.pdf"
+
+
+def test_file_name_bytes_that_are_not_utf8_stay_valid_json():
+    name = b"r\xe9sum\xe9.pdf".decode("utf-8", "surrogateescape")  # how Python hands such an argv over
+    line = records.dumps(records.ok(name, "render"))
+    line.encode("utf-8")  # would raise on a lone surrogate
+    assert json.loads(line)["source"] == "r\\xe9sum\\xe9.pdf"

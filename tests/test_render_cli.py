@@ -13,6 +13,7 @@ import pymupdf
 import pytest
 from PIL import Image, ImageDraw
 
+from docvision import records
 from tests.helpers import assert_one_error_line, json_lines, run_cli
 from tests.ingest.test_pdf import make_pdf, truncated_pdf, zero_page_pdf
 
@@ -50,19 +51,21 @@ def test_json_lines_fields(letter_pdf, poster_png):
     first, second = json_lines(proc.stdout)
     assert len(proc.stdout.splitlines()) == 2
     for record in (first, second):
-        assert record["schema"] == 1 and record["task"] == "render" and record["status"] == "ok"
-        assert set(record) >= {"source", "kind", "page_count", "pages", "resolution", "warnings", "timings"}
-    assert first["source"] == letter_pdf and first["kind"] == "pdf" and first["page_count"] == 2
+        assert record["schema"] == 2 and record["task"] == "render" and record["status"] == "ok"
+        assert list(record) == list(records.KEYS) and record["answer"] is None and record["evidence"] is None
+    assert first["source"] == letter_pdf and first["document"]["type"] == "pdf"
+    assert first["document"]["page_count"] == 2 and first["document"]["damaged_pages"] == []
     (page,) = first["pages"]
     assert page["label"] == "page 2" and page["number"] == 2 and page["scanned"] is False
     assert page["words"] > 10
     assert page["plan"] == {
         "hd": 9, "tile": 336, "source_size": [2550, 3300], "scale": round(1008 / 3300, 6),
         "content_size": [778, 1008], "canvas_size": [1008, 1008], "grid": [3, 3], "tiles": 9,
-        "content_box": [115, 0, 893, 1008], "global_view": [336, 336], "tokens": 1489,
+        "content_box": [115, 0, 893, 1008], "global_view": [336, 336], "visual_tokens": 1489,
     }
-    assert first["resolution"] == {"hd": 9, "tile": 336, "pages": 1, "tiles": 9, "tokens": 1489}
-    assert second["kind"] == "image" and second["pages"][0]["label"] == "image"
+    assert first["resolution"] == {"hd": 9, "tile": 336, "pages": 1, "tiles": 9, "grid": [[3, 3]],
+                                   "canvas": [[1008, 1008]], "visual_tokens": 1489}
+    assert second["document"]["type"] == "image" and second["pages"][0]["label"] == "image"
     assert second["pages"][0]["plan"]["canvas_size"] == [336, 2016]
 
 
@@ -98,17 +101,21 @@ def test_out_writes_canvas_global_and_overview(tmp_path, letter_pdf, poster_png)
     assert sum(abs(a - b) for a, b in zip(overview.getpixel(inside), (235, 240, 250))) < 12  # untinted
 
 
-def test_truncated_pdf_renders_what_survives(tmp_path):
+def test_truncated_pdf_renders_what_survives_and_fails_unless_partial_is_allowed(tmp_path):
     proc = run_cli("render", truncated_pdf(tmp_path / "cut.pdf"), "--json")
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == 1, proc.stderr
     (record,) = json_lines(proc.stdout)
-    assert len(record["pages"]) == 4
+    assert len(record["pages"]) == 4 and record["status"] == "error"
     assert [p["number"] for p in record["pages"] if p.get("warnings")] == [3, 4]
     assert any(w.startswith("damaged pages: 3, 4") for w in record["warnings"])
     human = run_cli("render", tmp_path / "cut.pdf")
-    assert human.returncode == 0 and "Traceback" not in human.stderr
-    assert "damaged pages: 3, 4" in human.stderr
-    assert all(line.startswith("warning:") for line in human.stderr.splitlines())
+    assert human.returncode == 1 and "Traceback" not in human.stderr
+    assert "page 1" in human.stdout  # the table of what survived is still shown
+    errors = [line for line in human.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "damaged pages 3, 4" in errors[0] and "--allow-partial" in errors[0]
+    partial = run_cli("render", tmp_path / "cut.pdf", "--allow-partial")
+    assert partial.returncode == 0 and "damaged pages: 3, 4" in partial.stderr
+    assert all(line.startswith("warning:") for line in partial.stderr.splitlines())
 
 
 def test_encrypted_pdf(tmp_path):
@@ -173,9 +180,17 @@ def test_a_batch_keeps_going_and_exits_1(tmp_path, letter_pdf, poster_png):
     assert [r["status"] for r in records] == ["ok", "error", "error", "ok"]
     assert records[1]["error"]["kind"] == "damaged" and records[2]["error"]["kind"] == "not_found"
     assert [l.startswith("error:") for l in proc.stderr.splitlines()] == [True, True]
-    damaged = run_cli("render", truncated_pdf(tmp_path / "cut.pdf"), "--json")  # warnings: stderr, as in the table
-    assert len(json_lines(damaged.stdout)) == 1
-    assert any(l.startswith("warning: ") and "damaged pages: 3, 4" in l for l in damaged.stderr.splitlines())
+    # A PDF with damaged pages: what survived is rendered, and the source fails naming the pages ...
+    damaged = run_cli("render", truncated_pdf(tmp_path / "cut.pdf"), "--json")
+    assert damaged.returncode == 1, damaged.stderr
+    [record] = json_lines(damaged.stdout)
+    assert record["status"] == "error" and record["error"]["kind"] == "damaged"
+    assert record["document"]["damaged_pages"] == [3, 4] and "3, 4" in record["error"]["message"]
+    assert len(record["pages"]) >= 2  # the pages that survived are still in the record
+    # ... unless partial documents are accepted: then it is ok, with the damage in its warnings.
+    partial = run_cli("render", tmp_path / "cut.pdf", "--json", "--allow-partial")
+    assert partial.returncode == 0 and json_lines(partial.stdout)[0]["status"] == "ok"
+    assert any(l.startswith("warning: ") and "damaged pages: 3, 4" in l for l in partial.stderr.splitlines())
     human = run_cli("render", letter_pdf, tmp_path / "broken.pdf", poster_png)
     assert human.returncode == 1 and "page 2" in human.stdout and "poster.png" in human.stdout
 
@@ -192,11 +207,8 @@ def test_help_is_fast_and_imports_nothing_heavy():
         "print(code, 'render' in text and \"| docvision render - --json\" in text,\n"
         "      sorted(m for m in heavy if m in sys.modules))\n"
     )
-    started = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
-    elapsed = time.perf_counter() - started
-    assert proc.stdout.strip() == "0 True []", proc.stdout + proc.stderr
-    assert elapsed < 3.0, elapsed  # about 0.3 s here; generous for a loaded CI machine
+    assert proc.stdout.strip() == "0 True []", proc.stdout + proc.stderr  # the speed itself: bench, not test
     assert run_cli("--help").returncode == 0
 
 
@@ -219,7 +231,7 @@ def test_bad_pages_and_out_are_usage_errors_said_once(tmp_path, letter_pdf, post
 
 def test_human_table_fits_80_columns_with_long_notes(tmp_path):
     proc = run_cli("render", truncated_pdf(tmp_path / "a rather long file name for a damaged report.pdf"),
-                   env={"COLUMNS": "80"})
+                   "--allow-partial", env={"COLUMNS": "80"})
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0].endswith("report.pdf  (HD-25, tile 336 px)")  # the path whole, never cut for copying
@@ -240,7 +252,7 @@ def test_out_folders_never_collide_and_reruns_skip_old_views(tmp_path):
         assert proc.returncode == 0, proc.stderr
         records = json_lines(proc.stdout)
         assert [r["source"] for r in records] == ["a/report.pdf", "b/report.pdf"]
-    assert "left out 12 view picture(s)" in proc.stderr  # 3 + 1 pages x canvas, global, overview
+    assert "left out 12 view picture(s) of an earlier run in --views views" in proc.stderr  # 3 + 1 pages x canvas, global, overview
     folders = {r["source"]: {p["files"]["canvas"] for p in r["pages"]} for r in records}
     assert folders == {"a/report.pdf": {f"views/report.pdf/page-00{n}.canvas.png" for n in (1, 2, 3)},
                        "b/report.pdf": {"views/report.pdf-2/page-001.canvas.png"}}
@@ -254,17 +266,21 @@ def test_out_folders_never_collide_and_reruns_skip_old_views(tmp_path):
         "page-001.anchors.json", "page-001.canvas.png", "page-001.global.png", "page-001.overview.png"]
 
 
-def test_an_unexpected_error_in_one_source_does_not_stop_the_batch():
-    from docvision.cli.common import run_sources
-    from docvision.sources import Entry
+def test_an_unexpected_error_in_one_source_does_not_stop_the_batch(tmp_path, letter_pdf):
+    from docvision.tasks.render import RenderTask
+    from tests.helpers import run_task
 
-    def work(source: str) -> dict:
-        if source == "b.pdf":
-            raise KeyError("a bug met on one file")
-        return {}
+    class Buggy(RenderTask):
+        def prepare(self, document, backend=None):
+            if document.source.endswith("b.pdf"):
+                raise KeyError("a bug met on one file")
+            return super().prepare(document, backend)
 
-    seen: list[dict] = []
-    code = run_sources([Entry("a.pdf"), Entry("b.pdf"), Entry("c.pdf")], "render", work, seen.append)
+    paths = [tmp_path / f"{n}.pdf" for n in "abc"]
+    for path in paths:
+        path.write_bytes(open(letter_pdf, "rb").read())
+    seen, sink = run_task(paths, Buggy())
+    code = int(sink.failed)
     assert code == 1 and [r["status"] for r in seen] == ["ok", "error", "ok"]
     assert seen[1]["error"] == {"kind": "internal", "message": "KeyError: 'a bug met on one file'"}
 

@@ -62,7 +62,7 @@ def test_summarize_and_extract_through_the_server(served, docs):
     for record, path in zip(records, docs):
         # Qwen2.5 plans on 336 px tiles and spends one token per 28x28 px of the canvas.
         canvas = plan(Image.open(path).size, 4, 336).canvas_size
-        assert record["resolution"]["tokens"] == (canvas[0] // 28) * (canvas[1] // 28)
+        assert record["resolution"]["visual_tokens"] == (canvas[0] // 28) * (canvas[1] // 28)
     proc = run_cli("extract", docs[0], "--field", "total:number", "--hd", "4", "--max-new-tokens", "8",
                    "--json", "--no-cache", env=env_for(server, folder))
     record = json_lines(proc.stdout)[0]
@@ -106,16 +106,14 @@ def test_a_stalled_request_times_out_and_the_batch_goes_on(served, docs):
     server, folder = served
     proxy = StallingProxy(server.url, stall=lambda n: n == 2)
     try:
-        started = time.monotonic()
         proc = run_cli("summarize", *docs[:4], "--hd", "4", "--max-new-tokens", "6", "--json", "--no-cache",
-                       env=env_for(server, folder, DOCVISION_BASE_URL=proxy.url, DOCVISION_TIMEOUT="3"))
-        elapsed = time.monotonic() - started
+                       env=env_for(server, folder, DOCVISION_BASE_URL=proxy.url, DOCVISION_REQUEST_TIMEOUT="3"))
     finally:
         proxy.close()
     records = json_lines(proc.stdout)
     assert [r["status"] for r in records] == ["ok", "error", "ok", "ok"], proc.stderr
     assert records[1]["error"]["kind"] == "timeout" and "sent nothing for 3 s" in records[1]["error"]["message"]
-    assert proc.returncode == 1 and elapsed < 90
+    assert proc.returncode == 1
 
 
 def test_server_killed_and_restarted_mid_batch_loses_no_record(served, docs, tmp_path):

@@ -31,8 +31,42 @@ def test_recursive_folder_includes_subfolders(tmp_path):
 def test_folder_without_supported_files_is_an_error_entry(tmp_path):
     _touch(tmp_path / "notes.txt")
     (entry,) = expand([str(tmp_path)])
-    assert isinstance(entry.error, UnsupportedSource)
-    assert "--recursive" in entry.error.message
+    assert isinstance(entry.error, UnsupportedSource) and "--recursive" not in entry.error.message
+    _touch(tmp_path / "sub" / "a.pdf")
+    (entry,) = expand([str(tmp_path)])
+    assert "--recursive" in entry.error.message  # only when sub-folders were left out
+
+
+def test_folders_left_out_without_recursive_are_reported(tmp_path):
+    _touch(tmp_path / "a.pdf")
+    _touch(tmp_path / "one" / "b.pdf")
+    _touch(tmp_path / "two" / "c.pdf")
+    said = []
+    assert [e.source for e in expand([str(tmp_path)], say=said.append)] == [str(tmp_path / "a.pdf")]
+    assert said == [f"{tmp_path}: left out 2 sub-folders (add --recursive to read them)"]
+
+
+def test_natural_order_and_symlink_loops(tmp_path):
+    for name in ("r10.pdf", "r2.pdf", "r1.pdf"):
+        _touch(tmp_path / name)
+    assert [e.source for e in expand([str(tmp_path)])] == [str(tmp_path / n) for n in ("r1.pdf", "r2.pdf", "r10.pdf")]
+    (tmp_path / "sub").symlink_to(tmp_path)  # sub -> .
+    got = [e.source for e in expand([str(tmp_path / "**" / "*.pdf")], recursive=True)]
+    assert got == [str(tmp_path / n) for n in ("r1.pdf", "r2.pdf", "r10.pdf")]
+    assert len(expand([str(tmp_path)], recursive=True)) == 3
+
+
+def test_dash_on_a_terminal_says_to_pipe_paths_in():
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    import pytest
+
+    from docvision.errors import UsageError
+
+    with pytest.raises(UsageError, match="pipe them in"):
+        expand(["-"], stdin=Terminal())
 
 
 def test_glob_and_no_match(tmp_path):

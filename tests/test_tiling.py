@@ -54,7 +54,7 @@ def test_letter_page_details():
     assert p.tiles[0] == (0, 0, 336, 336)
     assert p.tiles[4] == (0, 336, 336, 672)  # row-major: the 5th tile starts row 2
     d = p.as_dict()
-    assert d["canvas_size"] == [1344, 1680] and d["tiles"] == 20 and d["tokens"] == 3097
+    assert d["canvas_size"] == [1344, 1680] and d["tiles"] == 20 and d["visual_tokens"] == 3097
     assert d["global_view"] == [336, 336]
 
 

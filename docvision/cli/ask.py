@@ -2,74 +2,101 @@
 
 Pages are routed by their text (BM25), the best ones shown at full planned resolution; when the
 evidence spans more pages than one call takes, each chunk is asked for notes and a last call combines
-them (docvision.tasks.multipage). Batches, the render cache and --output/--resume work as for every
-command (docvision.run.engine).
+them (docvision.tasks.multipage).
 """
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import Annotated, List
 
 import typer
 
-from docvision.cli import batchrun, common
+from docvision.cli import options as o, runner
 
-QUANT_HELP = "auto (4-bit NF4 on CUDA, bf16 on CPU), 4bit, 8bit or none (bf16)."
+Arguments = Annotated[List[str], typer.Argument(
+    metavar="SOURCE... QUESTION", help="Files, folders, globs, URLs, or - (paths from stdin); then the question.",
+    show_default=False)]
 
 
 def ask(
-    sources: List[str] = typer.Argument(None, metavar="SOURCE",
-                                        help="Files, folders, globs, URLs, or - to read paths from stdin."),
-    question: str = typer.Argument(..., metavar="QUESTION", help="The question to answer (after the sources)."),
-    model: Optional[str] = typer.Option(None, "--model", "-m",
-                                        help="Model alias, hub id or local folder (default: DOCVISION_MODEL or 'default')."),
-    hd: Optional[int] = typer.Option(None, "--hd", min=1, max=400, help="Resolution budget: at most N tiles per page "
-                                     "(HD-N of InternLM-XComposer2-4KHD; default 25)."),
-    max_pages: int = batchrun.MAX_PAGES_OPTION,
-    max_new_tokens: Optional[int] = typer.Option(None, "--max-new-tokens", min=1, help="Most tokens the answer may have (default 512)."),
-    quant: Optional[str] = typer.Option(None, "--quant", help=QUANT_HELP),
-    device: Optional[str] = typer.Option(None, "--device", help="auto (CUDA when present), cpu or cuda."),
-    backend: Optional[str] = common.BACKEND_OPTION,
-    base_url: Optional[str] = common.BASE_URL_OPTION,
-    concurrency: Optional[int] = common.CONCURRENCY_OPTION,
-    unordered: bool = common.UNORDERED_OPTION,
-    config_file: Optional[str] = common.CONFIG_OPTION,
-    pages: Optional[str] = typer.Option(None, "--pages", help="Pages to consider, e.g. 2 or 1-3 (default: all, routed "
-                                        "by relevance); all of them are shown when they fit --max-pages."),
-    password: Optional[str] = common.PASSWORD_OPTION,
-    output: Optional[Path] = batchrun.OUTPUT_OPTION,
-    resume: bool = batchrun.RESUME_OPTION,
-    json_out: bool = common.JSON_OPTION,
-    no_timings: bool = batchrun.NO_TIMINGS_OPTION,
-    no_cache: bool = batchrun.NO_CACHE_OPTION,
-    recursive: bool = common.RECURSIVE_OPTION,
-    max_image_pixels: int = common.MAX_PIXELS_OPTION,
-    debug: bool = common.DEBUG_OPTION,
+    args: Arguments,
+    hd: o.Hd = None,
+    max_pages: o.MaxPages = None,
+    max_new_tokens: o.MaxNewTokens = None,
+    system: o.System = None,
+    raw: o.Raw = False,
+    pages: o.Pages = None,
+    password: o.Password = None,
+    model: o.Model = None,
+    backend: o.Backend = None,
+    base_url: o.BaseUrl = None,
+    quant: o.Quant = None,
+    device: o.Device = None,
+    dtype: o.Dtype = None,
+    concurrency: o.Concurrency = None,
+    unordered: o.Unordered = False,
+    request_timeout: o.RequestTimeout = None,
+    json_out: o.Json = False,
+    output: o.Output = None,
+    resume: o.Resume = False,
+    no_timings: o.NoTimings = False,
+    no_cache: o.NoCache = False,
+    allow_partial: o.AllowPartial = False,
+    recursive: o.Recursive = False,
+    max_image_pixels: o.MaxImagePixels = None,
+    timeout: o.Timeout = None,
+    browser: o.Browser = None,
+    viewport_width: o.ViewportWidth = None,
+    scale: o.Scale = None,
+    offline: o.Offline = False,
+    config_file: o.Config = None,
+    debug: o.Debug = False,
 ) -> int:
-    """Answer QUESTION about each SOURCE with a vision-language model, greedy and streamed."""
-    from docvision.document import IngestOptions
-    from docvision.errors import UsageError
-    from docvision.tasks.routing import Budget
-    from docvision.tasks.ask import AskTask
+    """Answer QUESTION about each SOURCE with a vision-language model, greedy and streamed.
 
-    if not sources:  # one word given: the parser took it as the question
+    \b
+    Examples:
+      docvision ask report.pdf "which model wins MMBench?"
+      docvision ask invoices/*.pdf "what is the total due?" --json
+    """
+    from docvision.cli import human
+    from docvision.tasks.ask import AskTask
+    from docvision.tasks.routing import Budget
+
+    sources, question = split_question(args)
+    streamer = None
+
+    def task(chosen):
+        nonlocal streamer
+        # Answers stream to a terminal one source at a time; several in flight would interleave.
+        if sys.stdout.isatty() and not json_out and chosen.concurrency == 1:
+            streamer = human.Streamer()
+        return AskTask(question, hd=chosen.for_task("hd", "ask"), budget=Budget(pages=chosen.max_pages),
+                       max_new_tokens=chosen.for_task("max_new_tokens", "ask"), system=system, raw=raw,
+                       show_selected=bool(pages), on_text=streamer.write if streamer else None,
+                       announce=streamer.start if streamer else None)
+
+    def emitter():  # built after the task, so it knows whether answers stream
+        return human.emitter("ask", streamer.done) if streamer else human.emitter("ask")
+
+    return runner.model_run(sources, task, locals(), json_out=json_out, human=emitter)
+
+
+def split_question(args: list[str]) -> tuple[list[str], str]:
+    """(sources, question) from ``SOURCE... QUESTION``, with a hint when they came the other way round."""
+    from docvision.errors import UsageError
+    from docvision.ingest import is_url
+
+    def exists(arg: str) -> bool:
+        return arg == "-" or is_url(arg) or Path(arg).exists()
+
+    if len(args) < 2:
         raise UsageError("give the sources, then the question: docvision ask SOURCE... QUESTION")
+    *sources, question = args
     if not question.strip():
         raise UsageError("the question is empty")
-    flags = {"model": model, "quant": quant, "device": device, "backend": backend, "base_url": base_url,
-             "concurrency": concurrency, "hd": hd, "max_new_tokens": max_new_tokens}
-    chosen = batchrun.settings(flags, config_file)
-    # Answers are streamed to a terminal one source at a time; several in flight would interleave.
-    streamer = batchrun.Streamer() if sys.stdout.isatty() and not json_out and chosen.concurrency == 1 else None
-    task = AskTask(" ".join(question.split()), hd=chosen.hd or 25, budget=Budget(pages=max_pages),
-                   max_new_tokens=chosen.max_new_tokens or 512, show_selected=bool(pages),
-                   on_text=streamer.write if streamer else None, announce=streamer.start if streamer else None)
-    return batchrun.execute(
-        sources, task, flags=flags, config_file=config_file,
-        ingest_options=IngestOptions(pages=pages, password=password, max_image_pixels=max_image_pixels),
-        recursive=recursive, no_cache=no_cache, output=output, resume=resume, json_out=json_out,
-        no_timings=no_timings, debug=debug, unordered=unordered,
-        human=batchrun.human_emitter(streamer.done) if streamer else None,
-    )
+    if exists(question) and not exists(sources[0]) and (" " in sources[0] or sources[0].endswith("?")):
+        raise UsageError(f"the question goes last: docvision ask {question} {sources[0]!r}")
+    return sources, " ".join(question.split())

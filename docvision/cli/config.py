@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import json
-from typing import Optional
 
 import typer
 
-from docvision.cli import common
+from docvision.cli import options as o
 
 
 def config(
-    config_file: Optional[str] = common.CONFIG_OPTION,
-    backend: Optional[str] = common.BACKEND_OPTION,
-    base_url: Optional[str] = common.BASE_URL_OPTION,
-    model: Optional[str] = typer.Option(None, "--model", help="Model alias, hub id, folder or served name."),
-    hd: Optional[int] = typer.Option(None, "--hd", min=1, max=400, help="Resolution budget HD-N."),
-    concurrency: Optional[int] = common.CONCURRENCY_OPTION,
-    json_out: bool = common.JSON_OPTION,
+    config_file: o.Config = None,
+    backend: o.Backend = None,
+    base_url: o.BaseUrl = None,
+    model: o.Model = None,
+    hd: o.Hd = None,
+    concurrency: o.Concurrency = None,
+    json_out: o.Json = False,
 ) -> int:
     """Show the effective settings: flags win over DOCVISION_* variables, over the config file, over defaults."""
     from docvision import config as settings_module
@@ -27,14 +26,14 @@ def config(
     rows = settings.rows()
     if json_out:
         typer.echo(json.dumps({"config_file": settings.config_file, "settings": rows}, ensure_ascii=False))
-        return common.EXIT_OK
+        return 0
     from rich.console import Console
     from rich.table import Table
 
-    console = Console(highlight=False)  # rich honours NO_COLOR and plain pipes itself
+    out = Console(highlight=False)  # rich honours NO_COLOR and plain pipes itself
     file_note = settings.config_file or f"none (looked for {settings_module.default_config_path()})"
     # The file's path on a line of its own: as a table title rich would wrap it to the table's width.
-    console.print(f"config file: {file_note}", soft_wrap=True, markup=False)
+    out.print(f"config file: {file_note}", soft_wrap=True, markup=False)
     table = Table(show_edge=False)
     for column in ("setting", "value", "from"):  # the meaning of each is in --json and --help
         table.add_column(column, overflow="fold")
@@ -46,6 +45,6 @@ def config(
             value = f"default ({ALIASES['default'][0]})"  # what "not set" means for a local model
         origin = row["origin"] if row["origin"] == "default" else f"{row['origin']} ({row['from']})"
         table.add_row(row["name"], value, origin)
-    console.print(table)
-    return common.EXIT_OK
+    out.print(table)
+    return 0
 

@@ -6,7 +6,7 @@ import json
 
 import typer
 
-from docvision.cli import common
+from docvision.cli import options as o
 
 
 def _human_size(size: int) -> str:
@@ -26,19 +26,19 @@ def runtime(device: str = "auto", quant: str = "auto") -> dict:
 
 
 def models(
-    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda: show what this choice would use."),
-    quant: str = typer.Option("auto", "--quant", help="auto, 4bit, 8bit or none."),
-    json_out: bool = common.JSON_OPTION,
+    device: o.Device = None,
+    quant: o.Quant = None,
+    json_out: o.Json = False,
 ) -> int:
     """List the model aliases, whether each is in the local Hugging Face cache, and how it would run."""
     from docvision.models import registry
 
-    run = runtime(device, quant)
+    run = runtime(device or "auto", quant or "auto")
     rows = [{**row, **run, "default": row["alias"] == registry.default_reference()} for row in registry.listing()]
     if json_out:
         for row in rows:
             typer.echo(json.dumps(row, ensure_ascii=False))
-        return common.EXIT_OK
+        return 0
     from rich.console import Console
     from rich.table import Table
 
@@ -51,4 +51,4 @@ def models(
         table.add_row(row["alias"] + (" *" if row["default"] else ""), row["id"], "yes" if row["cached"] else "no",
                       _human_size(row["size_bytes"]) if row["cached"] else "-", row["note"])
     Console(highlight=False).print(table)
-    return common.EXIT_OK
+    return 0

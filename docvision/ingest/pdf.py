@@ -111,15 +111,16 @@ def load(source: str, options: IngestOptions, tools=None) -> Document:
         warnings.append(f"the file is damaged and was repaired on opening{detail}")
     metadata = {key: value for key, value in (doc.metadata or {}).items() if value}
     metadata["encrypted"] = encrypted
-    # _pages appends to the same warnings list the Document holds (damaged pages, found as read).
-    return Document(source=source, kind="pdf", page_count=page_count,
-                    iter_pages=lambda: _pages(fitz, doc, indices, options.render_dpi, warnings),
-                    warnings=warnings, metadata=metadata, closer=doc.close)
-
-
-def _pages(fitz, doc, indices: list[int], dpi: float, warnings: list[str]) -> Iterator[Page]:
-    """Yield the selected pages; at the end, name the damaged ones in a document warning."""
+    # _pages appends to the same warnings and damaged lists the Document holds, found as pages are read.
     damaged: list[int] = []
+    return Document(source=source, kind="pdf", page_count=page_count,
+                    iter_pages=lambda: _pages(fitz, doc, indices, options.render_dpi, warnings, damaged),
+                    warnings=warnings, metadata=metadata, closer=doc.close, damaged=damaged)
+
+
+def _pages(fitz, doc, indices: list[int], dpi: float, warnings: list[str], damaged: list[int]) -> Iterator[Page]:
+    """Yield the selected pages; at the end, name the damaged ones in ``damaged`` and a document warning."""
+    damaged.clear()  # a second pass over the pages finds them again
     for index in indices:
         _mupdf_messages(fitz)
         try:

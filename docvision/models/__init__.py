@@ -1,31 +1,58 @@
-"""Model backends: one small interface (``Backend.generate``), two implementations, resolved lazily.
+"""Models: the registry of model names, the family adapters, and the backends that run them.
 
-``transformers`` runs a local image-text-to-text model (4-bit on CUDA); ``openai`` drives any
-OpenAI-compatible server (vLLM, SGLang, Ollama, ``transformers serve``).
+One small interface (``base.Backend.generate``: page views and a prompt in, text out) and two
+implementations, resolved lazily from ``BACKENDS``: ``transformers`` runs a local image-text-to-text
+model (4-bit on CUDA), ``openai`` drives any OpenAI-compatible server (vLLM, SGLang, Ollama,
+``transformers serve``). Each backend takes its own typed settings, so a misspelt setting is an error.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+from dataclasses import dataclass
 
 from docvision.models.base import Backend, Generation, PageView
-from docvision.errors import UsageError
+
+DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
+
+
+@dataclass(frozen=True)
+class LocalSettings:
+    """A model run in this process (``--backend transformers``)."""
+
+    model: str | None = None  # alias, hub id or folder; None: DOCVISION_MODEL, else the default alias
+    device: str = "auto"  # auto | cpu | cuda
+    quant: str = "auto"  # auto | 4bit | 8bit | none
+    dtype: str = "auto"  # auto | bfloat16 | float16 | float32 (unquantized weights and compute)
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    """An OpenAI-compatible server (``--backend openai``)."""
+
+    model: str | None = None  # the served name; None: the one model the server lists
+    base_url: str = DEFAULT_BASE_URL
+    api_key: str | None = None
+    request_timeout: float = 60.0  # seconds the server may stay silent before a request fails
+    connect_timeout: float = 10.0
+    retries: int = 6
+
 
 BACKENDS = {
-    "transformers": "docvision.models.transformers:TransformersBackend",
-    "openai": "docvision.models.openai:OpenAIBackend",
+    "transformers": ("docvision.models.transformers:TransformersBackend", LocalSettings),
+    "openai": ("docvision.models.openai:OpenAIBackend", ServerSettings),
 }
 
 
-def load_backend(name: str, **settings) -> Backend:
-    """Create the backend called ``name`` with its settings (model, device, quant, base_url...)."""
-    try:
-        target = BACKENDS[name]
-    except KeyError:
-        raise UsageError(f"unknown backend {name!r}: choose one of {', '.join(BACKENDS)}") from None
-    module_name, class_name = target.split(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
-    return cls(**settings)
+def load_backend(settings: LocalSettings | ServerSettings) -> Backend:
+    """Create the backend its settings' type names, with those settings."""
+    for target, kind in BACKENDS.values():
+        if type(settings) is kind:
+            module_name, class_name = target.split(":")
+            cls = getattr(importlib.import_module(module_name), class_name)
+            return cls(**dataclasses.asdict(settings))
+    raise TypeError(f"not backend settings: {settings!r}")  # a programming error, not a user's
 
 
-__all__ = ["BACKENDS", "Backend", "Generation", "PageView", "load_backend"]
+__all__ = ["BACKENDS", "Backend", "Generation", "LocalSettings", "PageView", "ServerSettings", "load_backend"]

@@ -19,6 +19,7 @@ import re
 import time
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
+from docvision.models import DEFAULT_BASE_URL
 from docvision.models.base import Backend, Generation, PageView
 from docvision.models.chatapi import (backoff, encode_image, error_text, message_of, normalize_base_url,
                                         retry_after, sse_events)
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
 
     from docvision.models.families import Family
 
-DEFAULT_BASE_URL = "http://127.0.0.1:8000/v1"
 RETRY_STATUS = {408, 425, 429, 500, 502, 503, 504}
 # A 500 is usually the same failure again (the server choked on this request), so it gets fewer retries
 # than a gateway error or a restart, which pass.
@@ -68,11 +68,10 @@ class OpenAIBackend(Backend):
         model: str | None = None,
         base_url: str | None = None,
         api_key: str | None = None,
-        timeout: float = 60.0,
+        request_timeout: float = 60.0,
         connect_timeout: float = 10.0,
         retries: int = 6,
         check: bool = True,
-        **_local_settings: Any,  # device, quant: a server decides those itself
     ):
         import httpx
 
@@ -82,10 +81,10 @@ class OpenAIBackend(Backend):
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.Client(
             base_url=self.base_url, headers=headers,
-            timeout=httpx.Timeout(timeout, connect=connect_timeout),
+            timeout=httpx.Timeout(request_timeout, connect=connect_timeout),
             limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),  # --concurrency bounds it
         )
-        self.timeout = timeout
+        self.timeout = request_timeout
         self.served: list[str] | None = None
         self.owner = ""  # "vllm", "sglang", ... from /models, to pick the request fields it reads
         self.model_id = model or ""
@@ -139,7 +138,7 @@ class OpenAIBackend(Backend):
             response = self._client.get("/models")
         except httpx.ReadTimeout:
             raise ExternalTimeout(f"the model server at {self.base_url} accepted the connection but sent "
-                                  f"nothing for {self.timeout:g} s: check the server, or raise DOCVISION_TIMEOUT") from None
+                                  f"nothing for {self.timeout:g} s: check the server, or raise --request-timeout") from None
         except httpx.TransportError as exc:
             raise self._down(exc) from None
         if response.status_code in (401, 403):
@@ -184,12 +183,16 @@ class OpenAIBackend(Backend):
         *,
         max_new_tokens: int = 512,
         on_text: Callable[[str], None] | None = None,
+        system: str | None = None,
     ) -> Generation:
         """Send the views and the prompt, stream the answer, retry transient failures."""
         started = time.perf_counter()
         content = self.message(views, prompt)
         encode_s = time.perf_counter() - started
-        body = {"model": self.model_id, "messages": [{"role": "user", "content": content}],
+        messages = [{"role": "user", "content": content}]
+        if system is not None:
+            messages.insert(0, {"role": "system", "content": system})
+        body = {"model": self.model_id, "messages": messages,
                 "max_tokens": max_new_tokens, "temperature": 0, "stream": True}
         kwargs = self.family.processor_kwargs(views)  # none for a text-only call
         data = self._request(body, on_text=on_text, images=bool(views), processor_kwargs=kwargs)
@@ -280,7 +283,7 @@ class OpenAIBackend(Backend):
                 return self._read_stream(response, emit, started, images)
         except httpx.ReadTimeout:
             raise ExternalTimeout(f"the model server at {self.base_url} sent nothing for {limit.read:g} s "
-                                  "(stalled): check the server, or raise DOCVISION_TIMEOUT (timeout in the config file)") from None
+                                  "(stalled): check the server, or raise --request-timeout (DOCVISION_REQUEST_TIMEOUT)") from None
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError, httpx.ReadError,
                 httpx.WriteError, httpx.PoolTimeout) as exc:
             raise _Retryable(f"connection lost ({type(exc).__name__})") from None

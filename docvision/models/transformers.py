@@ -28,6 +28,7 @@ from docvision.errors import ModelError, OutOfMemory, UsageError
 
 DEVICES = ("auto", "cpu", "cuda")
 QUANTS = ("auto", "4bit", "8bit", "none")
+DTYPES = ("auto", "bfloat16", "float16", "float32")
 CACHE_ENV = "DOCVISION_CACHE_DIR"
 OOM_HINT = "lower --hd, use --quant 4bit, or run on the other device with --device"
 
@@ -65,6 +66,17 @@ def choose_quant(quant: str, device: str) -> str:
     if quant == "auto":
         return "4bit" if device == "cuda" else "none"
     return quant
+
+
+def choose_dtype(dtype: str, quant: str) -> str:
+    """The torch dtype name for weights and compute: auto is bfloat16; a quantized model computes in bf16."""
+    if dtype not in DTYPES:
+        raise UsageError(f"unknown dtype {dtype!r}: choose one of {', '.join(DTYPES)}")
+    if quant != "none":
+        if dtype not in ("auto", "bfloat16"):
+            raise UsageError(f"--dtype {dtype} is for unquantized models: add --quant none")
+        return "bfloat16"
+    return "bfloat16" if dtype == "auto" else dtype
 
 
 def incompatible_linears(linears: Iterable[tuple[str, int, int]]) -> list[str]:
@@ -158,12 +170,12 @@ def _save_atomically(model, processor, target: Path) -> None:
             raise
 
 
-def load_model(path: Path, model_id: str, revision: str, device: str, quant: str):
+def load_model(path: Path, model_id: str, revision: str, device: str, quant: str, dtype: str = "bfloat16"):
     """(model, processor, from_cache) for a resolved model folder, quantizing (and caching) as asked."""
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    common = dict(dtype=torch.bfloat16, device_map={"": device}, trust_remote_code=False)
+    common = dict(dtype=getattr(torch, dtype), device_map={"": device}, trust_remote_code=False)
     if quant == "none":
         model = AutoModelForImageTextToText.from_pretrained(path, **common)
         return model, AutoProcessor.from_pretrained(path, trust_remote_code=False), False
@@ -213,24 +225,22 @@ class TransformersBackend(Backend):
 
     name = "transformers"
 
-    def __init__(self, model: str | None = None, device: str | None = "auto", quant: str | None = "auto",
-                 model_id: str | None = None, revision: str | None = None, **_ignored):
-        """Load ``model`` (alias, hub id or folder); ``model_id``/``revision`` name a folder already resolved."""
+    def __init__(self, model: str | None = None, device: str = "auto", quant: str = "auto", dtype: str = "auto"):
+        """Load ``model`` (alias, hub id or folder) on ``device``, quantized and typed as asked."""
         started = time.perf_counter()
         resolved = models.resolve(model)
-        self.model_id = model_id or resolved.model_id
-        revision = revision or resolved.revision
+        self.model_id = resolved.model_id
         self.family = families.detect(resolved.config)
         self.tile = self.family.tile
-        self.device = choose_device(device or "auto")
-        self.quant = choose_quant(quant or "auto", self.device)
-        self.dtype = "bfloat16"
+        self.device = choose_device(device)
+        self.quant = choose_quant(quant, self.device)
+        self.dtype = choose_dtype(dtype, self.quant)
         _quiet()
         import torch
 
         try:
             self.model, self.processor, self.from_cache = load_model(
-                resolved.path, self.model_id, revision, self.device, self.quant)
+                resolved.path, self.model_id, resolved.revision, self.device, self.quant, self.dtype)
         except (torch.OutOfMemoryError, MemoryError):
             raise OutOfMemory(f"out of memory loading {self.model_id} on {self.device}: "
                               f"use --quant 4bit, a smaller --model, or --device") from None
@@ -254,9 +264,11 @@ class TransformersBackend(Backend):
             found = getattr(config, "image_token_id", None) or getattr(config, "image_token_index", None)
         return found
 
-    def prepare(self, views: Sequence[PageView], prompt: str):
+    def prepare(self, views: Sequence[PageView], prompt: str, system: str | None = None):
         """The processor's inputs for ``views`` and ``prompt``, laid out by the family adapter."""
         messages = [{"role": "user", "content": self.family.content(views, prompt)}]
+        if system is not None:
+            messages.insert(0, {"role": "system", "content": [{"type": "text", "text": system}]})
         try:
             text = self.processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         except ValueError as exc:
@@ -267,14 +279,14 @@ class TransformersBackend(Backend):
                               **self.family.processor_kwargs(views))
 
     def generate(self, views: Sequence[PageView], prompt: str, *, max_new_tokens: int = 512,
-                 on_text: Callable[[str], None] | None = None) -> Generation:
+                 on_text: Callable[[str], None] | None = None, system: str | None = None) -> Generation:
         """Greedy answer to ``prompt`` about ``views``; streams text through ``on_text``."""
         import torch
 
         started = time.perf_counter()
         try:
-            inputs = self.prepare(views, prompt)
-            inputs = {k: (v.to(self.model.device, dtype=torch.bfloat16) if v.is_floating_point()
+            inputs = self.prepare(views, prompt, system)
+            inputs = {k: (v.to(self.model.device, dtype=getattr(torch, self.dtype)) if v.is_floating_point()
                           else v.to(self.model.device)) for k, v in inputs.items()}
             streamer = _Streamer(self.processor.tokenizer, on_text)
             with torch.inference_mode():

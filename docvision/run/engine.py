@@ -1,24 +1,24 @@
-"""The batch runner every command uses: many sources in, one record per source out, nothing lost.
+"""The one engine every command runs on: many sources in, one record per source out, nothing lost.
 
-In: the expanded sources (``sources.expand``), a Task, a backend loaded once, and where records go.
-Out: records written in input order, each appended and flushed the moment its source finishes; the
-exit code (0 all ok, 1 a source failed). A backend that cannot load raises its error after every
-source got its error record (one line for people, a record per source for scripts). Ctrl-C raises KeyboardInterrupt after the output is left
-consistent (whole lines only); the CLI turns that into exit 130.
+In: the sources to run (``sources.expand``), a Task, an ``opener`` (source -> Document, through the render
+cache and the run's Tools), the loaded backend (None for ``render``) and a RecordSink. Out: every record
+written, in input order (or as finished, ``ordered=False``), each appended and flushed the moment it is
+ready; the sink remembers whether a source failed.
 
-Overlap: a producer thread opens and draws the next sources (PyMuPDF, Pillow) while the model works on
-the current one; torch releases the GIL while it computes. The producer runs ahead through a bounded
-queue of chunks (a chunk is one model call's pages), so memory holds a few calls' pages whatever the
-batch or document size. All of one document's PyMuPDF work stays on the producer thread.
+One render thread (the producer) opens and draws the sources in input order -- PyMuPDF, Pillow,
+Playwright and LibreOffice are only ever driven from it -- and runs ahead of the model through bounded
+per-source lanes, so memory holds a few calls' pages whatever the batch or document size. Model work
+happens on ``concurrency`` workers; with concurrency 1 the one worker is the calling thread itself, so
+Ctrl-C lands where the model runs and streamed answers never interleave with records. docs/architecture.md
+draws the picture.
 
-A Task has two halves: ``prepare(document, backend)`` runs on the producer and yields chunks (routing,
-drawing); ``finish(job, backend)`` runs on the caller's thread, pulls the job's chunks, calls the model
-and returns the record body.
+A Task has two halves: ``prepare(document, backend)`` runs on the producer and yields items (a model
+call's pages; a rendered page for ``render``); ``finish(job, backend)`` runs on a worker, pulls the
+job's items and returns the record body.
 """
 
 from __future__ import annotations
 
-import os
 import queue
 import threading
 import time
@@ -27,40 +27,42 @@ from typing import Any, Callable, Iterator, Protocol
 
 from docvision import records
 from docvision.document import Document
-from docvision.errors import DocvisionError, UsageError
-from docvision.run.sink import Progress, RecordSink
+from docvision.errors import DamagedSource
+from docvision.run.progress import Progress
+from docvision.run.sink import RecordSink
 from docvision.sources import Entry
 
-AHEAD = 3  # queue slots: chunks (one model call's pages each) drawn ahead of the model
+AHEAD = 3  # items (one model call's pages each) a lane holds ahead of its worker
+POLL_S = 0.2  # how often blocked threads look up to see whether the run was stopped
 
 
 class Task(Protocol):
     name: str
+    needs_model: bool
 
     def prepare(self, document: Document, backend: Any) -> Iterator[Any]:
-        """Producer side: route and draw; yield chunks."""
+        """Producer side: route and draw; yield items."""
 
     def finish(self, job: "Job", backend: Any) -> dict:
-        """Model side: consume ``job.chunks()``, return the record body."""
+        """Worker side: consume ``job.items()``, return the record body."""
 
 
 @dataclass
 class Job:
-    """One source on its way through the model: its document facts and its chunks as they arrive."""
+    """One source on its way through the model: its document facts and its items as they arrive."""
 
-    index: int
     source: str
-    document: dict  # kind, page_count
+    document: dict  # type, page_count, metadata (the header); damaged_pages once ended
     _pull: Callable[[], tuple]
-    ended: dict | None = None  # the producer's closing facts: warnings, render_s
+    ended: dict | None = None  # the producer's closing facts: warnings, damaged pages, render_s
     waited_s: float = 0.0
     extra: dict = field(default_factory=dict)
 
-    def chunks(self) -> Iterator[Any]:
-        """The chunks the producer drew for this source, in the order it drew them."""
+    def items(self) -> Iterator[Any]:
+        """What the producer drew for this source, in the order it drew it."""
         while self.ended is None:
             started = time.perf_counter()
-            kind, _index, payload = self._pull()
+            kind, payload = self._pull()
             self.waited_s += time.perf_counter() - started
             if kind == "item":
                 yield payload
@@ -70,162 +72,231 @@ class Job:
                 self.ended = {}
                 raise payload
 
+    chunks = items  # the model tasks' name for them: one chunk is one model call's pages
+
     def drain(self) -> None:
-        for _ in self.chunks():
+        for _ in self.items():
             pass
 
 
-class _Producer(threading.Thread):
-    """Opens and prepares each source in turn, putting messages on a bounded queue."""
+class Lanes:
+    """One bounded queue per source, and a window of sources the producer may work on ahead."""
 
-    def __init__(self, entries: list[tuple[int, Entry]], task: Task, opener, backend, ahead: int):
-        super().__init__(name="docvision-render", daemon=True)
-        self.entries, self.task, self.opener, self.backend = entries, task, opener, backend
-        self.queue: queue.Queue = queue.Queue(maxsize=max(1, ahead))
-        self.stop = threading.Event()
-        self.blocked = 0.0
+    def __init__(self, count: int, window: int, stop: threading.Event):
+        self.queues = [queue.Queue(maxsize=AHEAD) for _ in range(count)]
+        self.slots = threading.Semaphore(max(1, window))
+        self.stop = stop
 
-    def put(self, message: tuple) -> None:
-        started = time.perf_counter()
+    def put(self, position: int, message: tuple) -> None:
         while not self.stop.is_set():
             try:
-                self.queue.put(message, timeout=0.2)
-                break
+                self.queues[position].put(message, timeout=POLL_S)
+                return
             except queue.Full:
                 continue
-        self.blocked += time.perf_counter() - started
+
+    def admit(self) -> bool:
+        """Wait for room to start another source; False once the run is stopping."""
+        while not self.stop.is_set():
+            if self.slots.acquire(timeout=POLL_S):
+                return True
+        return False
+
+    def pull(self, position: int, producer: threading.Thread) -> tuple:
+        while True:
+            try:
+                return self.queues[position].get(timeout=POLL_S)
+            except queue.Empty:
+                if not producer.is_alive() and self.queues[position].empty():
+                    raise RuntimeError("the render thread stopped unexpectedly") from None
+
+
+class Producer(threading.Thread):
+    """Opens and prepares each source in turn; ``finish`` runs on this thread when it is done."""
+
+    def __init__(self, todo: list[Entry], task: Task, opener, backend, lanes: Lanes,
+                 finish: Callable[[], None] | None = None):
+        super().__init__(name="docvision-render", daemon=True)
+        self.todo, self.task, self.opener, self.backend, self.lanes = todo, task, opener, backend, lanes
+        self.finish = finish
+        self.blocked = 0.0
 
     def run(self) -> None:
-        for index, entry in self.entries:
-            if self.stop.is_set():
-                return
-            if entry.error is not None:
-                self.put(("error", index, entry.error))
-                continue
-            self.blocked, started = 0.0, time.perf_counter()
-            try:
-                with self.opener(entry.source) as document:
-                    self.put(("header", index, {"kind": document.kind, "page_count": document.page_count}))
-                    for item in self.task.prepare(document, self.backend):
-                        self.put(("item", index, item))
-                        if self.stop.is_set():
-                            return
-                    warnings = list(document.warnings)
-                render_s = time.perf_counter() - started - self.blocked
-                self.put(("end", index, {"warnings": warnings, "render_s": render_s}))
-            except Exception as exc:  # noqa: BLE001 - any failure is this source's error record
-                self.put(("error", index, exc))
-
-
-def run(
-    entries: list[Entry],
-    task: Task,
-    sink: RecordSink,
-    *,
-    opener: Callable[[str], Document],
-    backend_factory: Callable[[], Any] | None = None,
-    skip: set[str] = frozenset(),
-    ahead: int = AHEAD,
-    progress: bool | None = None,
-    debug: bool = False,
-    concurrency: int = 1,
-    ordered: bool = True,
-) -> int:
-    """Run ``task`` over ``entries`` (minus ``skip``), writing each record to ``sink``; return the exit code."""
-    if not entries:
-        raise UsageError("no sources given")
-    todo = [(i, e) for i, e in enumerate(entries) if e.source not in skip]
-    if not todo:
-        return 0 if not sink.failed else 1
-    backend, load_s = _load(todo, task, sink, backend_factory)
-    if concurrency > 1:  # several requests in flight (model servers): docvision.concurrency
-        from docvision.run import concurrency as inflight
-
-        return inflight.run(todo, task, sink, opener=opener, backend=backend, concurrency=concurrency,
-                            ordered=ordered, ahead=ahead, progress=progress, debug=debug, load_s=load_s)
-    producer = _Producer(todo, task, opener, backend, ahead)
-    producer.start()
-    bar = Progress(len(todo), enabled=progress)
-    try:
-        with bar:
-            for index, entry in todo:
-                record = _one(entry, task, producer, backend, debug, load_s)
-                load_s = 0.0
-                sink.write(record)
-                bar.advance(entry.source, record["status"] == "ok")
-    finally:
-        producer.stop.set()
-        sink.close()
-    return 1 if sink.failed else 0
-
-
-def _load(todo: list[tuple[int, Entry]], task: Task, sink: RecordSink,
-          backend_factory: Callable[[], Any] | None) -> tuple[Any, float]:
-    """(backend, seconds it took) -- no backend when no source can reach the model anyway.
-
-    A backend that cannot load leaves no answers: scripts still get a record per source, and people
-    get the reason once, from whoever catches the re-raised error, not the same line once per source.
-    """
-    if backend_factory is None or all(e.error is not None for _, e in todo):
-        return None, 0.0
-    loading = time.perf_counter()
-    try:
-        backend = backend_factory()
-    except UsageError:
-        raise
-    except DocvisionError as exc:
-        for _, entry in todo:
-            sink.write(records.error(entry.source, task.name, entry.error or exc), say=entry.error is not None)
-        sink.close()
-        raise
-    return backend, time.perf_counter() - loading  # reported once, on the first record
-
-
-def _pull(producer: _Producer) -> tuple:
-    while True:
         try:
-            return producer.queue.get(timeout=0.5)
-        except queue.Empty:
-            if not producer.is_alive() and producer.queue.empty():
-                raise RuntimeError("the render thread stopped unexpectedly") from None
+            for position, entry in enumerate(self.todo):
+                if not self.lanes.admit():
+                    return
+                self._one(position, entry)
+        finally:
+            if self.finish is not None:
+                self.finish()  # the run's browser and converter are stopped from the thread that drove them
+
+    def _put(self, position: int, message: tuple) -> None:
+        started = time.perf_counter()
+        self.lanes.put(position, message)
+        self.blocked += time.perf_counter() - started
+
+    def _one(self, position: int, entry: Entry) -> None:
+        if entry.error is not None:
+            self._put(position, ("error", entry.error))
+            return
+        self.blocked, started = 0.0, time.perf_counter()
+        try:
+            with self.opener(entry.source) as document:
+                self._put(position, ("header", {"type": document.kind, "page_count": document.page_count}))
+                for item in self.task.prepare(document, self.backend):
+                    self._put(position, ("item", item))
+                    if self.lanes.stop.is_set():
+                        return
+                end = {"warnings": list(document.warnings), "damaged_pages": list(document.damaged),
+                       "metadata": dict(document.metadata)}
+            end["render_s"] = time.perf_counter() - started - self.blocked
+            self._put(position, ("end", end))
+        except Exception as exc:  # noqa: BLE001 - any failure is this source's error record
+            self._put(position, ("error", exc))
 
 
-def _one(entry: Entry, task: Task, producer: _Producer, backend, debug: bool = False, load_s: float = 0.0) -> dict:
-    """Take one source's messages off the queue and turn them into its record."""
-    kind, index, payload = _pull(producer)
-    if kind == "error":
-        _show(payload, debug)
-        return records.error(entry.source, task.name, payload)
-    job = Job(index, entry.source, payload, lambda: _pull(producer))
-    started = time.perf_counter()
+@dataclass
+class Settings:
+    """How the engine runs: parallel model requests, record order, partial documents, debug output."""
+
+    concurrency: int = 1
+    ordered: bool = True
+    partial_ok: bool = False  # a document with damaged pages is still an ok record
+    progress: bool | None = None  # None: a bar on a terminal for more than one source
+    debug: Callable[[BaseException], None] | None = None  # shows a failed source's traceback
+
+
+def run(todo: list[Entry], task: Task, sink: RecordSink, *, opener: Callable[[str], Document],
+        backend: Any = None, settings: Settings = Settings(), load_s: float = 0.0,
+        finish: Callable[[], None] | None = None) -> None:
+    """Run ``task`` over ``todo``, writing each source's record to ``sink`` (failures included)."""
+    if not todo:
+        if finish is not None:
+            finish()
+        return
+    workers = max(1, min(settings.concurrency, len(todo)))
+    stop = threading.Event()
+    lanes = Lanes(len(todo), window=workers + 1, stop=stop)
+    producer = Producer(todo, task, opener, backend, lanes, finish)
+    producer.start()
+    worker = _Worker(task, backend, lanes, producer, settings, load_s)
     try:
-        body = task.finish(job, backend)
-        job.drain()
-    except Exception as exc:  # noqa: BLE001 - the source fails, the batch goes on
-        if job.ended is None:
+        with Progress(len(todo), enabled=settings.progress) as bar:
+            if workers == 1:
+                for position, entry in enumerate(todo):
+                    _write(sink, bar, entry, worker.record(position, entry))
+            else:
+                _parallel(todo, worker, workers, sink, bar, settings.ordered, stop)
+    finally:
+        stop.set()
+        producer.join(timeout=10)
+
+
+class _Worker:
+    """Turns one source's lane into its record (on whichever thread calls ``record``)."""
+
+    def __init__(self, task: Task, backend, lanes: Lanes, producer: Producer, settings: Settings, load_s: float):
+        self.task, self.backend, self.lanes, self.producer = task, backend, lanes, producer
+        self.settings, self.load_s = settings, load_s
+
+    def record(self, position: int, entry: Entry) -> dict:
+        try:
+            return self._record(position, entry)
+        finally:
+            self.lanes.slots.release()
+
+    def _record(self, position: int, entry: Entry) -> dict:
+        pull = lambda: self.lanes.pull(position, self.producer)  # noqa: E731
+        kind, payload = pull()
+        if kind == "error":
+            self._show(payload)
+            return records.error(entry.source, self.task.name, payload)
+        job = Job(entry.source, {"type": payload["type"], "page_count": payload["page_count"]}, pull)
+        load_s, self.load_s = self.load_s, 0.0  # the load time goes on the first record that used the model
+        started = time.perf_counter()
+        try:
+            body = self.task.finish(job, self.backend)
+            job.drain()
+        except Exception as exc:  # noqa: BLE001 - the source fails, the batch goes on
+            if job.ended is None:
+                try:
+                    job.drain()
+                except Exception:  # noqa: BLE001 - already failing; the first error is the one to report
+                    pass
+            self._show(exc)
+            known = {**(getattr(exc, "body", None) or {}), "document": self._document(job)}
+            return records.error(entry.source, self.task.name, exc, **known)
+        return self._finished(entry, job, body, time.perf_counter() - started - job.waited_s, load_s)
+
+    def _finished(self, entry: Entry, job: Job, body: dict, model_s: float, load_s: float) -> dict:
+        ended = job.ended or {}
+        timings = {"render_s": round(ended.get("render_s", 0.0), 3)}
+        if self.task.needs_model:
+            timings = {"load_s": round(load_s, 3), **timings, "model_s": round(model_s, 3)}
+        body["timings"] = {**timings, **(body.get("timings") or {})}
+        body["warnings"] = list(body.get("warnings") or []) + list(ended.get("warnings", []))
+        body["document"] = self._document(job)
+        damaged = ended.get("damaged_pages") or []
+        if damaged and not self.settings.partial_ok:
+            listed = ", ".join(map(str, damaged))
+            err = DamagedSource(f"damaged page{'s' if len(damaged) > 1 else ''} {listed}: what survived was read "
+                                "(--allow-partial accepts partial documents)", source=entry.source)
+            return records.error(entry.source, self.task.name, err, **body)
+        return records.ok(entry.source, self.task.name, **body)
+
+    @staticmethod
+    def _document(job: Job) -> dict:
+        ended = job.ended or {}
+        return {**job.document, "damaged_pages": ended.get("damaged_pages", []),
+                "metadata": ended.get("metadata", {})}
+
+    def _show(self, exc: BaseException) -> None:
+        if self.settings.debug is not None:
+            self.settings.debug(exc)
+
+
+def _write(sink: RecordSink, bar: Progress, entry: Entry, record: dict) -> None:
+    sink.write(record)
+    bar.advance(entry.source)
+
+
+def _parallel(todo: list[Entry], worker: _Worker, count: int, sink: RecordSink, bar: Progress,
+              ordered: bool, stop: threading.Event) -> None:
+    """``count`` worker threads; records written in input order, or (``ordered=False``) as they finish."""
+    positions = iter(range(len(todo)))
+    taking = threading.Lock()
+    results: queue.Queue = queue.Queue()
+
+    def work() -> None:
+        while not stop.is_set():
+            with taking:
+                position = next(positions, None)
+            if position is None:
+                return
             try:
-                job.drain()
-            except Exception:  # noqa: BLE001 - already failing; the first error is the one to report
-                pass
-        _show(exc, debug)
-        return records.error(entry.source, task.name, exc, **job.document)
-    model_s = time.perf_counter() - started - job.waited_s
-    ended = job.ended or {}
-    timings = {"load_s": round(load_s, 3), "render_s": round(ended.get("render_s", 0.0), 3),
-               "model_s": round(model_s, 3),
-               **body.pop("timings", {})}
-    warnings = body.pop("warnings", []) + list(ended.get("warnings", []))
-    return records.ok(entry.source, task.name, **job.document, **body, warnings=warnings, timings=timings)
+                results.put((position, worker.record(position, todo[position])))
+            except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which decides
+                results.put((position, exc))
 
-
-def _show(exc: BaseException, debug: bool) -> None:
-    """With --debug, the traceback of a failed source (the record keeps its one line)."""
-    if debug:
-        import traceback
-
-        traceback.print_exception(exc)
-
-
-def timings_wanted(flag: bool) -> bool:
-    """Timings are on unless --no-timings or DOCVISION_NO_TIMINGS=1 (for byte-identical output)."""
-    return not flag and os.environ.get("DOCVISION_NO_TIMINGS", "") not in ("1", "true", "yes")
+    # Daemon threads, not a ThreadPoolExecutor: Ctrl-C must not wait for requests in flight.
+    for n in range(count):
+        threading.Thread(target=work, name=f"docvision-request-{n}", daemon=True).start()
+    waiting: dict[int, dict] = {}
+    next_position = 0
+    for _ in range(len(todo)):
+        while True:
+            try:
+                position, record = results.get(timeout=POLL_S * 2)  # a timeout keeps Ctrl-C responsive
+                break
+            except queue.Empty:
+                continue
+        if isinstance(record, BaseException):
+            raise record
+        if not ordered:
+            _write(sink, bar, todo[position], record)
+            continue
+        waiting[position] = record
+        while next_position in waiting:
+            _write(sink, bar, todo[next_position], waiting.pop(next_position))
+            next_position += 1

@@ -1,22 +1,26 @@
-"""Where records and progress go: the terminal or stdout, an ``--output`` file that survives kills, a bar.
+"""Where records go: shown (stdout) and appended to ``--output``, so that finished work is never lost.
 
-In: records as the batch finishes them. Out: each record shown (human or JSON Lines on stdout) and,
-with ``--output FILE``, appended to FILE as one JSON line written with a single ``os.write`` while
-Ctrl-C is held back, so the file only ever ends in a whole line -- unless the process is killed with
-SIGKILL mid-write; then the torn last line is cut off on the next open and that source is redone.
+In: records as the run finishes them. Out: each record shown through ``emit`` and, with ``--output FILE``,
+appended to FILE as one JSON line written with a single ``os.write`` while Ctrl-C is held back, so the
+file only ever ends in a whole line -- unless the process is killed with SIGKILL mid-write; then the torn
+last line is cut off on the next open and that source is redone.
 
-``--resume`` reads FILE first: sources with an "ok" record for the same task are skipped; their error
-records are dropped (the source runs again), so a finished file names every source exactly once.
-Timings vary from run to run; ``--no-timings`` / DOCVISION_NO_TIMINGS=1 leaves them out, making
-JSON Lines byte-identical across runs of the same inputs.
+FILE is locked (``flock``) for the whole run: a second run on the same file (a cron job overlapping a
+manual run) waits for the first to finish, then resumes from what it wrote; lines of two runs never
+interleave. When FILE cannot be written (a full disk, /dev/full, an I/O error) the run says so once,
+keeps showing records on stdout and ends with ExitStatus.OUTPUT_LOST instead of success.
+
+``resume`` reads FILE first: sources with an "ok" record for the same task are skipped; their error
+records are dropped (the source runs again), so a finished file names every source exactly once. Lines
+that are not records (hand edits, invalid UTF-8) are kept as they are and named in a warning.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import signal
-import sys
 import threading
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,14 +30,17 @@ from docvision import records
 from docvision.errors import UsageError
 
 
-def strip_timings(value):
-    """A copy without anything that varies between runs: "timings" blocks and numeric "*_s" fields."""
-    if isinstance(value, dict):
-        return {k: strip_timings(v) for k, v in value.items()
-                if k != "timings" and not (k.endswith("_s") and isinstance(v, (int, float)))}
-    if isinstance(value, list):
-        return [strip_timings(v) for v in value]
-    return value
+def strip_timings(record: dict) -> dict:
+    """A copy without anything that varies between runs: ``timings`` null, numeric "*_s" fields dropped."""
+    def strip(value):
+        if isinstance(value, dict):
+            return {k: strip(v) for k, v in value.items() if not (k.endswith("_s") and isinstance(v, (int, float)))}
+        if isinstance(value, list):
+            return [strip(v) for v in value]
+        return value
+
+    return {k: None if k == "timings" else strip(v) for k, v in record.items()
+            if not (k.endswith("_s") and isinstance(v, (int, float)))}
 
 
 @contextmanager
@@ -52,62 +59,25 @@ def _no_interrupt():
             previous(*caught[0])
 
 
-def repair_tail(path: Path) -> None:
+def repair_tail(fd: int) -> None:
     """Cut a torn last line (a run killed mid-write) so the file ends in a whole line."""
-    with open(path, "rb+") as fh:
-        fh.seek(0, os.SEEK_END)
-        size = fh.tell()
-        if size == 0:
+    size = os.lseek(fd, 0, os.SEEK_END)
+    if size == 0 or os.pread(fd, 1, size - 1) == b"\n":
+        return
+    block = min(size, 1 << 20)
+    while True:  # find the last newline, reading backwards
+        cut = os.pread(fd, block, size - block).rfind(b"\n")
+        if cut >= 0:
+            os.ftruncate(fd, size - block + cut + 1)
             return
-        fh.seek(size - 1)
-        if fh.read(1) == b"\n":
+        if block == size:
+            os.ftruncate(fd, 0)
             return
-        block = min(size, 1 << 20)
-        while True:  # find the last newline, reading backwards
-            fh.seek(size - block)
-            data = fh.read(block)
-            cut = data.rfind(b"\n")
-            if cut >= 0:
-                fh.truncate(size - block + cut + 1)
-                return
-            if block == size:
-                fh.truncate(0)
-                return
-            block = min(size, block * 2)
-
-
-def resume(path: Path, task: str) -> set[str]:
-    """Sources already done (status ok, same task) in ``path``; drops its stale error records."""
-    if not path.exists():
-        return set()
-    try:
-        repair_tail(path)
-        with open(path, encoding="utf-8") as fh:
-            lines = fh.readlines()
-    except OSError as exc:
-        raise _unusable(path, exc) from None
-    kept, done, dropped = [], set(), False
-    for line in lines:
-        try:
-            record = json.loads(line)
-        except ValueError:
-            dropped = True  # unreadable line: the source it belonged to runs again
-            continue
-        if record.get("task") == task and record.get("status") != "ok":
-            dropped = True
-            continue
-        if record.get("task") == task:
-            done.add(record.get("source"))
-        kept.append(line)
-    if dropped:
-        tmp = path.with_name(f".{path.name}.resume-tmp")
-        tmp.write_text("".join(kept), encoding="utf-8")
-        os.replace(tmp, path)
-    return done
+        block = min(size, block * 2)
 
 
 def _unusable(path: Path, exc: OSError) -> UsageError:
-    """The one line for an --output that cannot be read or written (checked before any source runs)."""
+    """The one line for an --output that cannot be opened (checked before any source runs)."""
     if path.is_dir():
         return UsageError(f"--output {path} is a folder; give a file name")
     if path.parent.exists() and not path.parent.is_dir():
@@ -115,22 +85,96 @@ def _unusable(path: Path, exc: OSError) -> UsageError:
     return UsageError(f"cannot write --output {path}: {exc.strerror or exc}; choose a file in a writable folder")
 
 
-class RecordSink:
-    """Shows each record and appends it to the output file; remembers whether any source failed."""
+class OutputFile:
+    """An --output file opened for appending and locked against other runs until ``close()``."""
 
-    def __init__(self, emit: Callable[[dict], None] | None, path: Path | None = None, timings: bool = True):
-        self.emit, self.path, self.timings = emit, path, timings
-        self.failed = False
-        self.written = 0
-        self._fd = None
-        if path is not None:
+    def __init__(self, path: Path, say: Callable[[str], None]):
+        import fcntl
+        import stat
+
+        self.path = path
+        try:
+            if path.is_dir():
+                raise UsageError(f"--output {path} is a folder; give a file name")
+            if path.exists() and not (path.is_file() or path.is_char_device() or path.is_fifo()):
+                raise UsageError(f"--output {path} is not a regular file; give a file name")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise _unusable(path, exc) from None
+        self.regular = stat.S_ISREG(os.fstat(self.fd).st_mode)
+        if self.regular:
             try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                if path.exists():
-                    repair_tail(path)
-                self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                say(f"waiting for another docvision run to finish writing {path}")
+                fcntl.flock(self.fd, fcntl.LOCK_EX)
+            try:
+                repair_tail(self.fd)
             except OSError as exc:
+                os.close(self.fd)
                 raise _unusable(path, exc) from None
+
+    def append(self, data: bytes) -> None:
+        with _no_interrupt():
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self.fd, view):]
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing releases the lock
+            self.fd = None
+
+
+def resume(output: OutputFile, task: str, say: Callable[[str], None]) -> set[str]:
+    """Sources already done (status ok, same task) in the locked output file; drops its stale error records.
+
+    Lines that are not records are kept untouched and named once in a warning; the run resumes from
+    the records it can read.
+    """
+    if not output.regular:
+        return set()
+    size = os.lseek(output.fd, 0, os.SEEK_END)
+    data = os.pread(output.fd, size, 0) if size else b""
+    kept, done, dropped, odd = [], set(), False, []
+    for number, raw in enumerate(data.splitlines(keepends=True), start=1):
+        try:
+            record = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            record = None
+        if not records.is_record(record):
+            odd.append(number)
+            kept.append(raw)
+            continue
+        if record["task"] == task and record["status"] != "ok":
+            dropped = True  # the source runs again; its new record replaces this one
+            continue
+        if record["task"] == task:
+            done.add(record["source"])
+        kept.append(raw)
+    if odd:
+        shown = ", ".join(map(str, odd[:5])) + (f" and {len(odd) - 5} more" if len(odd) > 5 else "")
+        say(f"--output {output.path}: line{'s' if len(odd) > 1 else ''} {shown} "
+            f"{'are' if len(odd) > 1 else 'is'} not a docvision record and {'were' if len(odd) > 1 else 'was'} "
+            "left as they are")
+    if dropped:
+        body = b"".join(kept)
+        os.ftruncate(output.fd, 0)
+        output.append(body)  # O_APPEND writes at the new end; we hold the lock, so nobody else writes
+    return done
+
+
+class RecordSink:
+    """Shows each record and appends it to the output file; remembers failures and lost output."""
+
+    def __init__(self, emit: Callable[..., None] | None, output: OutputFile | None = None,
+                 timings: bool = True, say: Callable[[str], None] | None = None):
+        self.emit, self.output, self.timings = emit, output, timings
+        self.say = say or (lambda message: None)
+        self.failed = False
+        self.output_lost: OSError | None = None
+        self.written = 0
 
     def write(self, record: dict, say: bool = True) -> None:
         """Append ``record`` to the file and show it; ``say=False``: an error record whose reason the
@@ -138,51 +182,18 @@ class RecordSink:
         if not self.timings:
             record = strip_timings(record)
         self.failed |= record.get("status") != "ok"
-        if self._fd is not None:
-            data = (records.dumps(record) + "\n").encode("utf-8")
-            with _no_interrupt():
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(self._fd, view):]
+        if self.output is not None and self.output_lost is None:
+            try:
+                self.output.append((records.dumps(record) + "\n").encode("utf-8"))
+            except OSError as exc:
+                self.output_lost = exc
+                reason = "the disk is full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else exc.strerror or exc
+                self.say(f"cannot write to --output {self.output.path} ({reason}): records from here on are "
+                         "only shown on stdout; the run will end with exit status 74")
         if self.emit is not None:
             self.emit(record) if say else self.emit(record, say=False)
         self.written += 1
 
     def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-
-
-class Progress:
-    """A progress bar with ETA on stderr, only when stderr is a terminal and there is more than one source."""
-
-    def __init__(self, total: int, enabled: bool | None = None):
-        if enabled is None:
-            enabled = total > 1 and sys.stderr.isatty()
-        self.total, self.enabled = total, enabled
-        self._bar = None
-        self._task = None
-
-    def __enter__(self) -> "Progress":
-        if self.enabled:
-            from rich.console import Console
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress as Bar
-            from rich.progress import TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-            self._bar = Bar(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                            TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-                            console=Console(stderr=True), transient=True,
-                            redirect_stdout=sys.stdout.isatty(), redirect_stderr=True)
-            self._bar.__enter__()
-            self._task = self._bar.add_task("starting", total=self.total)
-        return self
-
-    def advance(self, source: str, ok: bool) -> None:
-        if self._bar is not None:
-            name = Path(source).name or source
-            self._bar.update(self._task, advance=1, description=name[:40])
-
-    def __exit__(self, *exc) -> None:
-        if self._bar is not None:
-            self._bar.__exit__(*exc)
+        if self.output is not None:
+            self.output.close()

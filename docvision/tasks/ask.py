@@ -2,36 +2,27 @@
 
 In: a question, an open Document (producer side: survey the text anchors, route, draw the chosen pages)
 and a backend. Out: the record body -- answer, evidence (the pages used, their BM25 scores and the canvas
-boxes of the words that matched), routing, model, resolution (HD-N, tile, tiles, grids, canvases, visual
-tokens, calls), tokens and timings. The single-call prompt is ``build_prompt``; when the evidence spans
-more pages than one call takes, ``docvision.tasks.multipage`` maps over chunks and combines the notes.
+boxes of the words that matched), routing, and the shared tail (model, resolution, usage, timings). The
+single-call prompt is ``multipage.build_prompt``; when the evidence spans more pages than one call
+takes, ``docvision.tasks.multipage`` maps over chunks and combines the notes.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator
 
 from docvision.tasks import routing
-from docvision.tasks.multipage import answer, evidence
-from docvision.tasks.pages import Chunk, model_info, resolution, routed_chunks, survey, token_cost
+from docvision.tasks.base import tail
+from docvision.tasks.multipage import answer, build_prompt, evidence
+from docvision.tasks.pages import Chunk, routed_chunks, survey, token_cost
 
 if TYPE_CHECKING:
+    from docvision.document import Document
     from docvision.models.base import Backend
     from docvision.run.engine import Job
-    from docvision.document import Document
 
-INSTRUCTION = ("Answer the question using only what the {what} show{s}. Be brief and exact: copy numbers and "
-               "names as written. If the answer is not shown, say that it is not shown.")
-
-
-def build_prompt(question: str, labels: Sequence[str] = ()) -> str:
-    """The text the model reads after the page images: an instruction, then the question."""
-    if len(labels) > 1:
-        what, s = f"pages ({', '.join(labels)})", ""
-    else:
-        what, s = "page", "s"
-    return f"{INSTRUCTION.format(what=what, s=s)}\nQuestion: {' '.join(question.split())}"
+__all__ = ["AskTask", "build_prompt"]
 
 
 @dataclass
@@ -42,10 +33,13 @@ class AskTask:
     hd: int = 25
     budget: routing.Budget = field(default_factory=routing.Budget)
     max_new_tokens: int = 512
+    system: str | None = None  # replaces the model's system prompt
+    raw: bool = False  # the question goes to the model verbatim
     on_text: Callable[[str], None] | None = None  # streams the final answer (a terminal)
     announce: Callable[[str], None] | None = None  # told each source before its answer streams
     show_selected: bool = False  # --pages given: show every selected page when they fit one call
     name: str = "ask"
+    needs_model: bool = True
 
     def prepare(self, document: "Document", backend: "Backend") -> Iterator[Chunk]:
         """Producer side: survey the anchors, route, draw the chosen pages."""
@@ -63,14 +57,11 @@ class AskTask:
         if self.announce is not None:
             self.announce(job.source)
         text, seen, used, usage = answer(self.question, job.chunks(), backend, self.max_new_tokens,
-                                         self.on_text)
+                                         self.on_text, system=self.system, raw=self.raw)
         return {
             "question": self.question,
             "answer": text,
             "evidence": evidence(used or seen),
-            "routing": seen[0].extra.get("routing", {}) if seen else {},
-            "model": model_info(backend),
-            "resolution": resolution(seen, self.hd, backend, usage.calls, usage.visual_tokens),
-            "tokens": usage.tokens(),
-            "timings": usage.timings,
+            "routing": seen[0].extra.get("routing") if seen else None,
+            **tail(seen, self.hd, backend, usage),
         }

@@ -6,9 +6,14 @@ body -- ``data`` (the validated object), per-field evidence (page, and boxes whe
 text layer), the resolution and what it cost.
 
 The model is asked for a JSON object; its reply is parsed leniently (code fences, text around the
-object). Values are validated with jsonschema; on failure the errors are fed back for ONE repair
-attempt; if that fails too the source gets a "validation" error record. Nothing is ever invented:
-a field the document does not give is null.
+object). A field the document does not give is null -- whatever the schema says, null means "not
+found", never a failure -- and keys the schema does not name are dropped. Only a value of the wrong
+type fails validation: those fields' errors are fed back for ONE repair attempt, the fields already
+found are kept; if a value is still wrong the source gets a "validation" error record whose data holds
+the fields that were found (the wrong ones null). Nothing is ever invented.
+
+A --schema file may only refer to itself (``$ref: "#/..."``): a reference to a URL or another file is
+refused when the schema is read, and the validator is given no way to fetch one (docs/security.md).
 """
 
 from __future__ import annotations
@@ -19,15 +24,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
-from docvision.tasks import routing
 from docvision.errors import UsageError, ValidationFailed
-from docvision.tasks.multipage import Usage
-from docvision.tasks.pages import Chunk, model_info, resolution, routed_chunks, survey, token_cost
+from docvision.tasks import routing
+from docvision.tasks.base import Usage, tail
+from docvision.tasks.pages import Chunk, evidence_of_words, routed_chunks, survey, token_cost
 
 if TYPE_CHECKING:
+    from docvision.document import Document
     from docvision.models.base import Backend
     from docvision.run.engine import Job
-    from docvision.document import Document
 
 TYPES = {
     "string": {"type": ["string", "null"]},
@@ -60,7 +65,8 @@ def fields_schema(specs: list[str]) -> dict:
 
 
 def load_schema(path: Path) -> dict:
-    """Read and check a JSON Schema file; its top level must be an object with properties."""
+    """Read and check a JSON Schema file; its top level must be an object with properties, and its
+    references may only point inside it."""
     from jsonschema import SchemaError
     from jsonschema.validators import validator_for
 
@@ -68,15 +74,35 @@ def load_schema(path: Path) -> dict:
         schema = json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
         raise UsageError(f"cannot read the schema file {path}: {exc.strerror or exc}") from None
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:
         raise UsageError(f"the schema file {path} is not valid JSON: {exc}") from None
     if not isinstance(schema, dict) or not isinstance(schema.get("properties"), dict) or not schema["properties"]:
         raise UsageError(f"the schema in {path} must be an object schema with \"properties\"")
+    outside = [ref for ref in _refs(schema) if not ref.startswith("#")]
+    if outside:
+        raise UsageError(f"the schema in {path} refers outside itself ($ref {outside[0]!r}); docvision resolves "
+                         "only references inside the schema (\"#/$defs/...\"): copy the definition in")
     try:
         validator_for(schema).check_schema(schema)
     except SchemaError as exc:
         raise UsageError(f"the schema in {path} is not a valid JSON Schema: {exc.message}") from None
     return schema
+
+
+def _refs(value) -> list[str]:
+    """Every $ref string in a schema, depth first."""
+    found: list[str] = []
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            ref = item.get("$ref")
+            if isinstance(ref, str):
+                found.append(ref)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return found
 
 
 def describe(schema: dict) -> str:
@@ -148,78 +174,125 @@ def coerce(data: dict, schema: dict) -> dict:
     return fixed
 
 
-def problems(data: dict, schema: dict) -> list[str]:
-    """Validation errors as short lines, in a stable order (empty when the object is valid)."""
+def field_problems(data: dict, schema: dict) -> dict[str, list[str]]:
+    """Per field, its validation errors as short lines (no entry: valid). Null is always valid."""
     from jsonschema import FormatChecker
     from jsonschema.validators import validator_for
+    from referencing import Registry
 
-    validator = validator_for(schema)(schema, format_checker=FormatChecker())
-    found = []
-    for err in sorted(validator.iter_errors(data), key=lambda e: (list(map(str, e.absolute_path)), e.message)):
-        where = ".".join(map(str, err.absolute_path)) or "(object)"
-        found.append(f"{where}: {err.message}")
-    return found[:10]
+    def refuse(uri: str):
+        raise UsageError(f"the schema refers to {uri!r}, outside itself")
+
+    lenient = {**schema, "required": [], "additionalProperties": True,
+               "properties": {name: {"anyOf": [prop, {"type": "null"}]} if isinstance(prop, dict) else prop
+                              for name, prop in schema["properties"].items()}}
+    validator = validator_for(schema)(lenient, format_checker=FormatChecker(), registry=Registry(retrieve=refuse))
+    found: dict[str, list[str]] = {}
+    for name, value in data.items():
+        if value is None or name not in schema["properties"]:
+            continue
+        for err in validator.iter_errors({name: value}):
+            # anyOf hides the useful message; ask the property's own schema for it
+            detail = [e.message for e in (err.context or []) if not _null_branch(e)] or [err.message]
+            found.setdefault(name, []).append(f"{name}: {detail[0]}")
+    return found
+
+
+def _null_branch(err) -> bool:
+    return err.validator == "type" and err.validator_value == "null"
+
+
+def problems(data: dict, schema: dict) -> list[str]:
+    """Validation errors as short lines, in a stable order (empty when every value is valid or null)."""
+    found = field_problems(data, schema)
+    return [line for name in sorted(found) for line in found[name]][:10]
 
 
 def read_reply(text: str, schema: dict) -> tuple[dict | None, dict, list[str]]:
-    """Parse, coerce and validate one reply: (data or None, the model's page claims, problems)."""
+    """Parse, coerce and validate one reply: (data or None, the model's page claims, problems).
+
+    Every field of the schema is in ``data`` (null where the reply gave none); keys the schema does not
+    name are dropped.
+    """
     try:
         raw = parse_object(text)
     except ValueError as exc:
         return None, {}, [str(exc)]
     claims = raw.pop(PAGES_KEY, None)
-    data = coerce(raw, schema)
+    data = coerce({name: raw.get(name) for name in schema["properties"]}, schema)
     return data, claims if isinstance(claims, dict) else {}, problems(data, schema)
 
 
-def merge(replies: list[tuple[dict, dict]]) -> tuple[dict, dict]:
-    """Several chunks' objects into one: for each field the first non-null value, most relevant first."""
-    data: dict = {}
+def merge(replies: list[tuple[dict, dict]], schema: dict) -> tuple[dict, dict]:
+    """Several chunks' objects into one: for each field the first valid non-null value, most relevant
+    first (a wrong value is kept only where no chunk gave a right one, so the repair can see it)."""
+    data: dict = {name: None for name in schema["properties"]}
     claims: dict = {}
     for values, pages in replies:
+        wrong = field_problems(values, schema)
         for key, value in values.items():
-            if data.get(key) is None and value is not None or key not in data:
+            if value is None:
+                continue
+            current_ok = data[key] is not None and key not in field_problems({key: data[key]}, schema)
+            if data[key] is None or (not current_ok and key not in wrong):
                 data[key] = value
                 if key in pages:
                     claims[key] = pages[key]
     return data, claims
 
 
-def field_evidence(data: dict, claims: dict, chunks: list[Chunk]) -> dict:
-    """Per field: the page it came from (the model's claim if it names a page shown, else where the
-    value's text is found in the anchors) and the boxes of that text."""
+def field_evidence(data: dict, claims: dict, chunks: list[Chunk]) -> list[dict]:
+    """One evidence entry per field found: the page it came from (the model's claim if it names a page
+    shown, else where the value's text is found in the anchors) and the boxes of that text there."""
     shown = {e["label"]: e for chunk in chunks for e in chunk.evidence}
-    words = {label: ws for chunk in chunks for label, ws in chunk.extra.get("words", {}).items()}
-    result = {}
+    pages = {label: page for chunk in chunks for label, page in chunk.extra.get("pages", {}).items()}
+    plans = {view.label: view.plan for chunk in chunks for view in chunk.views}
+    result = []
     for name, value in data.items():
         if value is None:
-            result[name] = {"page": None}
             continue
+        located = _locate_number(value, pages) if _is_number(value) else None
         tokens = routing.tokenize(value if isinstance(value, str) else json.dumps(value))
-        located = _locate(tokens, words)
+        located = located or _locate(tokens, pages)
         claimed = claims.get(name)
-        page = claimed if claimed in shown else (located[0] if located else None)
-        entry: dict = {"page": page}
-        if located and located[0] == page:
-            entry["boxes"] = located[1]
-        result[name] = entry
+        label = claimed if claimed in shown else (located[0] if located else None)
+        if label is None:
+            continue
+        words = located[1] if located and located[0] == label else []
+        result.append(evidence_of_words(shown[label]["page"], label, plans[label], words, field=name))
     return result
 
 
-def _locate(tokens: list[str], words: dict) -> tuple[str, list] | None:
-    """The first page whose words contain the value's tokens in a row, and their boxes."""
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _locate_number(value: float, pages: dict) -> tuple[str, list] | None:
+    """The first page with a word that reads as ``value`` ("1,234.50", "$1,234.5" for 1234.5)."""
+    for label, page in pages.items():
+        for word in page.words:
+            text = re.sub(r"[$€£¥,\s]", "", word.text).rstrip(".;:").strip("()")
+            try:
+                if text and float(text) == float(value):
+                    return label, [word]
+            except ValueError:
+                continue
+    return None
+
+
+def _locate(tokens: list[str], pages: dict) -> tuple[str, list] | None:
+    """The first page whose words contain the value's tokens in a row, and those Words."""
     if not tokens:
         return None
-    for label, page_words in words.items():
-        texts = [routing.tokenize(t) for t, _ in page_words]
-        flat = [(tok, box) for toks, (_, box) in zip(texts, page_words) for tok in toks]
+    for label, page in pages.items():
+        flat = [(tok, word) for word in page.words for tok in routing.tokenize(word.text)]
         for i in range(len(flat) - len(tokens) + 1):
             if [t for t, _ in flat[i:i + len(tokens)]] == tokens:
-                boxes = []
-                for _, box in flat[i:i + len(tokens)]:
-                    if box not in boxes:
-                        boxes.append(box)
-                return label, boxes
+                words = []
+                for _, word in flat[i:i + len(tokens)]:
+                    if word not in words:
+                        words.append(word)
+                return label, words
     return None
 
 
@@ -229,7 +302,9 @@ class ExtractTask:
     hd: int = 25
     budget: routing.Budget = field(default_factory=routing.Budget)
     max_new_tokens: int = 512
+    system: str | None = None  # replaces the model's system prompt
     name: str = "extract"
+    needs_model: bool = True
 
     def queries(self) -> list[str]:
         """What routing looks for, per field: its name (split at _ . -) and description."""
@@ -258,11 +333,7 @@ class ExtractTask:
         route = self.route(pages, token_cost(self.hd, backend))
         by_label = {page.label: page for page in route.pages}
         for chunk in routed_chunks(document, route, self.hd, backend):
-            chunk.extra["words"] = {
-                view.label: [(w.text, [round(v, 1) for v in view.plan.to_canvas(w.box)])
-                             for w in by_label[view.label].words]
-                for view in chunk.views
-            }
+            chunk.extra["pages"] = {view.label: by_label[view.label] for view in chunk.views}
             yield chunk
 
     def finish(self, job: "Job", backend: "Backend") -> dict:
@@ -271,35 +342,45 @@ class ExtractTask:
         replies, failures = [], []
         for chunk in job.chunks():
             chunks.append(chunk)
-            text = usage.add(backend.generate(chunk.views, extract_prompt(self.schema, chunk.labels),
-                                              max_new_tokens=self.max_new_tokens)).text
+            text = self._call(backend, chunk, extract_prompt(self.schema, chunk.labels), usage)
             data, claims, issues = read_reply(text, self.schema)
             (failures.append((text, issues)) if data is None else replies.append((chunk.rank, data, claims, text)))
             if chunk.rank != 0:
                 for view in chunk.views:
                     view.image = None  # the best chunk keeps its pixels for the repair call
         replies.sort(key=lambda r: r[0])
-        data, claims = merge([(d, c) for _, d, c, _ in replies])
+        data, claims = merge([(d, c) for _, d, c, _ in replies], self.schema)
         issues = problems(data, self.schema) if replies else failures[0][1]
-        repaired = False
         if issues:
-            first = min(chunks, key=lambda c: c.rank)
-            reply = replies[0][3] if replies else failures[0][0]
-            text = usage.add(backend.generate(first.views, repair_prompt(self.schema, reply, issues),
-                                              max_new_tokens=self.max_new_tokens)).text
-            data, claims, issues = read_reply(text, self.schema)
-            repaired = True
-            if issues:
-                raise ValidationFailed(f"the model's output does not validate after one repair attempt: "
-                                       f"{'; '.join(issues[:3])}", source=job.source)
-        ordered = {name: data.get(name) for name in self.schema["properties"]}
-        ordered.update({k: v for k, v in data.items() if k not in ordered})
-        return {
-            "data": ordered,
-            "evidence": field_evidence(ordered, claims, chunks),
-            "repaired": repaired,
-            "model": model_info(backend),
-            "resolution": resolution(chunks, self.hd, backend, usage.calls, usage.visual_tokens),
-            "tokens": usage.tokens(),
-            "timings": usage.timings,
-        }
+            data, claims, issues = self._repair(backend, chunks, data, claims, issues, replies, failures, usage)
+        body = {"data": data, "evidence": field_evidence(data, claims, chunks), **tail(chunks, self.hd, backend, usage)}
+        if issues:
+            raise ValidationFailed(f"the model's output does not validate after one repair attempt: "
+                                   f"{'; '.join(issues[:3])}", source=job.source, body=body)
+        return body
+
+    def _call(self, backend: "Backend", chunk: Chunk, prompt: str, usage: Usage) -> str:
+        return usage.add(backend.generate(chunk.views, prompt, max_new_tokens=self.max_new_tokens,
+                                          system=self.system)).text
+
+    def _repair(self, backend, chunks, data, claims, issues, replies, failures, usage):
+        """One repair call with the problems fed back; the fields already found stay as they were."""
+        first = min(chunks, key=lambda c: c.rank)
+        reply = replies[0][3] if replies else failures[0][0]
+        usage.repairs += 1
+        text = self._call(backend, first, repair_prompt(self.schema, reply, issues), usage)
+        fixed, fixed_claims, _ = read_reply(text, self.schema)
+        wrong = field_problems(data, self.schema)
+        for name in data:
+            if fixed is not None and (data[name] is None or name in wrong) and fixed.get(name) is not None:
+                data[name] = fixed[name]
+                if name in fixed_claims:
+                    claims[name] = fixed_claims[name]
+        still = field_problems(data, self.schema)
+        for name in still:
+            data[name] = None  # never hand on a value of the wrong type
+            claims.pop(name, None)
+        issues = [line for name in sorted(still) for line in still[name]]
+        if fixed is None and not replies:
+            issues = issues or ["the model's replies held no JSON object"]
+        return data, claims, issues

@@ -2,7 +2,7 @@
 
 In: a question, the chunks of pages routing chose (docvision.tasks.pages) and a backend. Out: the answer,
 the chunks seen and those that held evidence, and what the calls cost (Usage). ``docvision.tasks.ask``
-wraps this into the ask task; summarize and extract share Usage and the text-only call.
+wraps this into the ask task; summarize and extract share the prompts' phrasing and the text-only call.
 
 One call when the routed pages fit the budget (``--max-pages``, visual tokens); otherwise each chunk of
 pages is asked for notes ("map"), and a final text-only call combines the notes ("reduce"). A chunk
@@ -11,15 +11,17 @@ whose notes say NOT FOUND is not counted as evidence.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
+from docvision.tasks.base import Usage
 from docvision.tasks.pages import Chunk
 
 if TYPE_CHECKING:
     from docvision.models.base import Backend, Generation
 
 NOT_FOUND = "NOT FOUND"
+INSTRUCTION = ("Answer the question using only what the {what} show{s}. Be brief and exact: copy numbers and "
+               "names as written. If the answer is not shown, say that it is not shown.")
 
 
 def pages_phrase(labels: list[str]) -> str:
@@ -29,11 +31,13 @@ def pages_phrase(labels: list[str]) -> str:
     return f"these {len(labels)} pages of one document, in order: {', '.join(labels)}"
 
 
-def ask_prompt(question: str, labels: list[str]) -> str:
-    """The prompt of a single call that sees every page it needs (ask's own instruction)."""
-    from docvision.tasks.ask import build_prompt
-
-    return build_prompt(question, labels)
+def build_prompt(question: str, labels: Sequence[str] = ()) -> str:
+    """The text the model reads after the page images of a single call: an instruction, then the question."""
+    if len(labels) > 1:
+        what, s = f"pages ({', '.join(labels)})", ""
+    else:
+        what, s = "page", "s"
+    return f"{INSTRUCTION.format(what=what, s=s)}\nQuestion: {' '.join(question.split())}"
 
 
 def map_prompt(question: str, labels: list[str]) -> str:
@@ -54,47 +58,27 @@ def is_not_found(text: str) -> bool:
     return text.strip().strip(".").upper().startswith(NOT_FOUND)
 
 
-@dataclass
-class Usage:
-    """Tokens and model time summed over the calls of one source."""
-
-    calls: int = 0
-    prompt_tokens: int = 0
-    visual_tokens: int = 0
-    new_tokens: int = 0
-    timings: dict = field(default_factory=dict)
-
-    def add(self, generation: "Generation") -> "Generation":
-        self.calls += 1
-        self.prompt_tokens += generation.prompt_tokens
-        self.visual_tokens += generation.visual_tokens
-        self.new_tokens += generation.new_tokens
-        for key, value in (generation.timings or {}).items():
-            # durations add up; rates (tokens_per_s) do not
-            if isinstance(value, (int, float)) and key.endswith("_s") and not key.endswith("per_s"):
-                self.timings[key] = round(self.timings.get(key, 0.0) + value, 3)
-        return generation
-
-    def tokens(self) -> dict:
-        return {"calls": self.calls, "prompt": self.prompt_tokens, "visual": self.visual_tokens,
-                "new": self.new_tokens}
-
-
 def answer(question: str, chunks: Iterable[Chunk], backend: "Backend", max_new_tokens: int = 512,
-           on_text: Callable[[str], None] | None = None) -> tuple[str, list[Chunk], list[Chunk], Usage]:
-    """Answer from the chunks (one call, or map then combine); return answer, chunks seen, evidence, usage."""
+           on_text: Callable[[str], None] | None = None, system: str | None = None,
+           raw: bool = False) -> tuple[str, list[Chunk], list[Chunk], Usage]:
+    """Answer from the chunks (one call, or map then combine); return answer, chunks seen, evidence, usage.
+
+    ``raw``: a single call gets the question verbatim, with no instruction around it (for reproducing a
+    benchmark's own prompts); ``system`` replaces the model's system prompt in every call.
+    """
     usage = Usage()
     seen: list[Chunk] = []
     notes: list[tuple[int, list[str], str, Chunk]] = []
     for chunk in chunks:
         seen.append(chunk)
         if chunk.total <= 1:
-            text = usage.add(backend.generate(chunk.views, ask_prompt(question, chunk.labels),
-                                              max_new_tokens=max_new_tokens, on_text=on_text)).text
+            prompt = question if raw else build_prompt(question, chunk.labels)
+            text = usage.add(backend.generate(chunk.views, prompt, max_new_tokens=max_new_tokens,
+                                              on_text=on_text, system=system)).text
             drop_pixels(chunk)
             return text.strip(), seen, seen, usage
         text = usage.add(backend.generate(chunk.views, map_prompt(question, chunk.labels),
-                                          max_new_tokens=max_new_tokens)).text
+                                          max_new_tokens=max_new_tokens, system=system)).text
         notes.append((chunk.rank, chunk.labels, text, chunk))
         # Only the notes travel on, so a long document never sits in memory.
         drop_pixels(chunk)
@@ -102,7 +86,7 @@ def answer(question: str, chunks: Iterable[Chunk], backend: "Backend", max_new_t
     useful = [n for n in notes if not is_not_found(n[2])]
     kept = useful or notes
     final = usage.add(text_call(backend, combine_prompt(question, [(n[1], n[2]) for n in kept]),
-                                max_new_tokens=max_new_tokens, on_text=on_text)).text
+                                max_new_tokens=max_new_tokens, on_text=on_text, system=system)).text
     return final.strip(), seen, [n[3] for n in useful], usage
 
 
@@ -120,4 +104,4 @@ def text_call(backend: "Backend", prompt: str, **options) -> "Generation":
 def evidence(chunks: Iterable[Chunk]) -> list[dict]:
     """Evidence entries of the given chunks, in page order."""
     entries = [entry for chunk in chunks for entry in chunk.evidence]
-    return sorted(entries, key=lambda e: e["number"])
+    return sorted(entries, key=lambda e: e["page"])

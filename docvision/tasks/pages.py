@@ -64,18 +64,26 @@ def token_cost(hd: int, backend: "Backend"):
     return lambda page: backend.visual_tokens(plan_for(page, hd, backend))
 
 
-def evidence_entry(page: Page, page_plan: Plan, terms: Sequence[str] = (), score: float | None = None) -> dict:
-    """What a record says about one page shown: label, number, score, matching words in canvas px."""
-    entry: dict = {"label": page.label, "number": page.number}
-    if score is not None:
-        entry["score"] = round(score, 4)
+def evidence_entry(page: Page, page_plan: Plan, terms: Sequence[str] = (), score: float | None = None,
+                   field: str | None = None) -> dict:
+    """What a record says about one page shown (docs/records.md): its number and label, the field it
+    gave (extract), its relevance score, and the words that matched with their boxes in canvas pixels
+    (and their cells, on a sheet)."""
     matches = routing.matching_words(page, terms) if terms else []
-    if matches:
-        entry["matches"] = [{"text": w.text, "box": [round(v, 1) for v in page_plan.to_canvas(w.box)]}
-                            for w in matches]
-    if page.scanned:
-        entry["scanned"] = True
-    return entry
+    return evidence_of_words(page.number, page.label, page_plan, matches, score=score, field=field)
+
+
+def evidence_of_words(number: int, label: str, page_plan: Plan, words: Sequence, score: float | None = None,
+          field: str | None = None) -> dict:
+    """One evidence entry from Words (boxes in the page's source pixels)."""
+    refs = [getattr(w, "ref", None) for w in words]
+    return {
+        "page": number, "label": label, "field": field,
+        "score": round(score, 4) if score is not None else None,
+        "boxes": [[round(v, 1) for v in page_plan.to_canvas(w.box)] for w in words],
+        "words": [w.text for w in words],
+        "cells": refs if any(refs) else None,
+    }
 
 
 def draw(page: Page, hd: int, backend: "Backend") -> tuple[PageView, Plan]:
@@ -123,30 +131,3 @@ def sequential_chunks(document: Document, hd: int, backend: "Backend", budget: r
         raise EmptySource("no page could be read", source=document.source)
     if current:
         yield Chunk([v for v, _ in current], [e for _, e in current], rank, 0)
-
-
-MODEL_KEYS = ("id", "backend", "family", "device", "quant", "dtype", "base_url")
-
-
-def model_info(backend: "Backend") -> dict:
-    """What records say about the model (stable keys only: nothing that varies between runs)."""
-    info = backend.info()
-    return {key: info[key] for key in MODEL_KEYS if key in info}
-
-
-def resolution(chunks: Sequence[Chunk], hd: int, backend: "Backend", calls: int, visual_tokens: int = 0) -> dict:
-    """The record's resolution block: HD-N, tile, pages shown, their grids and canvases, tiles, visual
-    tokens (``tokens`` as the family adapter predicts from the plans, ``visual_tokens`` as the processor
-    really produced over all calls), and the number of model calls."""
-    plans = [view.plan for chunk in chunks for view in chunk.views]
-    return {
-        "hd": hd,
-        "tile": backend.tile,
-        "pages": len(plans),
-        "tiles": sum(p.tile_count for p in plans),
-        "grid": [list(p.grid) for p in plans],
-        "canvas": [list(p.canvas_size) for p in plans],
-        "tokens": sum(backend.visual_tokens(p) for p in plans),
-        "visual_tokens": visual_tokens,
-        "calls": calls,
-    }

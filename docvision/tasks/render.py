@@ -1,21 +1,22 @@
-"""``docvision render``: plan every page of a source at HD-N and, on request, write what the model sees.
+"""``render``: plan every page of a source at HD-N and, on request, write what the model sees.
 
-In: a source, ingest options, N and the tile size. Out: a record body with each page's plan and,
-with an output folder, per page the canvas, the global view, an overview with the tile grid drawn and
-numbered, and the page's words in canvas pixels.
+In: an open Document (the run engine opens it), N and the tile size (or a model family). Out: a record
+body with each page's plan and, with a views folder, per page the canvas, the global view, an overview
+with the tile grid drawn and numbered, and the page's words in canvas pixels. The task the engine runs
+is ``RenderTask``; it needs no model.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
-from docvision import ingest, views
+from docvision import views
+from docvision.document import Document, Page
 from docvision.errors import DamagedSource
-from docvision.document import IngestOptions, Page
 from docvision.tiling import DEFAULT_TILE, Plan, plan
 
 if TYPE_CHECKING:
@@ -87,66 +88,63 @@ def write_views(page: Page, page_plan: Plan, folder: Path) -> dict:
     return {k: str(v) for k, v in files.items()}
 
 
-def render_source(
-    source: str,
-    options: IngestOptions,
-    hd: int = 25,
-    tile: int = DEFAULT_TILE,
-    out_dir: Path | None = None,
-    family: "Family | None" = None,
-    folders: ViewFolders | None = None,
-    tools=None,
-) -> dict:
-    """Plan (and with ``out_dir`` draw) every selected page of ``source``; return the record body.
+@dataclass
+class RenderTask:
+    """Plan (and draw, or write the views of) every selected page; no model involved.
 
-    With a model ``family`` (docvision.models.families) its tile size is used and each page's ``tokens`` is
-    the visual-token count that model's processor produces. A batch passes one ``folders`` for all
-    its sources so that their view folders never collide.
+    With a model ``family`` (docvision.models.families) its tile size is used and each page's
+    ``visual_tokens`` is the count that model's processor produces. One ``folders`` serves the whole
+    batch so that view folders never collide.
     """
-    if family is not None:
-        tile = family.tile
-    started = time.perf_counter()
-    pages = []
-    with ingest.load(source, options, tools) as document:
-        if folders is None and out_dir is not None:
-            folders = ViewFolders(out_dir)
-        folder = folders.folder(source) if folders is not None else None
+
+    hd: int = 25
+    tile: int = DEFAULT_TILE
+    family: "Family | None" = None
+    model_id: str | None = None
+    folders: ViewFolders | None = None
+    name: str = "render"
+    needs_model: bool = False
+
+    def __post_init__(self) -> None:
+        if self.family is not None:
+            self.tile = self.family.tile
+
+    def prepare(self, document: Document, backend=None) -> Iterator[dict]:
+        """Producer side: one entry per page, drawn (or written to the view folder) as it goes."""
+        folder = self.folders.folder(document.source) if self.folders is not None else None
         for page in document.pages():
-            page_plan = plan(page.size, hd, tile)
-            entry = {
-                "label": page.label,
-                "number": page.number,
-                "scanned": page.scanned,
-                "words": len(page.words),
-                "plan": page_plan.as_dict(),
-            }
-            if family is not None:
-                entry["plan"]["tokens"] = family.visual_tokens(page_plan)
+            page_plan = plan(page.size, self.hd, self.tile)
+            entry = {"label": page.label, "number": page.number, "scanned": page.scanned,
+                     "words": len(page.words), "plan": page_plan.as_dict()}
+            if self.family is not None:
+                entry["plan"]["visual_tokens"] = self.family.visual_tokens(page_plan)
             if folder is not None:
                 entry["files"] = write_views(page, page_plan, folder)
             else:
-                # Draw the canvas anyway and drop it: a page that cannot be drawn (truncated
-                # image, damaged PDF page) is found here, not later in front of a model.
+                # Draw the canvas anyway and drop it: a page that cannot be drawn (truncated image,
+                # damaged PDF page) is found here, not later in front of a model.
                 views.canvas(page, page_plan)
             if page.warnings:
                 entry["warnings"] = list(page.warnings)
-            pages.append(entry)
-        warnings = list(document.warnings)
-        kind, page_count = document.kind, document.page_count
-    if not pages:  # every selected page was skipped as unreadable: nothing to show is a failure
-        raise DamagedSource("no page could be read: the file is damaged beyond repair", source=source)
-    return {
-        "kind": kind,
-        "page_count": page_count,
-        "pages": pages,
-        "resolution": {
-            "hd": hd,
-            "tile": tile,
-            "pages": len(pages),
-            "tiles": sum(p["plan"]["tiles"] for p in pages),
-            "tokens": sum(p["plan"]["tokens"] for p in pages),
-            **({"family": family.name, "model_type": family.model_type} if family is not None else {}),
-        },
-        "warnings": warnings,
-        "timings": {"render_s": round(time.perf_counter() - started, 3)},
-    }
+            yield entry
+
+    def finish(self, job, backend=None) -> dict:
+        """Worker side: the pages' entries and their totals."""
+        pages = list(job.items())
+        if not pages:  # every selected page was skipped as unreadable: nothing to show is a failure
+            raise DamagedSource("no page could be read: the file is damaged beyond repair", source=job.source)
+        model = None
+        if self.family is not None:
+            model = {"id": self.model_id, "backend": None, "family": self.family.name, "device": None,
+                     "quant": None, "dtype": None, "base_url": None}
+        return {
+            "pages": pages,
+            "model": model,
+            "resolution": {
+                "hd": self.hd, "tile": self.tile, "pages": len(pages),
+                "tiles": sum(p["plan"]["tiles"] for p in pages),
+                "grid": [p["plan"]["grid"] for p in pages],
+                "canvas": [p["plan"]["canvas_size"] for p in pages],
+                "visual_tokens": sum(p["plan"]["visual_tokens"] for p in pages),
+            },
+        }

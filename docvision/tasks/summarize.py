@@ -15,13 +15,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterable, Iterator
 
 from docvision.tasks import routing
-from docvision.tasks.multipage import Usage, drop_pixels, evidence, pages_phrase, text_call
-from docvision.tasks.pages import Chunk, model_info, resolution, sequential_chunks
+from docvision.tasks.base import Usage, tail
+from docvision.tasks.multipage import drop_pixels, evidence, pages_phrase, text_call
+from docvision.tasks.pages import Chunk, sequential_chunks
 
 if TYPE_CHECKING:
+    from docvision.document import Document
     from docvision.models.base import Backend
     from docvision.run.engine import Job
-    from docvision.document import Document
 
 FAN_IN = 8  # section summaries per combining call
 
@@ -65,7 +66,9 @@ class SummarizeTask:
     hd: int = 16
     budget: routing.Budget = field(default_factory=lambda: routing.Budget(pages=4))
     max_new_tokens: int = 384
+    system: str | None = None  # replaces the model's system prompt
     name: str = "summarize"
+    needs_model: bool = True
 
     def prepare(self, document: "Document", backend: "Backend") -> Iterator[Chunk]:
         return sequential_chunks(document, self.hd, backend, self.budget)
@@ -78,21 +81,17 @@ class SummarizeTask:
             seen.append(chunk)
             alone = last and not sections
             prompt = whole_prompt(chunk.labels) if alone else section_prompt(chunk.labels)
-            text = usage.add(backend.generate(chunk.views, prompt, max_new_tokens=self.max_new_tokens)).text
+            text = usage.add(backend.generate(chunk.views, prompt, max_new_tokens=self.max_new_tokens,
+                                              system=self.system)).text
             sections.append((span(chunk.labels), text.strip()))
             drop_pixels(chunk)  # only the text travels on
         summary = self.combine(sections, backend, usage)
-        body = {"summary": summary}
-        if len(sections) > 1:
-            body["sections"] = [{"pages": s, "summary": t} for s, t in sections]
-        body.update({
+        return {
+            "summary": summary,
+            "sections": [{"pages": s, "summary": t} for s, t in sections] if len(sections) > 1 else None,
             "evidence": evidence(seen),
-            "model": model_info(backend),
-            "resolution": resolution(seen, self.hd, backend, usage.calls, usage.visual_tokens),
-            "tokens": usage.tokens(),
-            "timings": usage.timings,
-        })
-        return body
+            **tail(seen, self.hd, backend, usage),
+        }
 
     def combine(self, sections: list[tuple[str, str]], backend: "Backend", usage: Usage) -> str:
         """Fold section summaries into one, FAN_IN at a time."""
@@ -104,8 +103,8 @@ class SummarizeTask:
                 if len(group) == 1:
                     merged.append(group[0])
                     continue
-                text = usage.add(text_call(backend, combine_prompt(group),
-                                           max_new_tokens=self.max_new_tokens)).text
+                text = usage.add(text_call(backend, combine_prompt(group), max_new_tokens=self.max_new_tokens,
+                                           system=self.system)).text
                 merged.append((f"{group[0][0].split(' - ')[0]} - {group[-1][0].split(' - ')[-1]}",
                                text.strip()))
             level = merged

@@ -249,14 +249,15 @@ def test_cropbox_words_and_pixels_agree(tmp_path):
 
 
 def test_broken_page_tree_and_catalog_are_damaged_not_crashes_or_empty(tmp_path):
-    from docvision.tasks.render import render_source
+    from docvision.tasks.render import RenderTask
+    from tests.helpers import run_task
 
     # MuPDF raises its own FzErrorFormat ("cycle in page tree"), not a RuntimeError.
     (tmp_path / "cycle.pdf").write_bytes(
         b"%PDF-1.4\n1 0 obj\n<</Type/Catalog/Pages 2 0 R>>\nendobj\n2 0 obj\n<</Type/Pages/Count 1/Kids[2 0 R]>>"
         b"\nendobj\ntrailer\n<</Root 1 0 R>>\n%%EOF\n")
-    with pytest.raises(DamagedSource, match="no page could be read"):
-        render_source(str(tmp_path / "cycle.pdf"), IngestOptions())
+    [record], _ = run_task([tmp_path / "cycle.pdf"], RenderTask())
+    assert record["error"]["kind"] == "damaged" and "no page could be read" in record["error"]["message"]
     good = pymupdf.open(make_pdf(tmp_path / "good.pdf", pages=1)).tobytes(garbage=0, deflate=False)
     at = good.index(b"/Type/Catalog")
     (tmp_path / "catalog.pdf").write_bytes(good[:at] + b"/Type\x01Catalog" + good[at + 13:])

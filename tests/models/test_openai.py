@@ -148,7 +148,7 @@ def view(size=(1000, 1000), hd=4, tile=336) -> PageView:
 
 
 def backend(server: FakeServer, **kwargs) -> OpenAIBackend:
-    return OpenAIBackend(base_url=server.url, **{"model": MODEL, "retries": 3, "timeout": 5, **kwargs})
+    return OpenAIBackend(base_url=server.url, **{"model": MODEL, "retries": 3, "request_timeout": 5, **kwargs})
 
 
 def test_streams_text_and_usage_and_sends_the_plan(fake):
@@ -197,7 +197,7 @@ def test_a_stream_cut_half_way_is_retried_without_repeating_text(fake):
 
 def test_a_stalled_server_times_out_with_one_line(fake):
     server = fake()
-    b = backend(server, timeout=1.0)
+    b = backend(server, request_timeout=1.0)
     stall = socket.socket()
     stall.bind(("127.0.0.1", 0))
     stall.listen(8)  # accepts connections (the kernel does) and never answers
@@ -294,7 +294,7 @@ def test_a_server_that_never_answers_at_start_is_a_timeout_not_a_hang():
     try:
         started = time.perf_counter()
         with pytest.raises(ExternalTimeout, match="accepted the connection but sent nothing for 1 s"):
-            OpenAIBackend(base_url=f"http://127.0.0.1:{stall.getsockname()[1]}", model=MODEL, timeout=1.0)
+            OpenAIBackend(base_url=f"http://127.0.0.1:{stall.getsockname()[1]}", model=MODEL, request_timeout=1.0)
         assert time.perf_counter() - started < 4
     finally:
         stall.close()
@@ -305,7 +305,7 @@ def test_a_stream_that_goes_silent_half_way_times_out(fake):
     pieces: list[str] = []
     started = time.perf_counter()
     with pytest.raises(ExternalTimeout, match="sent nothing for 1 s"):
-        backend(server, timeout=1.0).generate([view()], "q", on_text=pieces.append)
+        backend(server, request_timeout=1.0).generate([view()], "q", on_text=pieces.append)
     assert pieces == ["Hello"] and time.perf_counter() - started < 3
 
 

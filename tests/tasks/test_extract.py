@@ -6,13 +6,9 @@ import json
 
 import pytest
 
-from docvision import sources
-from docvision.run import engine as batch, sink as output
-from docvision.cache import RenderCache
-from docvision.document import IngestOptions
 from docvision.errors import UsageError
 from docvision.tasks import extract
-from tests.helpers import run_cli
+from tests.helpers import run_cli, run_task
 from tests.scripted import ScriptedBackend, make_pdf
 
 INVOICE = ["ACME Tools Ltd. Invoice 2024-118. Customer: Harbour Works.",
@@ -24,11 +20,12 @@ def _run(tmp_path, replies, fields=FIELDS, schema=None):
     source = make_pdf(tmp_path / "invoice.pdf", INVOICE)
     task = extract.ExtractTask(schema or extract.fields_schema(fields), hd=2)
     backend = ScriptedBackend(replies)
-    written: list[dict] = []
-    cache = RenderCache(tmp_path / "cache")
-    code = batch.run(sources.expand([str(source)]), task, output.RecordSink(written.append),
-                     opener=lambda s: cache.open(s, IngestOptions()), backend_factory=lambda: backend)
-    return code, written[0], backend
+    written, sink = run_task([source], task, backend, cache_dir=tmp_path / "cache")
+    return int(sink.failed), written[0], backend
+
+
+def _by_field(record) -> dict:
+    return {entry["field"]: entry for entry in record["evidence"]}
 
 
 def test_parse_object_finds_json_in_fences_and_chatter():
@@ -56,11 +53,12 @@ def test_valid_first_reply_gives_data_and_evidence(tmp_path):
     code, record, backend = _run(tmp_path, [reply])
     assert code == 0 and record["status"] == "ok", record
     assert record["data"] == {"total": 1234.5, "due_date": "2024-03-05", "paid": False, "customer": "Harbour Works"}
-    assert record["repaired"] is False and len(backend.calls) == 1
-    evidence = record["evidence"]
-    assert evidence["total"]["page"] == "page 2" and evidence["customer"]["page"] == "page 1"
+    assert record["usage"]["repairs"] == 0 and len(backend.calls) == 1
+    evidence = _by_field(record)
+    assert evidence["total"]["label"] == "page 2" and evidence["customer"]["label"] == "page 1"
+    assert evidence["total"]["page"] == 2 and evidence["total"]["words"] == ["1,234.50"]
     # due_date was not claimed: found in the text layer of page 2, with its box on the canvas
-    assert evidence["due_date"]["page"] == "page 2" and evidence["due_date"]["boxes"]
+    assert evidence["due_date"]["label"] == "page 2" and evidence["due_date"]["boxes"]
     assert "Total" in backend.calls[0][1] or "total" in backend.calls[0][1]
 
 
@@ -68,18 +66,18 @@ def test_invalid_reply_is_repaired_once_with_the_errors_fed_back(tmp_path):
     first = '{"total": "about twelve hundred", "due_date": "5 March 2024", "paid": false, "customer": null}'
     second = '{"total": 1234.5, "due_date": "2024-03-05", "paid": false, "customer": null}'
     code, record, backend = _run(tmp_path, [first, second])
-    assert code == 0 and record["data"]["total"] == 1234.5 and record["repaired"] is True
+    assert code == 0 and record["data"]["total"] == 1234.5 and record["usage"]["repairs"] == 1
     assert len(backend.calls) == 2
     repair = backend.calls[1][1]
     assert "about twelve hundred" in repair and "total" in repair and "due_date" in repair
-    assert record["evidence"]["customer"] == {"page": None}
+    assert "customer" not in _by_field(record)  # not given by the document: null, and no evidence
 
 
 def test_still_invalid_after_repair_is_a_validation_error_not_invented_data(tmp_path):
     code, record, backend = _run(tmp_path, ["I could not read it.", '{"total": "n/a"}'])
     assert code == 1 and record["status"] == "error"
     assert record["error"]["kind"] == "validation"
-    assert "data" not in record
+    assert record["data"] == {"total": None, "due_date": None, "paid": None, "customer": None}
     assert len(backend.calls) == 2  # one try, one repair, no more
 
 

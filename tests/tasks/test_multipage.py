@@ -2,25 +2,18 @@
 
 from __future__ import annotations
 
-from docvision import sources
-from docvision.run import engine as batch, sink as output
-from docvision.cache import RenderCache
-from docvision.document import IngestOptions
-from docvision.tasks.routing import Budget
 from docvision.tasks.ask import AskTask
 from docvision.tasks.multipage import NOT_FOUND
+from docvision.tasks.routing import Budget
+from tests.helpers import run_task
 from tests.scripted import FILLER, ScriptedBackend, make_pdf
 
 
 def _ask(tmp_path, texts, question, replies=(), budget=Budget()):
     source = make_pdf(tmp_path / "doc.pdf", texts)
     backend = ScriptedBackend(list(replies))
-    written: list[dict] = []
-    cache = RenderCache(tmp_path / "cache")
-    code = batch.run(sources.expand([str(source)]), AskTask(question, hd=2, budget=budget),
-                     output.RecordSink(written.append), opener=lambda s: cache.open(s, IngestOptions()),
-                     backend_factory=lambda: backend)
-    assert code == 0, written
+    written, sink = run_task([source], AskTask(question, hd=2, budget=budget), backend, cache_dir=tmp_path / "cache")
+    assert not sink.failed, written
     return written[0], backend
 
 
@@ -34,8 +27,9 @@ def test_relevant_pages_fit_one_call(tmp_path):
     assert labels == ["page 3", "page 6"] and prompt.endswith("Question: What was the turbine output?")
     assert [e["label"] for e in record["evidence"]] == ["page 3", "page 6"]
     assert all(e["score"] > 0 for e in record["evidence"])
-    assert {m["text"] for m in record["evidence"][0]["matches"]} == {"Turbine", "output"}
-    assert record["routing"]["reason"] == "matched" and record["resolution"]["calls"] == 1
+    assert set(record["evidence"][0]["words"]) == {"Turbine", "output"}
+    assert len(record["evidence"][0]["boxes"]) == len(record["evidence"][0]["words"])
+    assert record["routing"]["reason"] == "matched" and record["usage"]["calls"] == 1
 
 
 def test_evidence_spanning_more_pages_than_fit_is_mapped_then_combined(tmp_path):
@@ -50,6 +44,6 @@ def test_evidence_spanning_more_pages_than_fit_is_mapped_then_combined(tmp_path)
     assert "retreated 12 m" in combine[1] and "retreated 9 m" in combine[1] and NOT_FOUND not in combine[1]
     assert combine[0] == []  # the combining call is text only: no page goes along
     assert record["answer"] == "12 m and 9 m"
-    assert record["resolution"]["calls"] == 4 and record["resolution"]["pages"] == 3
+    assert record["usage"]["calls"] == 4 and record["resolution"]["pages"] == 3
     not_found_page = maps[1][0][0]
     assert not_found_page not in [e["label"] for e in record["evidence"]]

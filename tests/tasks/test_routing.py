@@ -39,8 +39,8 @@ def test_routing_picks_the_one_page_of_a_12_page_pdf_with_the_term(tmp_path):
     assert chunk.views[0].image.size == chunk.views[0].plan.canvas_size
     [entry] = chunk.evidence
     assert entry["label"] == "page 9" and entry["score"] > 0
-    assert [m["text"] for m in entry["matches"]] == ["axolotl", "counted"]
-    x0, y0, x1, y1 = entry["matches"][0]["box"]
+    assert entry["words"] == ["axolotl", "counted"] and entry["page"] == 9 and entry["field"] is None
+    x0, y0, x1, y1 = entry["boxes"][0]
     width, height = chunk.views[0].plan.canvas_size
     assert 0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height
 
@@ -90,13 +90,13 @@ def test_ask_through_the_cli_shows_only_the_page_with_the_term(tmp_path, tiny_mo
     texts[8] = "Page 9. " + FILLER + "The axolotl census counted 4312 animals in the northern lakes. " + FILLER
     path = make_pdf(tmp_path / "twelve.pdf", texts)
     proc = run_cli("ask", path, "How many axolotl were counted?", "--model", tiny_model_dir("qwen2_5_vl"),
-                   "--hd", "1", "--max-new-tokens", "2", "--json", env={"DOCVISION_CACHE_DIR": str(tmp_path / "c")})
+                   "--hd", "1", "--max-new-tokens", "2", "--json")
     assert proc.returncode == 0, proc.stderr
     [record] = json_lines(proc.stdout)
     assert [e["label"] for e in record["evidence"]] == ["page 9"]
-    assert record["resolution"]["pages"] == 1 and record["resolution"]["calls"] == 1
-    assert record["resolution"]["visual_tokens"] == record["resolution"]["tokens"]
-    assert record["evidence"][0]["matches"][0]["text"] == "axolotl"
+    assert record["resolution"]["pages"] == 1 and record["usage"]["calls"] == 1
+    assert record["resolution"]["visual_tokens"] == 144  # counted from the model input: one 336 px tile
+    assert record["evidence"][0]["words"][0] == "axolotl" and record["evidence"][0]["boxes"]
 
 
 def test_plurals_match_singulars_both_ways():

@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-from docvision import sources
-from docvision.run import engine as batch, sink as output
-from docvision.cache import RenderCache
-from docvision.document import IngestOptions
 from docvision.tasks.routing import Budget
 from docvision.tasks.summarize import FAN_IN, SummarizeTask
+from tests.helpers import run_task
 from tests.scripted import ScriptedBackend, make_pdf
 
 
 def _summarize(tmp_path, pages: int, per_call: int):
     source = make_pdf(tmp_path / f"doc{pages}.pdf", [f"Chapter {i} text." for i in range(1, pages + 1)])
     backend = ScriptedBackend()
-    written: list[dict] = []
-    cache = RenderCache(tmp_path / "cache")
-    code = batch.run(sources.expand([str(source)]), SummarizeTask(hd=1, budget=Budget(pages=per_call)),
-                     output.RecordSink(written.append), opener=lambda s: cache.open(s, IngestOptions()),
-                     backend_factory=lambda: backend)
-    assert code == 0, written
+    written, sink = run_task([source], SummarizeTask(hd=1, budget=Budget(pages=per_call)), backend,
+                             cache_dir=tmp_path / "cache")
+    assert not sink.failed, written
     return written[0], backend
 
 
@@ -27,8 +21,8 @@ def test_short_document_is_one_call(tmp_path):
     record, backend = _summarize(tmp_path, 3, 4)
     assert len(backend.calls) == 1 and backend.calls[0][0] == ["page 1", "page 2", "page 3"]
     assert "Summarize the document" in backend.calls[0][1]
-    assert record["summary"] == "reply 1" and "sections" not in record
-    assert record["resolution"]["calls"] == 1 and record["resolution"]["pages"] == 3
+    assert record["summary"] == "reply 1" and record["sections"] is None
+    assert record["usage"]["calls"] == 1 and record["resolution"]["pages"] == 3
 
 
 def test_long_document_is_summarized_in_sections_then_combined(tmp_path):
