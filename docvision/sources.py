@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from docvision.errors import DocvisionError, SourceNotFound, UnsupportedSource, UsageError
-from docvision.ingest import EXTENSIONS, is_url
+from docvision.ingest.checks import EXTENSIONS, is_url
 
 MAX_FILES = 100_000  # a folder walk stops here: a runaway tree is reported, not listed for ever
 

@@ -4,7 +4,7 @@ In: a page's natural size, a tile budget N and a tile size T. Out: a Plan saying
 lands on a canvas of whole T x T tiles, which tiles are read in which order, and how many visual
 tokens the 4KHD layout spends on it. Pure arithmetic, no images: ``docvision.views`` draws them.
 
-The policy (DESIGN.md section 1):
+The policy (docs/architecture.md, The HD-N rule, with the reference table the tests reproduce):
   1. transpose a portrait page so that r = W/H >= 1;
   2. s = the largest integer with s * ceil(s / r) <= N;
   3. resize to new_w = T*s, new_h = int(new_w / r) -- up or down, the budget is always filled;

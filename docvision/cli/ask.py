@@ -87,7 +87,7 @@ def ask(
 def split_question(args: list[str]) -> tuple[list[str], str]:
     """(sources, question) from ``SOURCE... QUESTION``, with a hint when they came the other way round."""
     from docvision.errors import UsageError
-    from docvision.ingest import is_url
+    from docvision.ingest.checks import is_url
 
     def exists(arg: str) -> bool:
         return arg == "-" or is_url(arg) or Path(arg).exists()

@@ -78,7 +78,7 @@ def _outside(views: Optional[Path]):
     """Leave out our own views in --views: rendering `.` again must not render the last run's pictures."""
     if views is None:
         return None
-    from docvision.ingest import is_url
+    from docvision.ingest.checks import is_url
     from docvision.tasks.render import VIEW_SUFFIXES
 
     root = views.resolve()

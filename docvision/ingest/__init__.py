@@ -1,18 +1,18 @@
-"""Ingestors: one module per kind of source, each with ``load(source, options) -> Document``.
+"""Ingestors: one module per kind of source, each with ``load(source, options, tools) -> Document``.
 
-The registry below is the one place that maps names and file extensions to ingestors; modules are
-imported only when a source of their kind shows up, so start-up stays fast.
+``INGESTORS`` is the one place that maps kinds of source to ingestors (``checks.kind_of`` maps a
+source to its kind); modules are imported only when a source of their kind shows up, so start-up
+stays fast. The helpers every ingestor shares (what a file is, whether it can be read) are in
+``ingest.checks`` and re-exported here.
 """
 
 from __future__ import annotations
 
 import importlib
-import os
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from docvision.document import Document, IngestOptions
-from docvision.errors import DamagedSource, EmptySource, SourceNotFound, UnsupportedSource
+from docvision.ingest.checks import EXTENSIONS, check_content, check_file, is_url, kind_of, sniff
 
 if TYPE_CHECKING:
     from docvision.ingest.tools import Tools
@@ -23,105 +23,6 @@ INGESTORS = {
     "web": "docvision.ingest.web",
     "office": "docvision.ingest.office",
 }
-
-EXTENSIONS = {
-    ".pdf": "pdf",
-    ".png": "image", ".jpg": "image", ".jpeg": "image", ".webp": "image", ".tif": "image",
-    ".tiff": "image", ".gif": "image", ".bmp": "image",
-    ".html": "web", ".htm": "web",
-    ".xlsx": "office", ".xlsm": "office", ".xls": "office", ".ods": "office", ".csv": "office",
-    ".docx": "office", ".pptx": "office", ".odt": "office", ".odp": "office", ".rtf": "office",
-}
-
-# Leading bytes of the formats we read, to catch files whose name lies about their content.
-_MAGIC = (
-    (b"%PDF", "pdf"),
-    (b"\x89PNG\r\n\x1a\n", "image"),
-    (b"\xff\xd8\xff", "image"),
-    (b"GIF87a", "image"),
-    (b"GIF89a", "image"),
-    (b"II*\x00", "image"),
-    (b"MM\x00*", "image"),
-    (b"BM", "image"),
-)
-
-
-def is_url(source: str) -> bool:
-    return source.startswith(("http://", "https://"))
-
-
-def sniff(head: bytes) -> str | None:
-    """Name the kind of content from a file's first bytes, or None when unknown."""
-    for magic, kind in _MAGIC:
-        if head.startswith(magic):
-            return kind
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "image"
-    if head[4:8] == b"ftyp" and head[8:12] in (b"heic", b"heix", b"hevc", b"heim", b"heis", b"mif1", b"msf1",
-                                               b"avif", b"avis"):
-        return "heif"  # iPhone photos (often renamed .jpg); Pillow cannot read them without a plugin
-    text = head.lstrip(b"\xef\xbb\xbf \t\r\n").lower()
-    if text.startswith((b"<!doctype html", b"<html", b"<head", b"<body", b"<meta")):
-        return "html"
-    if head.startswith(b"PK\x03\x04"):
-        return "zip"
-    # Readers accept a PDF header anywhere in the first 1024 bytes (junk from mail gateways).
-    if b"%PDF-" in head[:1024]:
-        return "pdf"
-    return None
-
-
-def kind_of(source: str) -> str:
-    """The ingestor for a source, by URL scheme or extension; raises for the unsupported."""
-    if is_url(source):
-        return "web"
-    kind = EXTENSIONS.get(Path(source).suffix.lower())
-    if kind is None:
-        suffix = Path(source).suffix or "(no extension)"
-        raise UnsupportedSource(
-            f"unsupported file type {suffix}: docvision reads "
-            + ", ".join(sorted({e.lstrip('.') for e in EXTENSIONS})),
-            source=source,
-        )
-    return kind
-
-
-def check_file(source: str) -> Path:
-    """The path of a local source, after checking it exists, is a file and is not empty."""
-    path = Path(source)
-    if not path.exists():
-        raise SourceNotFound("no such file", source=source)
-    if path.is_dir():
-        raise UnsupportedSource("is a folder; pass the files in it or the folder as a batch", source=source)
-    if not path.is_file():
-        # A pipe or a device (/dev/zero behind a symlink named .pdf) reports size 0 and may never end.
-        raise UnsupportedSource("is not a regular file (a pipe, device or socket); save its content to a "
-                                "file first", source=source)
-    if not os.access(path, os.R_OK):
-        raise SourceNotFound("cannot read the file (permission denied)", source=source)
-    if path.stat().st_size == 0:
-        raise EmptySource("the file is empty (0 bytes)", source=source)
-    return path
-
-
-def check_content(path: Path, expected: str, source: str) -> None:
-    """Refuse a file whose bytes are not the kind its extension claims (an HTML page named .pdf)."""
-    with open(path, "rb") as fh:
-        head = fh.read(1024)
-    found = sniff(head)
-    if found == expected:
-        return
-    if found == "heif":
-        hint = "it is a HEIC/HEIF or AVIF photo, which docvision does not read; convert it to JPEG or PNG"
-    elif found == "html":
-        hint = "it is an HTML page; rename it to .html to read it as a web page"
-    elif found in ("pdf", "image"):
-        hint = f"it is a {found.upper() if found == 'pdf' else found} file; give it the right extension"
-    else:
-        hint = "its content is not recognised; the file may be damaged or mislabelled"
-    raise DamagedSource(f"not a valid {expected.upper() if expected == 'pdf' else expected} file: {hint}",
-                        source=source)
-
 
 def load(source: str, options: IngestOptions | None = None, tools: "Tools | None" = None) -> Document:
     """Open any supported source as a Document, choosing the ingestor by scheme and extension.
@@ -140,3 +41,6 @@ def load(source: str, options: IngestOptions | None = None, tools: "Tools | None
         return module.load(source, options, tools)
     with Tools(options) as own:
         return module.load(source, options, own)
+
+
+__all__ = ["EXTENSIONS", "INGESTORS", "check_content", "check_file", "is_url", "kind_of", "load", "sniff"]

@@ -6,7 +6,7 @@ asks for pixels; it then decodes as little as the format allows (JPEG ``draft`` 
 1/4 or 1/8 scale), shrinks by whole factors with ``reduce`` before the final resize so posters of
 any size stay within bounded memory, and returns RGB with transparency composited onto white.
 
-Traps (DESIGN.md section 5): Pillow turns transparent pixels black on ``convert("RGB")``, clips
+Traps (docs/architecture.md, Bad input): Pillow turns transparent pixels black on ``convert("RGB")``, clips
 16-bit greys to white when converting to 8 bits, and refuses images over ~179 MP with its own
 error; the size limit here comes from ``--max-image-pixels`` and is checked from the header.
 """
@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Iterator
 
 from docvision.document import Document, IngestOptions, Page, parse_page_range
 from docvision.errors import DamagedSource, ImageTooLarge
-from docvision.ingest import check_content, check_file
+from docvision.ingest.checks import check_content, check_file
 
 if TYPE_CHECKING:
     from PIL import Image

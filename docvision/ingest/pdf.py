@@ -5,7 +5,7 @@ The file is opened once; pages are produced one at a time. A page's source pixel
 layer, scaled into those pixels. ``Page.render(w, h)`` draws the page straight at the zoom that
 yields exactly w x h pixels, so nothing is rendered large and shrunk afterwards.
 
-Traps on PyMuPDF 1.2x this module works around (DESIGN.md section 5): a truncated file opens
+Traps on PyMuPDF 1.2x this module works around (docs/architecture.md, Bad input): a truncated file opens
 silently (``is_repaired`` and MuPDF's warning buffer tell), an HTML page named .pdf opens as HTML
 (magic bytes are checked first), ``pymupdf.FileNotFoundError`` is not the built-in one, and reading
 ``needs_pass`` after ``authenticate()`` blanks the decrypted pages.
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Iterator
 
 from docvision.document import Document, IngestOptions, Page, Word, parse_page_range
 from docvision.errors import DamagedSource, EmptySource, PasswordRequired, SourceNotFound
-from docvision.ingest import check_content, check_file
+from docvision.ingest.checks import check_content, check_file
 
 if TYPE_CHECKING:
     import pymupdf

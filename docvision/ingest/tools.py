@@ -55,7 +55,7 @@ class Tools:
 
     def expect(self, sources: list[str]) -> None:
         """Announce a batch's sources, so office files can be converted several per LibreOffice start."""
-        from docvision.ingest import EXTENSIONS, is_url
+        from docvision.ingest.checks import EXTENSIONS, is_url
 
         office = [s for s in sources if not is_url(s) and EXTENSIONS.get(Path(s).suffix.lower()) == "office"]
         if not office:

@@ -4,7 +4,7 @@ In: a model reference (alias, hub id or folder), a device and a quantization cho
 and a prompt per request. Out: a Generation (greedy text, prompt/visual/new token counts, timings).
 
 auto quantization is 4-bit NF4 (bitsandbytes, double quant, bf16 compute) on CUDA and bf16 on CPU,
-where NF4 runs about 10x slower than bf16 (DESIGN.md section 3). On CPU bitsandbytes only handles
+where NF4 runs about 10x slower than bf16 (measured; docs/architecture.md, Models). On CPU bitsandbytes only handles
 linear layers with out_features % 32 == 0 and in_features % 64 == 0, so the others (typically in a
 vision tower) are left in bf16. A quantized model is saved once to the user cache so the next load
 skips quantization. torch, transformers and bitsandbytes are imported here only, inside functions.

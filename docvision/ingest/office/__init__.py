@@ -24,7 +24,7 @@ from pathlib import Path
 
 from docvision.document import Document, IngestOptions, parse_page_range
 from docvision.errors import DamagedSource, EmptySource, ToolMissing
-from docvision.ingest import check_file
+from docvision.ingest.checks import check_file
 from docvision.ingest.office import convert as officeconvert, files as officefile, segments, sheets as sheetlist, workbook
 from docvision.ingest.office.convert import IMPRESS, WRITER
 

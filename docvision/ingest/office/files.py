@@ -13,7 +13,7 @@ import zipfile
 from pathlib import Path
 
 from docvision.errors import DamagedSource, ImageTooLarge, PasswordRequired
-from docvision.ingest import sniff
+from docvision.ingest.checks import sniff
 
 ZIP_FORMATS = {".xlsx", ".xlsm", ".docx", ".pptx", ".ods", ".odt", ".odp"}
 OOXML = {".xlsx", ".xlsm", ".docx", ".pptx"}

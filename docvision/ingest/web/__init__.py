@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 from docvision.document import Document, IngestOptions
 from docvision.errors import DamagedSource
-from docvision.ingest import check_file, is_url, sniff
+from docvision.ingest.checks import check_file, is_url, sniff
 
 if TYPE_CHECKING:
     from docvision.ingest.tools import Tools

@@ -135,10 +135,12 @@ def capture(url: str, source: str, options: IngestOptions, tools) -> Document:
             exc.source = exc.source or source
             raise
         except Exception as exc:  # noqa: BLE001 - Playwright's errors, said in one line
+            from docvision.ingest.web.fetch import browser_error
+
             if watchdog.fired:
                 raise ExternalTimeout(f"the page did not finish within {budget:g} s (it kept the browser busy)",
                                       source=source) from None
-            raise _browser_error(exc, source, options.timeout) from None
+            raise browser_error(exc, source, options.timeout) from None
         finally:
             if context is not None:
                 _close_quietly(context)
@@ -392,14 +394,3 @@ def _renderer(data: bytes):
         return rgb
 
     return render
-
-
-def _browser_error(exc: Exception, source: str, timeout: float) -> DocvisionError:
-    from playwright.sync_api import TimeoutError as PlaywrightTimeout
-
-    if isinstance(exc, PlaywrightTimeout):
-        return ExternalTimeout(f"the browser did not finish within {timeout:g} s", source=source)
-    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    if "closed" in text.lower() or "crash" in text.lower():
-        return FetchError(f"the browser page crashed or closed: {text}", source=source)
-    return FetchError(f"the browser failed: {text}", source=source)

@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 
 from docvision.document import Document, IngestOptions
 from docvision.errors import DocvisionError, ExternalTimeout, FetchError, ImageTooLarge, UnsupportedSource
-from docvision.ingest import sniff
+from docvision.ingest.checks import sniff
 
 # Content types routed to another ingestor, with the extension that selects it.
 ROUTED_TYPES = {
@@ -148,3 +148,15 @@ def network_error(exc: BaseException, url: str) -> DocvisionError:
     code = next((w for w in text.replace(" ", "\n").splitlines() if w.startswith("net::ERR_")), "")
     first = code or (text.strip().splitlines() or [type(exc).__name__])[0]
     return FetchError(f"could not open the page: {first}", source=url)
+
+
+def browser_error(exc: Exception, source: str, timeout: float) -> DocvisionError:
+    """One line for a Playwright failure during a capture."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    if isinstance(exc, PlaywrightTimeout):
+        return ExternalTimeout(f"the browser did not finish within {timeout:g} s", source=source)
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    if "closed" in text.lower() or "crash" in text.lower():
+        return FetchError(f"the browser page crashed or closed: {text}", source=source)
+    return FetchError(f"the browser failed: {text}", source=source)
