@@ -87,3 +87,29 @@ def run_task(sources, task, backend=None, *, cache_dir=None, output=None, concur
         tools.close()
         sink.close()
     return written, sink
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# The real CLI with the model swapped for a scripted one (tests/scripted.py; SCRIPTED_DELAY s per call).
+_SCRIPTED = """
+import sys
+import docvision.models
+from tests.scripted import ScriptedBackend
+docvision.models.load_backend = lambda settings: ScriptedBackend(model=settings.model)
+from docvision.cli import main
+main(sys.argv[1:])
+"""
+
+
+def scripted_cli(args, *, delay: float = 0.0, env: dict | None = None) -> subprocess.Popen:
+    """Start ``docvision ARGS`` with the scripted backend in place of a model; the caller waits on it."""
+    full_env = {**os.environ, "SCRIPTED_DELAY": str(delay), "PYTHONPATH": ROOT, "NO_COLOR": "1", **(env or {})}
+    return subprocess.Popen([sys.executable, "-c", _SCRIPTED, *map(str, args)], env=full_env, cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+
+
+def run_scripted(*args, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """Run ``docvision ARGS`` with the scripted backend to the end."""
+    proc = scripted_cli(args, env=env)
+    stdout, stderr = proc.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)

@@ -30,7 +30,12 @@ class ScriptedBackend(Backend):
         self.systems = getattr(self, "systems", []) + [system]
         if self.delay:
             time.sleep(self.delay)
-        text = self.replies.pop(0) if self.replies else f"reply {len(self.calls)}"
+        if self.replies:
+            text = self.replies.pop(0)
+        elif "Reply with only a JSON object" in prompt:  # extract: an object of nulls is always valid
+            text = "{}"
+        else:
+            text = f"reply {len(self.calls)}"
         if on_text is not None:
             on_text(text)
         return Generation(text, prompt_tokens=len(prompt), visual_tokens=0, new_tokens=len(text),

@@ -14,25 +14,11 @@ import pytest
 
 from docvision.run import sink as output
 from docvision.tasks.ask import AskTask
-from tests.helpers import assert_one_error_line, json_lines, run_cli, run_task
+from tests.helpers import assert_one_error_line, json_lines, run_cli, run_task, scripted_cli
 from tests.scripted import ScriptedBackend, batch_folder, make_pdf
 
-ROOT = Path(__file__).resolve().parents[1]
-# The real CLI with the model swapped for a scripted one (SCRIPTED_DELAY seconds per call).
-DRIVER = """
-import sys
-import docvision.models
-from tests.scripted import ScriptedBackend
-docvision.models.load_backend = lambda settings: ScriptedBackend(model=settings.model)
-from docvision.cli import main
-main(sys.argv[1:])
-"""
-
-
 def _driver(tmp_path: Path, args: list[str], delay: float) -> subprocess.Popen:
-    env = {**os.environ, "SCRIPTED_DELAY": str(delay), "PYTHONPATH": str(ROOT), "NO_COLOR": "1"}
-    return subprocess.Popen([sys.executable, "-c", DRIVER, *args], env=env, cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return scripted_cli(args, delay=delay)
 
 
 def _wait_for_lines(path: Path, count: int, proc: subprocess.Popen, timeout: float = 60) -> None:

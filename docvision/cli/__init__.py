@@ -20,7 +20,7 @@ from docvision.cli.extract import extract
 from docvision.cli.models import models
 from docvision.cli.render import render
 from docvision.cli.summarize import summarize
-from docvision.run.status import ExitStatus, Terminated, exit_status
+from docvision.run.status import ExitStatus, PipeClosed, Terminated, exit_status
 
 app = typer.Typer(
     name="docvision",
@@ -89,7 +89,7 @@ def run(argv: list[str] | None = None) -> ExitStatus:
     except Terminated:
         say_error("terminated (SIGTERM): stopped what was running; records written so far are kept")
         return ExitStatus.TERMINATED
-    except BrokenPipeError:
+    except (BrokenPipeError, PipeClosed):
         _quiet_stdout()  # `| head -1`: the reader wanted no more; that is not an error
         return ExitStatus.OK
     except typer.TyperException as exc:  # usage errors from the parser (typer vendors click)

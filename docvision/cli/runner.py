@@ -76,8 +76,13 @@ def execute(plan, json_out: bool, human_emit: Callable[..., None] | None = None)
     """Run the plan; records as JSON Lines or for people; warnings and errors on stderr."""
     from docvision.run.batch import execute as run_plan
 
+    from docvision.run.status import PipeClosed
+
     emit = console.json_emitter() if json_out else (human_emit or human.emitter(plan.task.name))
-    return run_plan(plan, emit, console.say_warning)
+    try:
+        return run_plan(plan, emit, console.say_warning)
+    except BrokenPipeError:
+        raise PipeClosed() from None
 
 
 def output_path(output: Path | None) -> Path | None:

@@ -24,6 +24,11 @@ class Terminated(BaseException):
     """Raised in the main thread when SIGTERM arrives, so ``finally`` blocks stop what was started."""
 
 
+class PipeClosed(Exception):
+    """stdout's reader went away (``| head -1``). Not an OSError on purpose: Click turns a broken pipe
+    into exit 1 before we could call it what it is, a reader that wanted no more."""
+
+
 def exit_status(exc: BaseException | None = None, *, failed: bool = False,
                 output_lost: bool = False) -> ExitStatus:
     """The exit status for how a command ended: an exception it raised, or its sources' outcome."""
@@ -37,7 +42,7 @@ def exit_status(exc: BaseException | None = None, *, failed: bool = False,
         return ExitStatus.INTERRUPTED
     if isinstance(exc, Terminated):
         return ExitStatus.TERMINATED
-    if isinstance(exc, BrokenPipeError):
+    if isinstance(exc, (BrokenPipeError, PipeClosed)):
         return ExitStatus.OK
     if isinstance(exc, UsageError):
         return ExitStatus.USAGE

@@ -66,11 +66,9 @@ def overlap(model: Path | None, count: int, hd: int, delay: float = 0.0) -> dict
     """One batch: the tiny model, or (``model`` None) a scripted one sleeping ``delay`` s per call --
     sleeping releases the GIL as torch's kernels do, so it shows the overlap with a model as fast as
     the renderer."""
-    from docvision import ingest, sources
-    from docvision.run import engine as batch, sink as output
-    from docvision.document import IngestOptions
     from docvision.tasks.routing import Budget
     from docvision.tasks.summarize import SummarizeTask
+    from tests.helpers import run_task
 
     paths = make_sources(Path(tempfile.mkdtemp(prefix="dv-bench-")), count)
     if model is None:
@@ -81,17 +79,15 @@ def overlap(model: Path | None, count: int, hd: int, delay: float = 0.0) -> dict
         from docvision.models.transformers import TransformersBackend
 
         backend = TransformersBackend(model=str(model), device="cpu", quant="none")
-    written: list[dict] = []
     task = SummarizeTask(hd=hd, budget=Budget(pages=2), max_new_tokens=8)
     started = time.perf_counter()
-    code = batch.run(sources.expand(paths), task, output.RecordSink(written.append),
-                     opener=lambda s: ingest.load(s, IngestOptions()), backend_factory=lambda: backend)
+    written, sink = run_task(paths, task, backend)
     wall = time.perf_counter() - started
-    assert code == 0, [r for r in written if r["status"] != "ok"][:1]
+    assert not sink.failed, [r for r in written if r["status"] != "ok"][:1]
     render = sum(r["timings"]["render_s"] for r in written)
     model_s = sum(r["timings"]["model_s"] for r in written)
     hidden = (render + model_s - wall) / render if render else 0.0  # share of rendering done during model time
-    calls = sum(r["resolution"]["calls"] for r in written)
+    calls = sum(r["usage"]["calls"] for r in written)
     return {"wall_s": wall, "render_s": render, "model_s": model_s, "ratio": wall / (render + model_s), "calls": calls,
             "hidden": hidden, "best": max(render, model_s) / (render + model_s)}
 
@@ -99,10 +95,11 @@ def overlap(model: Path | None, count: int, hd: int, delay: float = 0.0) -> dict
 def child(model: str, pdf: str, question: str) -> None:
     """One ``ask`` in this fresh process; prints peak memory and times as JSON."""
     from docvision import sources
-    from docvision.run import engine as batch, sink as output
-    from docvision.models.transformers import TransformersBackend
     from docvision.cache import RenderCache
     from docvision.document import IngestOptions
+    from docvision.models.transformers import TransformersBackend
+    from docvision.run import engine
+    from docvision.run.sink import RecordSink
     from docvision.tasks.ask import AskTask
 
     backend = TransformersBackend(model=model, device="cpu", quant="none")
@@ -110,13 +107,13 @@ def child(model: str, pdf: str, question: str) -> None:
     written: list[dict] = []
     cache = RenderCache()
     started = time.perf_counter()
-    batch.run(sources.expand([pdf]), AskTask(question, hd=9, max_new_tokens=8), output.RecordSink(written.append),
-              opener=lambda s: cache.open(s, IngestOptions()), backend_factory=lambda: backend)
+    engine.run(sources.expand([pdf]), AskTask(question, hd=9, max_new_tokens=8), RecordSink(written.append),
+               opener=lambda s: cache.open(s, IngestOptions()), backend=backend)
     wall = time.perf_counter() - started
     record = written[0]
     print(json.dumps({"peak_kb": _status("VmHWM"), "loaded_kb": loaded_rss, "wall_s": wall,
                       "render_s": record["timings"]["render_s"], "status": record["status"],
-                      "pages": [e["label"] for e in record.get("evidence", [])], "cache": cache.stats}))
+                      "pages": [e["label"] for e in record["evidence"] or []], "cache": cache.stats}))
 
 
 def _status(key: str) -> int:

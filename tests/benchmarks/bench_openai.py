@@ -48,20 +48,13 @@ def make_docs(folder: Path, count: int) -> list[str]:
 
 def run_batch(sources: list[str], backend, concurrency: int, hd: int, tokens: int) -> tuple[float, int]:
     """Seconds for the whole batch and how many records came back ok."""
-    from docvision import ingest
-    from docvision.run import engine as batch
-    from docvision.document import IngestOptions
-    from docvision.run.sink import RecordSink
     from docvision.tasks.routing import Budget
-    from docvision.sources import expand
     from docvision.tasks.summarize import SummarizeTask
+    from tests.helpers import run_task
 
     task = SummarizeTask(hd=hd, budget=Budget(pages=1), max_new_tokens=tokens)
-    got: list[dict] = []
-    sink = RecordSink(got.append)
     started = time.perf_counter()
-    batch.run(expand(sources), task, sink, opener=lambda s: ingest.load(s, IngestOptions()),
-              backend_factory=lambda: backend, concurrency=concurrency, progress=False)
+    got, _ = run_task(sources, task, backend, concurrency=concurrency)
     return time.perf_counter() - started, sum(r["status"] == "ok" for r in got)
 
 

@@ -84,6 +84,8 @@ def test_generate_streams_and_times(tiny_model_dir):
 
 @pytest.mark.model
 def test_4bit_on_cpu_and_the_quantized_cache(tiny_model_dir, tmp_path, monkeypatch):
+    import torch
+
     family = "qwen3_vl"
     monkeypatch.setenv(tb.CACHE_ENV, str(tmp_path / "cache"))
     first = tb.TransformersBackend(model=str(tiny_model_dir(family)), device="cpu", quant="4bit")
@@ -97,7 +99,13 @@ def test_4bit_on_cpu_and_the_quantized_cache(tiny_model_dir, tmp_path, monkeypat
     assert answer.visual_tokens == first.visual_tokens(view.plan)
     second = tb.TransformersBackend(model=str(tiny_model_dir(family)), device="cpu", quant="4bit")
     assert second.from_cache and "Linear4bit" in {type(m).__name__ for m in second.model.modules()}
-    assert second.generate([view], "What is the total?", max_new_tokens=2).text == answer.text
+    # The cached copy is the same model: every tensor, the 4-bit ones included, byte for byte. (Comparing
+    # the two models' greedy text instead was flaky: a random model's top two logits can sit within one
+    # bf16 step, and which bf16 kernel path a matmul takes depends on the heap the process had.)
+    one, two = first.model.state_dict(), second.model.state_dict()
+    assert set(one) == set(two)
+    assert all(one[k].dtype == two[k].dtype and torch.equal(one[k], two[k]) for k in one)
+    assert second.generate([view], "What is the total?", max_new_tokens=2).new_tokens >= 1
 
 
 @pytest.mark.model
