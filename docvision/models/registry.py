@@ -28,6 +28,10 @@ ALIASES: dict[str, tuple[str, str]] = {
     "large": ("Qwen/Qwen3-VL-8B-Instruct", "Apache-2.0; more accurate, needs a GPU with ~8 GB at 4-bit"),
     "internvl": ("OpenGVLab/InternVL3-2B-hf", "MIT; InternVL3 in transformers' native format, 448 px tiles"),
     "smolvlm": ("HuggingFaceTB/SmolVLM2-2.2B-Instruct", "Apache-2.0; Idefics3-style image splitting, CPU-friendly"),
+    # Run by docvision's own implementation (docvision.models.ixc), not by transformers' classes.
+    "ixc-4khd": ("internlm/internlm-xcomposer2-4khd-7b",
+                 "InternLM-XComposer2-4KHD, the model HD-N comes from; weights for research use, commercial use "
+                 "after application (not Apache); ~17 GB in bf16, ~7 GB in 4-bit NF4 (12 GB GPU)"),
 }
 ENV_MODEL = "DOCVISION_MODEL"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -104,9 +108,10 @@ def _local(reference: str, folder: Path) -> ResolvedModel:
 def check_image_text_to_text(config: dict, reference: str) -> None:
     """Raise unless the config's model_type has a native image-text-to-text class in transformers."""
     from docvision.models import families
+    from docvision.models.ixc import is_ixc
 
     model_type = config.get("model_type")
-    if model_type in families.KNOWN_TYPES:
+    if model_type in families.KNOWN_TYPES or is_ixc(config):
         return  # the families we adapt are all image-text-to-text; skip importing transformers (and torch)
     from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
 
