@@ -95,8 +95,8 @@ def _from_pretrained(folder: Path, dtype: str, device: str, quantization_config=
         output_loading_info=True)
     wrong = list(info.get("missing_keys") or []) + [str(k) for k in info.get("mismatched_keys") or []]
     if wrong:
-        raise ModelError(f"{folder} does not hold a complete IXC2-4KHD: {len(wrong)} weights missing or of "
-                         f"the wrong shape (first: {sorted(wrong)[0]}); download the checkpoint again")
+        raise ModelError(f"{folder} does not hold a complete IXC2-4KHD: weights missing or of the wrong shape: "
+                         f"{len(wrong)} (first: {sorted(wrong)[0]}); download the checkpoint again")
     return model.eval()
 
 
