@@ -146,12 +146,18 @@ def build_tiny_ixc(folder: Path, fmt: str = "safetensors", text: dict | None = N
         train_tokenizer(folder, vocab_size)
     config = official_config(text, vision, vocab_size)
     torch.manual_seed(seed)
-    model = IXCForCausalLM(IXCConfig.from_checkpoint(config))
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.bfloat16)  # built as published: a 7B-wide layer is 0.5 GB, not 1 GB
+    try:
+        model = IXCForCausalLM(IXCConfig.from_checkpoint(config))
+    finally:
+        torch.set_default_dtype(previous)
     with torch.no_grad():  # random separators and adapters, so that a test can see them act
         for name, param in model.named_parameters():
             if "Plora_B" in name or "_GN" in name:
                 param.normal_(0.0, 0.02 if "Plora_B" in name else 1.0)
-    state = official_names({k: v.to(torch.bfloat16) for k, v in model.state_dict().items()})
+    state = official_names(model.state_dict())
+    del model
     _write_json(folder / "config.json", config)
     _write_json(folder / "generation_config.json", {"bos_token_id": 1, "eos_token_id": 2, "pad_token_id": 2,
                                                     "max_length": 4480, "transformers_version": "4.33.2"})
