@@ -172,10 +172,24 @@ def _download(model_id: str) -> Path | None:
 
     try:
         # Weights, configs, tokenizer and template only: no duplicate .bin/.gguf/onnx copies.
-        return Path(snapshot_download(model_id, allow_patterns=_DOWNLOAD_PATTERNS))
+        return Path(snapshot_download(model_id, allow_patterns=_download_patterns(model_id)))
     except Exception as exc:  # noqa: BLE001 - hub errors come in many classes; one line for all
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"could not download {model_id}: {first}; {_fix_hint(model_id)}") from None
+
+
+def _download_patterns(model_id: str) -> list[str]:
+    """The files to fetch: .bin shards too when the repo has no safetensors (checkpoints of the
+    transformers 4.3x era, InternLM-XComposer2's among them, may have only those)."""
+    try:
+        from huggingface_hub import list_repo_files
+
+        files = list_repo_files(model_id)
+    except Exception:  # noqa: BLE001 - the download itself will report what is wrong
+        return list(_DOWNLOAD_PATTERNS)
+    if any(name.endswith(".safetensors") for name in files):
+        return list(_DOWNLOAD_PATTERNS)
+    return [*_DOWNLOAD_PATTERNS, "pytorch_model*.bin"]
 
 
 def size_on_disk(folder: Path) -> int:

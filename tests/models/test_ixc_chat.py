@@ -105,3 +105,15 @@ def test_served_model_name_gives_the_family():
     for served in ("internlm/internlm-xcomposer2-4khd-7b", "internlm-xcomposer2-4khd-7b", "ixc-4khd"):
         assert family_of(served).name == "ixc", served
     assert family_of("internlm/internlm-xcomposer2-vl-7b").name != "ixc"
+
+
+def test_download_takes_bin_shards_only_when_there_are_no_safetensors(monkeypatch):
+    import huggingface_hub
+
+    from docvision.models import registry
+
+    listing = ["config.json", "pytorch_model-00001-of-00002.bin", "pytorch_model.bin.index.json"]
+    monkeypatch.setattr(huggingface_hub, "list_repo_files", lambda model_id: listing)
+    assert "pytorch_model*.bin" in registry._download_patterns("internlm/internlm-xcomposer2-4khd-7b")
+    listing.append("model.safetensors")
+    assert "pytorch_model*.bin" not in registry._download_patterns("Qwen/Qwen3-VL-4B-Instruct")
