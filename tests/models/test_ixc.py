@@ -11,6 +11,7 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
+from docvision.errors import ModelError
 from docvision.models.base import PageView
 from docvision.models.ixc import chat, vision
 from docvision.models.ixc.backend import IXCBackend
@@ -172,3 +173,23 @@ def test_prefix_cache_reuse_equals_a_run_from_scratch(ixc_dir):
         assert (reused.text, reused.visual_tokens) == (fresh.text, fresh.visual_tokens) and handed_back is prefix
         assert prefix.get_seq_length() == prefix_len  # the cache handed in is not changed by its use
     assert torch.equal(produced[0], produced[1])  # the run that made the prefix answered like a fresh one
+    with pytest.raises(ModelError, match="belongs to other pages"):
+        exact.answer([page_view((850, 1100), 4)], "What is the total?", max_new_tokens=2, prefix_cache=prefix)
+
+
+def test_docvision_ask_runs_the_native_model(ixc_dir, tmp_path):
+    """What a user types (`docvision ask poster.png ... --model FOLDER`), with the record's token counts."""
+    from tests.helpers import json_lines, run_cli
+
+    poster = tmp_path / "poster.png"
+    image = Image.new("RGB", (600, 1800), "white")
+    ImageDraw.Draw(image).text((40, 40), "SPRING FAIR 2024", fill="black")
+    image.save(poster)
+    proc = run_cli("ask", poster, "What is the title?", "--model", ixc_dir, "--hd", "4", "--max-new-tokens", "3",
+                   "--device", "cpu", "--json", env={"DOCVISION_CACHE_DIR": str(tmp_path / "cache")})
+    assert proc.returncode == 0, proc.stderr
+    record = json_lines(proc.stdout)[0]
+    assert record["status"] == "ok" and record["model"]["family"] == "ixc"
+    expected = plan((600, 1800), 4).tokens
+    assert record["resolution"]["visual_tokens"] == record["tokens"]["visual"] == expected
+    assert not (ixc_dir / MARKER).exists()

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from docvision.errors import ModelError, UsageError
+from docvision.models.ixc import chat
 from docvision.models.ixc.backend import IXCBackend
 from tests.models.test_ixc import page_view
 from tests.tinyixc import MARKER, build_tiny_ixc
@@ -45,6 +46,8 @@ def test_4bit_quantizes_every_decoder_base_projection_and_nothing_else(ixc_dir, 
     assert again.from_cache
     assert {n for n, m in again.model.named_modules() if isinstance(m, bnb.nn.Linear4bit)} == bases
     assert again.generate([page_view()], "What is the total?", max_new_tokens=4).text == answer.text
+    piece = chat.pieces(["page 1"], " What is the total due?")[0]
+    assert chat.encode(again.tokenizer, piece) == chat.encode(backend.tokenizer, piece)  # the cached tokenizer
     assert not (ixc_dir / MARKER).exists()
 
 

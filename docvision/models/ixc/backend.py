@@ -115,9 +115,9 @@ class IXCBackend(Backend):
                 "dtype": self.dtype, "family": self.family.name, "load_s": round(self.load_s, 3)}
 
     def prepare(self, views: Sequence[PageView], prompt: str, system: str | None = None,
-                prefix_len: int | None = None) -> Request:
-        """The embedding sequence of ``views`` and ``prompt``. With ``prefix_len`` (a prefix cache's
-        length) the pages' part is left as zeros: the vision tower does not run."""
+                reuse: bool = False) -> Request:
+        """The embedding sequence of ``views`` and ``prompt``. With ``reuse`` (a prefix cache will cover
+        the pages' part) that part is left as zeros and the vision tower does not run."""
         import torch
 
         from docvision.models.ixc import chat, vision
@@ -127,7 +127,7 @@ class IXCBackend(Backend):
         planned = [ixc_tokens(v.plan.grid, self.tile) for v in views]
         self._check_length(sum(map(len, pieces)) + sum(planned))
         embed = self.model.get_input_embeddings()
-        if prefix_len is None and views:
+        if views and not reuse:
             pixels = [vision.canvas_pixels(v.image, self.tile) for v in views]
             images = self.model.embed_pages([p for p, _ in pixels], [g for _, g in pixels])
         else:
@@ -142,7 +142,7 @@ class IXCBackend(Backend):
                 flags += [True] * int(images[index].shape[0])
                 prefix = len(flags)
         embeds = torch.cat(parts)[None]
-        if prefix_len is not None:
+        if reuse:
             embeds[:, :prefix] = 0  # covered by the cache: never read
         mask = torch.tensor(flags, device=embeds.device)[None]
         return Request(embeds, mask, prefix, int(mask.sum()))
@@ -170,7 +170,7 @@ class IXCBackend(Backend):
         try:
             with torch.inference_mode():
                 given = None if prefix_cache is None else prefix_cache.get_seq_length()
-                request = self.prepare(views, prompt, system, given)
+                request = self.prepare(views, prompt, system, reuse=given is not None)
                 if given is not None and given != request.prefix_len:
                     raise ModelError(f"the prefix cache covers {given} positions, these pages {request.prefix_len}: "
                                      f"it belongs to other pages or another system text")
