@@ -193,3 +193,56 @@ def test_docvision_ask_runs_the_native_model(ixc_dir, tmp_path):
     expected = plan((600, 1800), 4).tokens
     assert record["resolution"]["visual_tokens"] == record["tokens"]["visual"] == expected
     assert not (ixc_dir / MARKER).exists()
+
+
+def test_text_decoder_matches_transformers_llama(ixc_dir):
+    """Without image positions InternLM2 is Llama: unpack wqkv per KV group into q/k/v, rename the rest,
+    and transformers' own LlamaForCausalLM must give the same logits (packing, GQA, rotary, norms)."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from docvision.models.ixc.load import _from_pretrained
+
+    ours = _from_pretrained(ixc_dir, "float32", "cpu")
+    c = ours.config
+    llama = LlamaForCausalLM(LlamaConfig(
+        vocab_size=c.vocab_size, hidden_size=c.hidden_size, intermediate_size=c.intermediate_size,
+        num_hidden_layers=c.num_hidden_layers, num_attention_heads=c.num_attention_heads,
+        num_key_value_heads=c.num_key_value_heads, rms_norm_eps=c.rms_norm_eps, tie_word_embeddings=False,
+        rope_parameters={"rope_type": "default", "rope_theta": c.rope_theta}, max_position_embeddings=4096)).eval()
+    groups, dim = c.num_attention_heads // c.num_key_value_heads, c.head_dim
+    state = {"model.embed_tokens.weight": ours.model.tok_embeddings.weight, "model.norm.weight": ours.model.norm.weight,
+             "lm_head.weight": ours.output.weight}
+    for i, layer in enumerate(ours.model.layers):
+        packed = layer.attention.wqkv.base.weight.view(c.num_key_value_heads, groups + 2, dim, -1)
+        names = {"self_attn.q_proj": packed[:, :groups].reshape(-1, c.hidden_size),
+                 "self_attn.k_proj": packed[:, groups].reshape(-1, c.hidden_size),
+                 "self_attn.v_proj": packed[:, groups + 1].reshape(-1, c.hidden_size),
+                 "self_attn.o_proj": layer.attention.wo.base.weight, "mlp.gate_proj": layer.feed_forward.w1.base.weight,
+                 "mlp.up_proj": layer.feed_forward.w3.base.weight, "mlp.down_proj": layer.feed_forward.w2.base.weight}
+        state.update({f"model.layers.{i}.{k}.weight": v for k, v in names.items()})
+        state[f"model.layers.{i}.input_layernorm.weight"] = layer.attention_norm.weight
+        state[f"model.layers.{i}.post_attention_layernorm.weight"] = layer.ffn_norm.weight
+    llama.load_state_dict(state)
+    ids = torch.randint(3, c.vocab_size, (1, 40), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        expected = llama(input_ids=ids).logits
+        got = ours(input_ids=ids, use_cache=False).logits
+    assert torch.allclose(got, expected, atol=1e-4, rtol=1e-4), float((got - expected).abs().max())
+
+
+def test_layout_places_merged_patches_and_separators():
+    """Patches labelled by (image, row, col): the 2x2 merge order and the separator positions of 4KHD."""
+    cols, rows, side, width = 2, 1, 24, 1
+    labels = torch.tensor([[[image * 10000 + r * 100 + c] for r in range(side) for c in range(side)]
+                           for image in range(1 + cols * rows)], dtype=torch.float32)  # (3, 576, 1)
+    sub, glb = torch.full((1, 1, 1, 4), -1.0), torch.full((1, 1, 4), -2.0)
+    tokens = vision.layout(vision.merge_2x2(labels), (cols, rows), glb, sub)
+    assert tokens.shape == (ixc_tokens((cols, rows)), 4 * width)
+    assert tokens[0].tolist() == [0, 1, 100, 101]  # global view, first 2x2 block, row by row
+    assert tokens[1].tolist() == [2, 3, 102, 103]
+    assert tokens[12].tolist() == [-1] * 4 and tokens[13].tolist() == [200, 201, 300, 301]  # row separator
+    assert tokens[156].tolist() == [-2] * 4  # after 12 global rows of 13: the global separator
+    local = tokens[157:].reshape(12 * rows, 12 * cols + 1, 4)
+    assert local[0, 0].tolist() == [10000, 10001, 10100, 10101]  # tile 1 (row-major), top-left
+    assert local[0, 12].tolist() == [20000, 20001, 20100, 20101]  # the same canvas row continues in tile 2
+    assert local[1, 0].tolist() == [10200, 10201, 10300, 10301] and local[0, 24].tolist() == [-1] * 4
