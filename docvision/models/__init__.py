@@ -46,13 +46,30 @@ BACKENDS = {
 
 
 def load_backend(settings: LocalSettings | ServerSettings) -> Backend:
-    """Create the backend its settings' type names, with those settings."""
+    """Create the backend its settings' type names, with those settings.
+
+    A local InternLM-XComposer2-4KHD checkpoint (recognised by its config.json) runs on docvision's
+    native implementation (``models/ixc``), not through transformers' Auto classes.
+    """
     for target, kind in BACKENDS.values():
         if type(settings) is kind:
+            if kind is LocalSettings and _is_ixc(settings.model):
+                target = "docvision.models.ixc.backend:IXCBackend"
             module_name, class_name = target.split(":")
             cls = getattr(importlib.import_module(module_name), class_name)
             return cls(**dataclasses.asdict(settings))
     raise TypeError(f"not backend settings: {settings!r}")  # a programming error, not a user's
+
+
+def _is_ixc(model: str | None) -> bool:
+    """Whether ``model`` resolves to an InternLM-XComposer2 checkpoint (by its config.json)."""
+    from docvision.errors import DocvisionError
+    from docvision.models import ixc, registry
+
+    try:
+        return ixc.is_ixc(registry.resolve(model).config)
+    except DocvisionError:
+        return False  # the backend says what is wrong when it resolves the model itself
 
 
 __all__ = ["BACKENDS", "Backend", "Generation", "LocalSettings", "PageView", "ServerSettings", "load_backend"]

@@ -18,6 +18,9 @@ Visual tokens are counted as the image *placeholder* tokens the processor puts i
   its choice is the plan's grid; the thumbnail plays the 4KHD global view.
 - Idefics3 / SmolVLM split an image into tiles of the vision encoder's size plus a global image.
   With resizing turned off the canvas (already whole tiles) is split as planned.
+- InternLM-XComposer2-4KHD (model_type internlm2 with the XComposer2 architecture, run natively by
+  docvision.models.ixc) is the model the HD-N rule comes from: it reads the canvas itself, 336 px tiles,
+  and costs exactly (cols*rows + 1)*144 + 1 + (rows + 1)*12 tokens.
 - Anything else gets the generic multi-image path: the global view, then the tiles row by row with a
   newline marker after each row, as in the 4KHD layout.
 """
@@ -29,7 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-from docvision.tiling import DEFAULT_TILE, Plan
+from docvision.models.ixc import is_ixc
+from docvision.tiling import DEFAULT_TILE, Plan, ixc_tokens
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -172,6 +176,14 @@ class IdeficsFamily(NativeFamily):
                 "max_image_size": {"longest_edge": self.tile}}
 
 
+@dataclass(frozen=True)
+class IXCFamily(NativeFamily):
+    """IXC2-4KHD: the plan is its own, so the canvas goes in as it is and the layout's formula is the cost."""
+
+    def visual_tokens(self, plan: Plan) -> int:
+        return ixc_tokens(plan.grid, self.tile)
+
+
 def internvl_grid(size: tuple[int, int], tile: int, max_patches: int, min_patches: int = 1) -> tuple[int, int]:
     """(cols, rows) InternVL/GOT-OCR2 picks for an image of ``size``: closest aspect ratio, then more tiles."""
     width, height = size
@@ -203,6 +215,8 @@ def detect(config: dict) -> Family:
     """The family adapter for a model, from its config.json contents."""
     model_type = str(config.get("model_type", ""))
     vision = _sub(config, "vision_config")
+    if is_ixc(config):
+        return IXCFamily("ixc", model_type, tile=_first(vision.get("image_size"), DEFAULT_TILE))
     if model_type in QWEN_TYPES:
         default_patch = 16 if model_type.startswith("qwen3") else 14
         unit = _first(vision.get("patch_size"), default_patch) * _first(vision.get("spatial_merge_size"), 2)
@@ -233,5 +247,5 @@ def family_of(folder: Path) -> Family:
     return detect(read_config(folder))
 
 
-__all__ = ["Family", "IdeficsFamily", "InternVLFamily", "NativeFamily", "QwenFamily", "detect",
+__all__ = ["Family", "IXCFamily", "IdeficsFamily", "InternVLFamily", "NativeFamily", "QwenFamily", "detect",
            "family_of", "internvl_grid", "read_config"]

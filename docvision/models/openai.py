@@ -355,6 +355,7 @@ class _DropExtras(Exception):
 # Served model names -> the config.json facts families.detect() needs, for servers that do not
 # share the model's config. Checked in order; the first match wins.
 _NAME_FAMILIES = (
+    (r"(xcomposer2|ixc)[-_.]?4khd", {"model_type": "internlm2", "architectures": ["InternLMXComposer2ForCausalLM"]}),
     (r"qwen3[-_.]?vl", {"model_type": "qwen3_vl"}),
     (r"qwen2[-_.]?5[-_.]?vl", {"model_type": "qwen2_5_vl"}),
     (r"qwen2[-_.]?vl", {"model_type": "qwen2_vl"}),

@@ -28,6 +28,10 @@ ALIASES: dict[str, tuple[str, str]] = {
     "large": ("Qwen/Qwen3-VL-8B-Instruct", "Apache-2.0; more accurate, needs a GPU with ~8 GB at 4-bit"),
     "internvl": ("OpenGVLab/InternVL3-2B-hf", "MIT; InternVL3 in transformers' native format, 448 px tiles"),
     "smolvlm": ("HuggingFaceTB/SmolVLM2-2.2B-Instruct", "Apache-2.0; Idefics3-style image splitting, CPU-friendly"),
+    # Run by docvision's own implementation (docvision.models.ixc), not by transformers' classes.
+    "ixc-4khd": ("internlm/internlm-xcomposer2-4khd-7b",
+                 "InternLM-XComposer2-4KHD, the model HD-N comes from; weights for research use, commercial use "
+                 "after application (not Apache); 16 GB in bf16, 6.4 GB in 4-bit NF4 (a 12 GB GPU)"),
 }
 ENV_MODEL = "DOCVISION_MODEL"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -104,9 +108,10 @@ def _local(reference: str, folder: Path) -> ResolvedModel:
 def check_image_text_to_text(config: dict, reference: str) -> None:
     """Raise unless the config's model_type has a native image-text-to-text class in transformers."""
     from docvision.models import families
+    from docvision.models.ixc import is_ixc
 
     model_type = config.get("model_type")
-    if model_type in families.KNOWN_TYPES:
+    if model_type in families.KNOWN_TYPES or is_ixc(config):
         return  # the families we adapt are all image-text-to-text; skip importing transformers (and torch)
     from transformers.models.auto.modeling_auto import MODEL_FOR_IMAGE_TEXT_TO_TEXT_MAPPING_NAMES
 
@@ -167,10 +172,24 @@ def _download(model_id: str) -> Path | None:
 
     try:
         # Weights, configs, tokenizer and template only: no duplicate .bin/.gguf/onnx copies.
-        return Path(snapshot_download(model_id, allow_patterns=_DOWNLOAD_PATTERNS))
+        return Path(snapshot_download(model_id, allow_patterns=_download_patterns(model_id)))
     except Exception as exc:  # noqa: BLE001 - hub errors come in many classes; one line for all
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"could not download {model_id}: {first}; {_fix_hint(model_id)}") from None
+
+
+def _download_patterns(model_id: str) -> list[str]:
+    """The files to fetch: .bin shards too when the repo has no safetensors (checkpoints of the
+    transformers 4.3x era, InternLM-XComposer2's among them, may have only those)."""
+    try:
+        from huggingface_hub import list_repo_files
+
+        files = list_repo_files(model_id)
+    except Exception:  # noqa: BLE001 - the download itself will report what is wrong
+        return list(_DOWNLOAD_PATTERNS)
+    if any(name.endswith(".safetensors") for name in files):
+        return list(_DOWNLOAD_PATTERNS)
+    return [*_DOWNLOAD_PATTERNS, "pytorch_model*.bin"]
 
 
 def size_on_disk(folder: Path) -> int:
