@@ -26,9 +26,10 @@ VIEW_SUFFIXES = (".canvas.png", ".global.png", ".overview.png", ".anchors.json")
 
 
 def page_anchors(page: Page, page_plan: Plan) -> list[dict]:
-    """The page's words with boxes in canvas pixels (rounded to 0.1 px)."""
+    """The page's words with boxes in canvas pixels (rounded to 0.1 px); OCR words say so."""
     return [
-        {"text": w.text, "box": [round(v, 1) for v in page_plan.to_canvas(w.box)]}
+        {"text": w.text, "box": [round(v, 1) for v in page_plan.to_canvas(w.box)],
+         **({"origin": w.origin} if w.origin != "text" else {})}
         for w in page.words
     ]
 
@@ -69,7 +70,10 @@ class ViewFolders:
 
 
 def write_views(page: Page, page_plan: Plan, folder: Path) -> dict:
-    """Save canvas, global view, overview and anchors of one page; return the file paths."""
+    """Save canvas, global view, overview and anchors of one page; return the file paths.
+
+    ``model_input`` names the canvas again (what the model is shown) and ``annotated`` the overview
+    (drawn for people: grid, tile numbers, padding, the anchors found by the text layer and OCR)."""
     folder.mkdir(parents=True, exist_ok=True)
     stem = f"page-{page.number:03d}"
     board = views.canvas(page, page_plan)
@@ -80,10 +84,11 @@ def write_views(page: Page, page_plan: Plan, folder: Path) -> dict:
     }
     board.save(files["canvas"], optimize=False, compress_level=1)
     views.global_view(board, page_plan).save(files["global"])
-    views.overview(board, page_plan).save(files["overview"], compress_level=3)
+    views.overview(board, page_plan, words=page.words).save(files["overview"], compress_level=3)
     if page.words:
         files["anchors"] = folder / f"{stem}.anchors.json"
         files["anchors"].write_text(json.dumps(page_anchors(page, page_plan), ensure_ascii=False))
+    files["model_input"], files["annotated"] = files["canvas"], files["overview"]
     return {k: str(v) for k, v in files.items()}
 
 
