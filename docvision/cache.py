@@ -7,10 +7,10 @@ pages that were really shown to a model are kept.
 
 Key: sha256 of the file's bytes (streamed) + the options that change what is rendered (page range,
 a hash of the password, dpi, viewport...). URLs are never cached: the page behind a URL changes.
-Layout: ROOT/ab/abcdef.../manifest.json + p00003-1344x1680.png + p00003.ocr-eng.json (the words OCR read on
-that page in that language, once read; the manifest holds only the source's own text layer). Writes are
-atomic (temp + rename); the cache is bounded (DOCVISION_CACHE_MAX_BYTES, default 2 GiB) by evicting the least recently used
-entries (manifest mtime, touched on every hit). DOCVISION_CACHE_DIR/renders is used instead when set (tests do).
+Layout: ROOT/ab/abcdef.../manifest.json + p00003-1344x1680.png, and p00003.ocr-eng.json: the words OCR
+read on that page in that language, once read (the manifest holds only the source's own text layer).
+Writes are atomic (temp + rename); the cache is bounded (DOCVISION_CACHE_MAX_BYTES, default 2 GiB) by
+evicting the least recently used entries (manifest mtime, touched on every hit). DOCVISION_CACHE_DIR/renders is used instead when set (tests do).
 """
 
 from __future__ import annotations

@@ -3,8 +3,8 @@
 In: the canvas of a page as the model saw it, its Plan, the evidence boxes in canvas pixels (a grounded
 region, or the words that matched the question), a folder and a file stem, and where the page can still be
 drawn, its renderer. Out: one crop per evidence region with the box drawn and some of the page around it,
-and the whole page (the canvas less its padding) with every box drawn and numbered like the crops; the paths of those files,
-for records and the human output.
+and the whole page (the canvas less its padding) with every box drawn and numbered like the crops; the
+paths of those files, for records and the human output.
 
 Crops come from the page drawn at OCR resolution (300 dpi for a PDF) when a renderer is given: at HD-9 a
 canvas shows 11 pt text 14 px tall, which a person squints at and tesseract misread in 6 of 9 crops.
@@ -34,7 +34,7 @@ BOX_COLOUR = (220, 0, 0)
 FILL = (255, 200, 0, 110)  # a highlighter's yellow over the region: the words stay readable
 # In a crop the box is a highlight with the ends of its top and bottom edges drawn, a quarter of the
 # text's height above and below it: no vertical strokes. On 14 matched words of a scan tesseract read
-# back 14 from plain crops and 14 with these marks, but 13 with L-shaped corners and 8 to 12 with full
+# back 14 from plain crops and 14 with these marks, but 13 with L-shaped corners and 8 to 13 with full
 # outlines of any colour (a stroke beside a word reads as a letter of it; 2 of 27 with an outline tight
 # against the letters). The whole-page picture, where boxes must be found, keeps full outlines.
 GAP = 0.25

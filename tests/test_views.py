@@ -37,7 +37,8 @@ def test_grid_is_one_pixel_and_numbers_sit_in_small_corner_badges():
     # tile 5's badge: red with a white number, in its top-left corner only
     badge = [over.getpixel((336 + dx, 336 + dy)) for dx in range(0, 20) for dy in range(0, 20)]
     assert any(_tinted(p, views.GRID) for p in badge) and any(min(p) > 200 for p in badge)
-    changed = sum(over.getpixel((x, y)) != board.getpixel((x, y)) for x in range(0, 1008, 4) for y in range(0, 1008, 4))
+    changed = sum(over.getpixel((x, y)) != board.getpixel((x, y))
+                  for x in range(0, 1008, 4) for y in range(0, 1008, 4))
     assert changed / (252 * 252) < 0.04  # grid and badges cover under 4% of the page
 
 

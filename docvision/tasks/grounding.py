@@ -10,7 +10,8 @@ Box conventions (as the model families were trained):
   Qwen processor the canvas with a pixel budget equal to its area, so that image is the canvas itself;
   ``model_size`` says otherwise where a server resized it.
 - Qwen3-VL and Qwen2-VL: 0..1000 of the image's width and height, whatever its size.
-Both write {"bbox_2d": [x1, y1, x2, y2], "label": ...} in JSON; Qwen2-VL also <|box_start|>(x1,y1),(x2,y2)<|box_end|>.
+Both write {"bbox_2d": [x1, y1, x2, y2], "label": ...} in JSON; Qwen2-VL also
+<|box_start|>(x1,y1),(x2,y2)<|box_end|>.
 """
 
 from __future__ import annotations

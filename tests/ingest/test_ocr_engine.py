@@ -168,7 +168,8 @@ def test_failures_become_page_warnings_never_exceptions(monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")
     page = ocr.attach(_textless(lambda w, h: scan.image.resize((w, h))))
     assert list(page.words) == []
-    assert page.warnings == ["OCR skipped: OCR needs tesseract, which is not installed: apt-get install tesseract-ocr"]
+    assert page.warnings == [
+        "OCR skipped: OCR needs tesseract, which is not installed: apt-get install tesseract-ocr"]
 
 
 def test_modes_and_languages_are_checked():
@@ -188,3 +189,14 @@ def test_lang_reads_umlauts_that_english_alone_misreads():
     scan = scans.page_image([printed], size=(1400, 300), text_px=50)
     assert [w.text for w in ocr.read(scan.image, lang="eng+deu").words] == printed
     assert "Größe" not in [w.text for w in ocr.read(scan.image, lang="eng").words]
+
+
+@pytest.mark.ocr
+def test_every_frame_of_a_tiff_gets_its_own_words(tmp_path):
+    require_tool("tesseract")
+    frames = [scans.page_image([["Receipt", "number", f"{n}0417"]], size=(1200, 300), text_px=48).image
+              for n in (1, 2)]
+    frames[0].save(tmp_path / "fax.tif", save_all=True, append_images=frames[1:])
+    with ocr.with_ocr(image_ingest.load(str(tmp_path / "fax.tif"), IngestOptions())) as document:
+        texts = [[w.text for w in page.words] for page in document.pages()]
+    assert texts == [["Receipt", "number", "10417"], ["Receipt", "number", "20417"]]
