@@ -7,9 +7,11 @@ pages that were really shown to a model are kept.
 
 Key: sha256 of the file's bytes (streamed) + the options that change what is rendered (page range,
 a hash of the password, dpi, viewport...). URLs are never cached: the page behind a URL changes.
-Layout: ROOT/ab/abcdef.../manifest.json + p00003-1344x1680.png. Writes are atomic (temp + rename);
-the cache is bounded (DOCVISION_CACHE_MAX_BYTES, default 2 GiB) by evicting the least recently used
-entries (manifest mtime, touched on every hit). DOCVISION_CACHE_DIR/renders is used instead when set (tests do).
+Layout: ROOT/ab/abcdef.../manifest.json + p00003-1344x1680.png, and p00003.ocr-eng.json: the words OCR
+read on that page in that language, once read (the manifest holds only the source's own text layer).
+Writes are atomic (temp + rename); the cache is bounded (DOCVISION_CACHE_MAX_BYTES, default 2 GiB) by
+evicting the least recently used entries (manifest mtime, touched on every hit).
+DOCVISION_CACHE_DIR/renders is used instead when set (tests do).
 
 The cache is an optimisation, never a reason to fail: a folder that cannot be written, a full disk, a
 cache path that is a file, garbage or half-written manifests -- any fault gives one warning, and the
@@ -29,12 +31,14 @@ from typing import Callable, Iterator
 
 from docvision import ingest
 from docvision.document import Document, IngestOptions, Page, Word
+from docvision.ingest import ocr
 from docvision.errors import DocvisionError, EmptySource
 
 DEFAULT_MAX_BYTES = 2 * 1024**3
 FORMAT = 2  # bump when the layout of an entry changes; old entries are simply never hit again
-# Options that change neither the pages nor their pixels.
-_NEUTRAL_OPTIONS = {"timeout", "browser", "password"}
+# Options that change neither the pages nor their pixels. OCR's language keys its own files in the entry
+# (p00003.ocr-eng.json), and the OCR mode only decides which pages are read, so neither splits an entry.
+_NEUTRAL_OPTIONS = {"timeout", "browser", "password", "ocr", "lang"}
 
 
 def cache_root() -> Path:
@@ -127,9 +131,13 @@ class RenderCache:
         return self.root / key[:2] / key
 
     def open(self, source: str, options: IngestOptions, tools=None) -> Document:
-        """The source as a Document, from the cache when possible; records what it renders."""
+        """The source as a Document, from the cache when possible; records what it renders.
+
+        Pages get OCR words as ``options.ocr`` and ``options.lang`` say (docvision.ingest.ocr), read when
+        first looked at and kept in the entry."""
+        uncached = lambda: ocr.with_ocr(ingest.load(source, options, tools), options.ocr, options.lang)  # noqa: E731
         if self.disabled:
-            return ingest.load(source, options, tools)
+            return uncached()
         try:
             folder = self.entry(source, options)
             manifest = _read_manifest(folder / "manifest.json") if folder is not None else None
@@ -137,17 +145,17 @@ class RenderCache:
                 os.utime(folder / "manifest.json")  # least-recently-used order
         except OSError as exc:
             self._fault(exc)
-            return ingest.load(source, options, tools)
+            return uncached()
         if folder is None:
-            return ingest.load(source, options, tools)
+            return uncached()
         if manifest is not None:
             self.stats["hits"] += 1
             return self._from_manifest(source, options, folder, manifest, tools)
         self.stats["misses"] += 1
-        return self._recording(ingest.load(source, options, tools), folder)
+        return self._recording(ingest.load(source, options, tools), folder, options)
 
     # -- a document seen for the first time: pass pages through, remember them ---------------------
-    def _recording(self, real: Document, folder: Path) -> Document:
+    def _recording(self, real: Document, folder: Path, options: IngestOptions) -> Document:
         document = Document(real.source, real.kind, real.page_count, lambda: iter(()), real.warnings,
                             real.metadata, None, real.damaged)
 
@@ -155,6 +163,7 @@ class RenderCache:
             seen = []
             for page in real.pages():
                 seen.append(_page_meta(page))
+                page = ocr.attach(page, options.ocr, options.lang, _OcrFiles(self, folder))  # OCR draws unstored
                 yield dataclasses.replace(page, render=self._storing(page.render, folder, page.number))
             doc = {"kind": real.kind, "page_count": real.page_count, "warnings": list(real.warnings),
                    "metadata": real.metadata, "damaged": list(real.damaged), "pages": seen}
@@ -193,18 +202,21 @@ class RenderCache:
         return cached_render
 
     # -- a document seen before: pages from the manifest, the real file opened only if needed ---------
-    def _from_manifest(self, source: str, options: IngestOptions, folder: Path, manifest: dict, tools) -> Document:
+    def _from_manifest(self, source: str, options: IngestOptions, folder: Path, manifest: dict,
+                       tools) -> Document:
         reopened = _Reopener(source, options, tools)
 
         def pages() -> Iterator[Page]:
             for meta in manifest["pages"]:
                 number = meta["number"]
-                yield Page(
+                page = Page(
                     label=meta["label"], number=number, size=tuple(meta["size"]),
-                    render=self._storing(lambda w, h, n=number: reopened.render(n, w, h), folder, number),
+                    render=lambda w, h, n=number: reopened.render(n, w, h),
                     words=[_word(w) for w in meta["words"]],
                     scanned=meta["scanned"], warnings=list(meta["warnings"]), facts=list(meta.get("facts", [])),
                 )
+                page = ocr.attach(page, options.ocr, options.lang, _OcrFiles(self, folder))
+                yield dataclasses.replace(page, render=self._storing(page.render, folder, number))
 
         def close() -> None:
             reopened.close()
@@ -287,11 +299,40 @@ class _Reopener:
         self.document = self.pages = self.current = None
 
 
+class _OcrFiles:
+    """OCR words of an entry's pages, one file per page and language (docvision.ingest.ocr's store)."""
+
+    def __init__(self, cache: RenderCache, folder: Path):
+        self.cache, self.folder = cache, folder
+
+    def _path(self, number: int, lang: str) -> Path:
+        return self.folder / f"p{number:05d}.ocr-{lang}.json"
+
+    def load(self, number: int, lang: str) -> list[Word] | None:
+        if self.cache.disabled:
+            return None
+        try:
+            stored = json.loads(self._path(number, lang).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+        if not isinstance(stored, list) or not all(isinstance(w, list) and len(w) >= 5 for w in stored):
+            return None
+        return [_word(w) for w in stored]
+
+    def save(self, number: int, lang: str, words) -> None:
+        data = json.dumps([_stored_word(w) for w in words], ensure_ascii=False)
+        self.cache._write(self._path(number, lang), lambda tmp: Path(tmp).write_text(data, encoding="utf-8"))
+
+
+def _stored_word(w: Word) -> list:
+    return [w.text, *w.box, *([w.ref, w.origin] if w.ref or w.origin != "text" else [])]
+
+
 def _page_meta(page: Page) -> dict:
     return {
         "label": page.label, "number": page.number, "size": list(page.size), "scanned": page.scanned,
         "warnings": list(page.warnings), "facts": list(page.facts),
-        "words": [[w.text, *w.box, *([w.ref, w.origin] if w.ref or w.origin != "text" else [])] for w in page.words],
+        "words": [_stored_word(w) for w in ocr.text_layer(page)],  # OCR words have files of their own
     }
 
 

@@ -115,6 +115,8 @@ class IngestOptions:
     browser: str | None = None  # explicit Chromium executable
     render_dpi: float = 300.0  # nominal resolution defining a PDF page's source pixels
     offline: bool = False  # no network for any source (a URL then fails); see docs/security.md
+    ocr: str = "auto"  # "auto" | "always" | "never": which pages get words read from their pixels (docs/ocr.md)
+    lang: str = "eng"  # tesseract language codes for OCR, joined by + ("eng+deu")
 
 
 def parse_page_range(spec: str | None, page_count: int, source: str = "") -> list[int]:

@@ -72,8 +72,9 @@ def test_ask_json_record_through_the_real_cli(tiny_model_dir, sample):
     [record] = json_lines(proc.stdout)
     assert record["status"] == "ok" and record["task"] == "ask" and record["source"] == sample
     assert record["question"] == QUESTION and isinstance(record["answer"], str)
-    assert record["evidence"] == [{"page": 1, "label": "image", "field": None, "score": None, "boxes": [],
-                                   "words": [], "cells": None}]
+    [evidence] = record["evidence"]  # the picture has no text layer: OCR read its words, routing matched them
+    assert (evidence["page"], evidence["label"], evidence["field"], evidence["cells"]) == (1, "image", None, None)
+    assert "Total" in evidence["words"] and len(evidence["boxes"]) == len(evidence["words"])
     assert record["model"] == {"id": str(folder), "backend": "transformers", "family": record["model"]["family"],
                                "device": "cpu", "quant": "none", "dtype": "bfloat16", "base_url": None}
     res = record["resolution"]

@@ -88,7 +88,7 @@ def check_file(source: str) -> Path:
             raise SourceNotFound(f"cannot read the file ({exc.strerror})", source=source) from None
     if not path.exists():
         if path.is_symlink():
-            raise SourceNotFound("is a symbolic link to a file that does not exist", source=source)
+            raise SourceNotFound("no such file (a symbolic link to a file that does not exist)", source=source)
         raise SourceNotFound("no such file", source=source)
     if path.is_dir():
         raise UnsupportedSource("is a folder; pass the files in it or the folder as a batch", source=source)

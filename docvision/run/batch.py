@@ -74,6 +74,7 @@ def _run(plan: Plan, todo: list[Entry], sink: RecordSink) -> None:
     """Start the tools and the model, run the engine, stop them again."""
     from docvision.cache import RenderCache
     from docvision.ingest import load
+    from docvision.ingest.ocr import with_ocr
     from docvision.ingest.tools import Tools
 
     tools = Tools(plan.ingest)
@@ -84,7 +85,8 @@ def _run(plan: Plan, todo: list[Entry], sink: RecordSink) -> None:
             cache = RenderCache(pixels=plan.task.needs_model, say=sink.say)
             opener = lambda source: cache.open(source, plan.ingest, tools)  # noqa: E731
         else:
-            opener = lambda source: load(source, plan.ingest, tools)  # noqa: E731
+            opener = lambda source: with_ocr(load(source, plan.ingest, tools), plan.ingest.ocr,  # noqa: E731
+                                             plan.ingest.lang)
         backend, load_s = _load(plan, todo, sink)
         engine.run(todo, plan.task, sink, opener=opener, backend=backend, settings=plan.engine,
                    load_s=load_s, finish=tools.close)

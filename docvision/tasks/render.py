@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Iterator
 from docvision import views
 from docvision.document import Document, Page
 from docvision.errors import DamagedSource
+from docvision.ingest import ocr
 from docvision.tiling import DEFAULT_TILE, Plan, plan
 
 if TYPE_CHECKING:
@@ -27,9 +28,10 @@ VIEW_SUFFIXES = (".canvas.png", ".global.png", ".overview.png", ".anchors.json")
 
 
 def page_anchors(page: Page, page_plan: Plan) -> list[dict]:
-    """The page's words with boxes in canvas pixels (rounded to 0.1 px)."""
+    """The page's words with boxes in canvas pixels (rounded to 0.1 px); OCR words say so."""
     return [
-        {"text": w.text, "box": [round(v, 1) for v in page_plan.to_canvas(w.box)]}
+        {"text": w.text, "box": [round(v, 1) for v in page_plan.to_canvas(w.box)],
+         **({"origin": w.origin} if w.origin != "text" else {})}
         for w in page.words
     ]
 
@@ -70,7 +72,10 @@ class ViewFolders:
 
 
 def write_views(page: Page, page_plan: Plan, folder: Path) -> dict:
-    """Save canvas, global view, overview and anchors of one page; return the file paths."""
+    """Save canvas, global view, overview and anchors of one page; return the file paths.
+
+    The canvas is what the model is shown; the overview is drawn for people (grid, tile numbers,
+    padding, the anchors found by the text layer and OCR)."""
     folder.mkdir(parents=True, exist_ok=True)
     stem = f"page-{page.number:03d}"
     board = views.canvas(page, page_plan)
@@ -81,7 +86,7 @@ def write_views(page: Page, page_plan: Plan, folder: Path) -> dict:
     }
     board.save(files["canvas"], optimize=False, compress_level=1)
     views.global_view(board, page_plan).save(files["global"])
-    views.overview(board, page_plan).save(files["overview"], compress_level=3)
+    views.overview(board, page_plan, words=page.words).save(files["overview"], compress_level=3)
     if page.words:
         files["anchors"] = folder / f"{stem}.anchors.json"
         files["anchors"].write_text(json.dumps(page_anchors(page, page_plan), ensure_ascii=False))
@@ -114,8 +119,10 @@ class RenderTask:
         folder = self.folders.folder(document.source) if self.folders is not None else None
         for page in document.pages():
             page_plan = plan(page.size, self.hd, self.tile)
+            # OCR (seconds a page) runs only when the views show its words; the table counts the text layer.
+            words = page.words if folder is not None else ocr.text_layer(page)
             entry = {"label": page.label, "number": page.number, "scanned": page.scanned,
-                     "words": len(page.words), "plan": page_plan.as_dict()}
+                     "words": len(words), "plan": page_plan.as_dict()}
             if self.family is not None:
                 entry["plan"]["visual_tokens"] = self.family.visual_tokens(page_plan)
             if folder is not None:
