@@ -19,6 +19,7 @@ LibreOffice start instead of one start per file (see ``officeconvert``).
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -26,7 +27,7 @@ from docvision.document import Document, IngestOptions, parse_page_range
 from docvision.errors import DamagedSource, EmptySource, ToolMissing
 from docvision.ingest import check_file
 from docvision.ingest.office import convert as officeconvert, files as officefile, segments, sheets as sheetlist, workbook
-from docvision.ingest.office.convert import IMPRESS, WRITER
+from docvision.ingest.office.percall import CALC, IMPRESS, WRITER
 
 WORKBOOKS = {".xlsx", ".xlsm"}  # what openpyxl reads
 EMPTY_PAGE_POINTS = 2.0  # LibreOffice exports an empty sheet as a 1 x 1 pt page
@@ -51,16 +52,17 @@ def load(source: str, options: IngestOptions, tools) -> Document:
 
             return cells.load(path, source, options, missing, tools)
         raise
-    folder, pdf = tools.converter().convert(path, options, source)
+    converter = tools.converter()
+    folder, pdf = converter.convert(path, options, source)
     try:
-        return _document(folder, pdf, ext, names, info, source, options)
+        return _document(folder, pdf, ext, names, info, source, options, converter.take_notice())
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
 
 
 def _document(folder: Path, pdf: Path, ext: str, names: list | None, info: dict | None, source: str,
-              options: IngestOptions) -> Document:
+              options: IngestOptions, notice: str | None) -> Document:
     """The Document over the converted PDF; the PDF and its folder go when it closes."""
     fitz = segments.fitz()
     try:
@@ -68,17 +70,20 @@ def _document(folder: Path, pdf: Path, ext: str, names: list | None, info: dict 
     except (RuntimeError, ValueError) as exc:
         raise DamagedSource(f"LibreOffice wrote an unreadable PDF ({exc})", source=source) from None
     try:
-        warnings: list[str] = []
-        sheets = _sheets(doc, ext, names, info, warnings, source)
-        chosen = parse_page_range(options.pages, len(sheets), source)
-        # Lay out every sheet, then keep the chosen: page numbers stay those of the whole workbook.
-        layouts = segments.lay_out(doc, sheets, options.render_dpi, options.segment_height)
-        layouts = [layouts[i] for i in chosen]
-        warnings += [f"{lay.sheet.label}: {lay.note}" for lay in layouts if lay.note]
+        warnings: list[str] = [notice] if notice else []
+        layout_file = folder / officeconvert.LAYOUT
+        groups = _groups(doc, ext, names, info, layout_file, warnings, source, options)
+        number = 1
+        for group in groups:  # numbered over the whole workbook, before the page range picks sheets
+            for part in group:
+                part.number, number = number, number + 1
+        parts = [part for i in parse_page_range(options.pages, len(groups), source) for part in groups[i]]
+        warnings += [w for part in parts for w in part.warnings]
     except BaseException:
         doc.close()
         raise
-    metadata = {"converter": "LibreOffice", "format": officefile.describe(ext), "pdf_pages": doc.page_count}
+    metadata = {"converter": "LibreOffice" + (" (warm, UNO)" if layout_file.is_file() else ""),
+                "format": officefile.describe(ext), "pdf_pages": doc.page_count}
     if info is not None:
         metadata["workbook"] = info
 
@@ -86,9 +91,24 @@ def _document(folder: Path, pdf: Path, ext: str, names: list | None, info: dict 
         doc.close()
         shutil.rmtree(folder, ignore_errors=True)
 
-    return Document(source=source, kind="office", page_count=sum(len(lay.clips) for lay in layouts),
-                    iter_pages=lambda: segments.pages(doc, layouts, options.render_dpi),
+    return Document(source=source, kind="office", page_count=len(parts),
+                    iter_pages=lambda: segments.pages(doc, parts, options.render_dpi, warnings),
                     warnings=warnings, metadata=metadata, closer=close)
+
+
+def _groups(doc, ext: str, names: list | None, info: dict | None, layout_file: Path, warnings: list[str],
+            source: str, options: IngestOptions) -> list[list[segments.Part]]:
+    """The Parts of each shown sheet (or page, or slide), in order."""
+    if ext in CALC and layout_file.is_file():
+        from docvision.ingest.office import layout
+
+        try:
+            return [parts for _name, parts in layout.sheet_parts(doc, json.loads(layout_file.read_text()), warnings)]
+        except layout.Mismatch as exc:
+            warnings.append(f"{exc}; pages are labelled by number and cells are not named")
+            names = None
+    sheets = _sheets(doc, ext, names, info, warnings, source)
+    return segments.lay_out(doc, sheets, options.render_dpi, options.segment_height, small_views=ext in CALC)
 
 
 def _sheet_names(path: Path, ext: str, info: dict | None, source: str) -> list[tuple[str, bool]] | None:

@@ -1,0 +1,138 @@
+"""A warm LibreOffice: started once per run, driven through ``unoworker`` and our macro inside it.
+
+In: requests for the macro (dicts) and a timeout per request. Out: the macro's answers (dicts).
+Raises ``Unavailable`` when LibreOffice cannot be driven this way here (no Python with LibreOffice's
+``uno``, no Python script provider), ``Crashed`` when LibreOffice or the worker died (the caller
+starts another and tries again), ExternalTimeout when it hung (it is killed first).
+
+Talking to the worker: one JSON line each way, read with select() against a deadline, so a hung
+LibreOffice costs the timeout and never a hang; the worker and LibreOffice share one process group,
+which ``Processes.kill`` stops from any thread.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import select
+import subprocess
+import time
+from pathlib import Path
+
+from docvision.errors import ExternalTimeout
+from docvision.ingest.office.soffice import Processes
+
+ENV_PYTHON = "DOCVISION_UNO_PYTHON"  # the Python that imports LibreOffice's uno; "none" turns this path off
+WORKER = Path(__file__).with_name("unoworker.py")
+DEBIAN_PYTHON = "/usr/bin/python3"  # the interpreter Debian's python3-uno is built for
+
+
+class Unavailable(Exception):
+    """LibreOffice cannot be driven through UNO here; the message says what to install."""
+
+
+class Crashed(Exception):
+    """LibreOffice (or the worker) went away in the middle of a request."""
+
+
+def python_for_uno(soffice: str) -> str | None:
+    """The interpreter to run the worker with: $DOCVISION_UNO_PYTHON, LibreOffice's bundled python
+    (builds from libreoffice.org), Debian's python3; None when there is none or it is set to "none"."""
+    chosen = os.environ.get(ENV_PYTHON)
+    if chosen:
+        return None if chosen.lower() == "none" else chosen
+    bundled = Path(os.path.realpath(soffice)).with_name("python")
+    for candidate in (bundled, Path(DEBIAN_PYTHON)):
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    return None
+
+
+class WarmOffice:
+    """One worker and its LibreOffice; ``start`` returns at once, the first ``call`` waits for it."""
+
+    def __init__(self, processes: Processes, python: str, soffice: str, profile: Path, start_timeout: float):
+        self._processes = processes
+        self._command = [python, str(WORKER), soffice, profile.as_uri(),
+                         f"docvision-{os.getpid()}-{secrets.token_hex(6)}", f"{start_timeout:g}"]
+        self._start_timeout = start_timeout
+        self._proc: subprocess.Popen | None = None
+        self._buffer = b""
+        self._ready = False
+        self.launched = False  # LibreOffice itself was started (the worker got past importing uno)
+
+    def start(self) -> None:
+        """Start the worker (which starts LibreOffice) without waiting for it."""
+        if self._proc is None:
+            self._proc = self._processes.start(self._command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                               stderr=subprocess.DEVNULL)
+
+    def call(self, request: dict, timeout: float, source: str | None = None) -> dict:
+        """The macro's answer to ``request``; LibreOffice is killed when it takes longer than ``timeout``."""
+        self.start()
+        if not self._ready:
+            self._await_ready(source)
+        try:
+            self._proc.stdin.write(json.dumps(request).encode() + b"\n")
+            self._proc.stdin.flush()
+        except (BrokenPipeError, OSError, ValueError):
+            self.stop()
+            raise Crashed("the worker is gone") from None
+        answer = self._read(time.monotonic() + timeout, timeout, "finish converting", source)
+        if answer.get("error") == "crashed":
+            self.stop()
+            raise Crashed(answer.get("message", ""))
+        return answer
+
+    def _await_ready(self, source: str | None) -> None:
+        first = self._read(time.monotonic() + self._start_timeout + 5, self._start_timeout, "start", source)
+        self.launched = first.get("error") != "no-uno"
+        if first.get("ready"):
+            self._ready = True
+            return
+        self.stop()
+        if first.get("error") in ("no-uno", "no-macro"):
+            raise Unavailable(first.get("message", ""))
+        raise Crashed(first.get("message", "LibreOffice did not start"))
+
+    def _read(self, deadline: float, timeout: float, doing: str, source: str | None) -> dict:
+        """One JSON line from the worker before ``deadline``; kills it on a timeout, Crashed on EOF."""
+        stdout = self._proc.stdout.fileno()
+        while b"\n" not in self._buffer:
+            left = deadline - time.monotonic()
+            try:
+                readable = select.select([stdout], [], [], max(0.0, left))[0] if left > 0 else []
+            except (OSError, ValueError):  # the pipe was closed under us
+                raise Crashed("the worker's output was closed") from None
+            if not readable:
+                self.stop()
+                raise ExternalTimeout(
+                    f"LibreOffice did not {doing} in {timeout:g} s and was stopped; the file may be too large or "
+                    "malformed (--timeout sets the limit)", source=source)
+            try:
+                chunk = os.read(stdout, 1 << 20)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                self.stop()
+                raise Crashed("the worker closed its output")
+            self._buffer += chunk
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        try:
+            return json.loads(line)
+        except ValueError:
+            self.stop()
+            raise Crashed(f"unreadable answer {line[:80]!r}") from None
+
+    def stop(self) -> None:
+        """Kill the worker's process group (LibreOffice with it); safe from any thread, and twice."""
+        proc, self._proc = self._proc, None
+        self._ready = False
+        if proc is not None:
+            self._processes.kill(proc)
+            for stream in (proc.stdin, proc.stdout):
+                try:
+                    stream.close()
+                except OSError:
+                    pass
