@@ -44,9 +44,12 @@ class Tools:
         return self._browser
 
     def converter(self) -> "Converter":
-        """The run's office converter (LibreOffice is started by its first conversion, not here)."""
+        """The run's office converter (LibreOffice is started by its first conversion, or by ``expect``)."""
+        from docvision.errors import ExternalTimeout
         from docvision.ingest.office.convert import Converter
 
+        if self.closed:  # a late call must not start a LibreOffice that nothing would stop
+            raise ExternalTimeout("LibreOffice was stopped: the run is ending")
         if self._converter is None:
             self._converter = Converter(self.options)
             if self._expected:

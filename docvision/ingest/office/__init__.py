@@ -108,7 +108,7 @@ def _groups(doc, ext: str, names: list | None, info: dict | None, layout_file: P
             warnings.append(f"{exc}; pages are labelled by number and cells are not named")
             names = None
     sheets = _sheets(doc, ext, names, info, warnings, source)
-    return segments.lay_out(doc, sheets, options.render_dpi, options.segment_height, small_views=ext in CALC)
+    return segments.lay_out(doc, sheets, options.render_dpi, options.segment_height, spreadsheet=ext in CALC)
 
 
 def _sheet_names(path: Path, ext: str, info: dict | None, source: str) -> list[tuple[str, bool]] | None:

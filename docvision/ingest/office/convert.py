@@ -24,7 +24,7 @@ import threading
 from pathlib import Path
 
 from docvision.document import IngestOptions
-from docvision.errors import DamagedSource, EmptySource, ExternalTimeout
+from docvision.errors import DamagedSource, EmptySource, ExternalTimeout, ToolMissing
 from docvision.ingest.office import files as officefile, percall, profile as officeprofile, soffice as libreoffice
 from docvision.ingest.office.percall import CALC, IMPRESS, WRITER, csv_options
 from docvision.ingest.office.warm import Crashed, Unavailable, WarmOffice, python_for_uno
@@ -136,7 +136,7 @@ class Converter:
         for attempt in (1, 2):
             try:
                 return self._office().call(request, options.timeout, source)
-            except ExternalTimeout:
+            except (ExternalTimeout, ToolMissing):
                 self._retire()
                 raise
             except Crashed as exc:

@@ -51,7 +51,7 @@ def _parts(doc, sheet: dict, first_index: int) -> list[Part]:
                       [tuple(box) for box in page.get("shapes", [])])
         clip = _trimmed(doc.load_page(first_index + i), page["x"][-1], page["y"][-1])
         label = sheet["name"] if total == 1 else f"{sheet['name']} (segment {i + 1}/{total})"
-        parts.append(Part(first_index + i, with_smallest_view(clip), label, cells=cells))
+        parts.append(Part(first_index + i, with_smallest_view(clip), label, sheet=True, cells=cells))
     return parts
 
 

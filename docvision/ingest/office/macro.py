@@ -225,7 +225,16 @@ def _extent(sheet, request, notes):
                                                   request["max_rows"], request["max_columns"]))
     if not inside:
         return None
-    return c0, r0, max(c for c, _r in inside), max(r for _c, r in inside)
+    return _with_merges(sheet, c0, r0, max(c for c, _r in inside), max(r for _c, r in inside), last_c, last_r)
+
+
+def _with_merges(sheet, c0, r0, c1, r1, last_c, last_r):
+    """The range grown to hold every merged area that starts inside it: LibreOffice does not draw a
+    merged cell cut by the print range (a number merged over B2:B3 vanished when the range ended at 2)."""
+    cursor = sheet.createCursorByRange(sheet.getCellRangeByPosition(c0, r0, c1, r1))
+    cursor.collapseToMergedArea()
+    grown = cursor.RangeAddress
+    return c0, r0, min(max(c1, grown.EndColumn), last_c), min(max(r1, grown.EndRow), last_r)
 
 
 def _shape_cells(sheet, shape):

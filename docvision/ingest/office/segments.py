@@ -103,6 +103,7 @@ class Part:
     clip: tuple[float, float, float, float]
     label: str
     number: int = 0
+    sheet: bool = False  # a spreadsheet's page: padded to the smallest view, checked for ###
     cells: Cells | None = None
     facts: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -144,9 +145,13 @@ def with_smallest_view(clip: tuple[float, float, float, float]) -> tuple[float, 
     return (x0, y0, x0 + max(w, x1 - x0), y0 + max(h, y1 - y0))
 
 
-def hash_cells(words: list[Word]) -> list[str]:
-    """The cells drawn as a run of # (a number too wide for its column), by reference where known."""
-    return [w.ref or w.text for w in words if _HASHES.fullmatch(w.text)]
+def _cells_named(words: list[Word]) -> str:
+    """"cells B3, B4" where every word knows its cell, else "3 cells"."""
+    if not all(w.ref for w in words):
+        return f"{len(words)} cell{'s' if len(words) > 1 else ''}"
+    refs = list(dict.fromkeys(w.ref.split("!", 1)[1] for w in words))
+    shown = ", ".join(refs[:10]) + (f" and {len(refs) - 10} more" if len(refs) > 10 else "")
+    return f"cell{'s' if len(refs) > 1 else ''} {shown}"
 
 
 # ---- PDFs from the per-call path: one page per sheet, of any height ----------------------------------
@@ -181,16 +186,16 @@ def clips(area: "pymupdf.Rect", dpi: float, segment: int) -> list[tuple[float, f
 
 
 def lay_out(doc: "pymupdf.Document", sheets: list[Sheet], dpi: float, segment: int,
-            small_views: bool) -> list[list[Part]]:
+            spreadsheet: bool) -> list[list[Part]]:
     """Each shown page's Parts (measured, not drawn, so the page count is known up front)."""
     result = []
     for sheet in sheets:
         area, note = drawn_area(doc.load_page(sheet.index))
         parts = clips(area, dpi, segment)
         result.append([
-            Part(sheet.index, with_smallest_view(clip) if small_views else clip,
+            Part(sheet.index, with_smallest_view(clip) if spreadsheet else clip,
                  sheet.label if len(parts) == 1 else f"{sheet.label} (segment {i + 1}/{len(parts)})",
-                 warnings=[note] if note and i == 0 else [])
+                 sheet=spreadsheet, warnings=[note] if note and i == 0 else [])
             for i, clip in enumerate(parts)])
     return result
 
@@ -237,10 +242,9 @@ def pages(doc: "pymupdf.Document", parts: list[Part], dpi: float, warnings: list
         page = doc.load_page(part.index)
         x0, y0, x1, y1 = part.clip
         words = _words(page, part, zoom)
-        hashes = hash_cells(words) if part.cells is not None else []
+        hashes = [w for w in words if _HASHES.fullmatch(w.text)] if part.sheet else []
         if hashes:
-            warnings.append(f"{part.label}: cell{'s' if len(hashes) > 1 else ''} {', '.join(hashes[:10])}"
-                            f"{' and more' if len(hashes) > 10 else ''} drawn as ### (too narrow for the number)")
+            warnings.append(f"{part.label}: {_cells_named(hashes)} drawn as ### (too narrow for the number)")
         yield Page(
             label=part.label, number=part.number,
             size=(max(1, round((x1 - x0) * zoom)), max(1, round((y1 - y0) * zoom))),

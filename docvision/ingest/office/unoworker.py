@@ -3,7 +3,8 @@
 Usage: PYTHON unoworker.py SOFFICE PROFILE_URL PIPE_NAME START_TIMEOUT
 In: one JSON request per line on stdin, passed as is to our macro inside LibreOffice. Out: one JSON
 line per request on stdout, preceded by {"ready": true} once LibreOffice listens, or by
-{"ready": false, "error": "no-uno" | "no-macro" | "start", "message": ...} when it cannot be driven.
+{"ready": false, "error": "no-uno" | "no-macro" | "start", "exited": exit status or null, "message": ...}
+when it cannot be driven.
 A lost LibreOffice answers {"error": "crashed", ...} and ends the worker.
 
 Why a separate process: python3-uno is built for Debian's own python3, and loading it into another
@@ -94,7 +95,7 @@ def _start(uno, soffice, profile, pipe, timeout):
     try:
         context = _connect(uno, office, pipe, time.monotonic() + timeout)
     except Exception as exc:
-        return None, {"ready": False, "error": "start", "message": "LibreOffice did not start: {}".format(exc)}
+        return None, {"ready": False, "error": "start", "exited": office.poll(), "message": str(exc)[:200]}
     try:
         factory = context.ServiceManager.createInstanceWithContext(
             "com.sun.star.script.provider.MasterScriptProviderFactory", context)

@@ -3,7 +3,8 @@
 In: requests for the macro (dicts) and a timeout per request. Out: the macro's answers (dicts).
 Raises ``Unavailable`` when LibreOffice cannot be driven this way here (no Python with LibreOffice's
 ``uno``, no Python script provider), ``Crashed`` when LibreOffice or the worker died (the caller
-starts another and tries again), ExternalTimeout when it hung (it is killed first).
+starts another and tries again), ExternalTimeout when it hung or did not start in time (it is killed
+first), ToolMissing when soffice exits as soon as it is started.
 
 Talking to the worker: one JSON line each way, read with select() against a deadline, so a hung
 LibreOffice costs the timeout and never a hang; the worker and LibreOffice share one process group,
@@ -20,8 +21,8 @@ import subprocess
 import time
 from pathlib import Path
 
-from docvision.errors import ExternalTimeout
-from docvision.ingest.office.soffice import Processes
+from docvision.errors import ExternalTimeout, ToolMissing
+from docvision.ingest.office.soffice import ENV_SOFFICE, Processes
 
 ENV_PYTHON = "DOCVISION_UNO_PYTHON"  # the Python that imports LibreOffice's uno; "none" turns this path off
 WORKER = Path(__file__).with_name("unoworker.py")
@@ -94,7 +95,11 @@ class WarmOffice:
         self.stop()
         if first.get("error") in ("no-uno", "no-macro"):
             raise Unavailable(first.get("message", ""))
-        raise Crashed(first.get("message", "LibreOffice did not start"))
+        if first.get("exited") is not None:
+            raise ToolMissing(f"LibreOffice exited (status {first['exited']}) as soon as it was started; check the "
+                              f"installation or {ENV_SOFFICE}", source=source)
+        raise ExternalTimeout(f"LibreOffice did not start in {self._start_timeout:g} s and was stopped (--timeout "
+                              "sets the limit)", source=source)
 
     def _read(self, deadline: float, timeout: float, doing: str, source: str | None) -> dict:
         """One JSON line from the worker before ``deadline``; kills it on a timeout, Crashed on EOF."""
@@ -128,7 +133,7 @@ class WarmOffice:
     def stop(self) -> None:
         """Kill the worker's process group (LibreOffice with it); safe from any thread, and twice."""
         proc, self._proc = self._proc, None
-        self._ready = False
+        self._ready, self._buffer = False, b""
         if proc is not None:
             self._processes.kill(proc)
             for stream in (proc.stdin, proc.stdout):
