@@ -47,7 +47,18 @@ def ours(tools: Tools) -> dict[int, str]:
     """pid -> command line of every live process that runs on this run's converter's profiles."""
     if not hasattr(tools, "profiles"):
         tools.profiles = str(tools.converter()._root)  # noted before close(), which drops the converter
-    root = tools.profiles
+    return _running_on(tools.profiles)
+
+
+def none_of_ours(tools: Tools) -> bool:
+    """True once no process of ours runs; a SIGKILLed one may take a moment to end."""
+    deadline = time.monotonic() + 5
+    while ours(tools) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return ours(tools) == {}
+
+
+def _running_on(root: str) -> dict[int, str]:
     found = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -61,6 +72,11 @@ def ours(tools: Tools) -> dict[int, str]:
         if root in command:
             found[int(entry.name)] = command
     return found
+
+
+def pipes() -> set[str]:
+    """LibreOffice's sockets in /tmp: one that outlives its LibreOffice is litter."""
+    return {name for name in os.listdir("/tmp") if name.startswith("OSL_PIPE_")}
 
 
 def office_pid(tools: Tools, timeout: float = 60) -> int:
@@ -81,13 +97,14 @@ def text(source: str, tools: Tools, options: IngestOptions | None = None) -> lis
 
 def test_one_libreoffice_converts_file_after_file_and_starts_when_the_batch_is_announced(tmp_path):
     books = [workbook(tmp_path, str(n)) for n in range(3)]
+    before = pipes()
     with Tools(IngestOptions()) as tools:
         tools.expect(books)
         office_pid(tools)  # up before any file asked for it
         for n, book in enumerate(books):
             assert text(book, tools)[0].startswith(f"book {n}")
         assert tools.converter().starts == 1
-    assert ours(tools) == {}
+    assert none_of_ours(tools) and not pipes() - before
 
 
 def test_killed_libreoffice_is_started_again_and_the_next_file_converts(tmp_path):
@@ -124,11 +141,12 @@ def test_a_hung_libreoffice_is_killed_after_the_timeout_and_the_next_file_conver
         with pytest.raises(ExternalTimeout, match="did not finish converting in 3 s"):
             text(workbook(tmp_path, "stuck"), tools, options)
         assert time.monotonic() - started < 30
-        assert hung not in ours(tools)
+        assert none_of_ours(tools)  # the hung one was killed, and nothing started yet
         assert text(workbook(tmp_path, "after"), tools, options)[0].startswith("book after")
 
 
 def test_close_from_another_thread_during_a_hang_leaves_no_process(tmp_path):
+    before = pipes()
     tools = Tools(IngestOptions())
     text(workbook(tmp_path, "warm"), tools)
     os.kill(office_pid(tools), signal.SIGSTOP)
@@ -150,16 +168,18 @@ def test_close_from_another_thread_during_a_hang_leaves_no_process(tmp_path):
     worker.join(30)
     assert not closer.is_alive() and not worker.is_alive()
     assert len(errors) == 1 and "stopped" in str(errors[0])
-    assert ours(tools) == {}
+    assert none_of_ours(tools) and not pipes() - before
     tools.close()  # twice is fine
 
 
 def test_close_before_libreoffice_is_up_leaves_no_process(tmp_path):
+    before = pipes()
     tools = Tools(IngestOptions())
     tools.expect([workbook(tmp_path, "never")])  # starts LibreOffice in the background
     ours(tools)
+    time.sleep(2)  # far enough for LibreOffice to have made its pipes
     tools.close()
-    assert ours(tools) == {}
+    assert none_of_ours(tools) and not pipes() - before
 
 
 def test_without_uno_files_convert_per_call_with_one_warning(tmp_path, monkeypatch):

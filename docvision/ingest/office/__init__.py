@@ -1,20 +1,19 @@
 """Office ingestor: spreadsheets, documents and presentations, rendered by LibreOffice as a person sees them.
 
-In: an .xlsx/.xlsm/.xls/.ods/.csv, .docx/.odt/.rtf or .pptx/.odp path and IngestOptions. Out: a Document
-of kind "office" with one Page per visible sheet (labelled with the sheet's name), per page ("page N")
-or per slide ("slide N"); sheets too large for one image become "Sheet1 (segment i/n)".
+In: an .xlsx/.xlsm/.xls/.ods/.csv, .docx/.odt/.rtf or .pptx/.odp path, IngestOptions and the run's Tools.
+Out: a Document of kind "office" with one Page per visible sheet (labelled with the sheet's name), per
+page ("page N") or per slide ("slide N"); sheets taller than a segment become "Sheet1 (segment i/n)".
 
 Steps: ``officefile.check`` refuses damaged, encrypted and zip-bomb files from their bytes alone;
 openpyxl reads a workbook's structure (``workbook.read_structure``: sheets, hidden sheets, merged
-ranges, charts and series) into ``metadata["workbook"]``; LibreOffice converts the file to PDF in a
-private temporary folder (spreadsheets one page per sheet, so charts, merged cells and number formats
-look as in a spreadsheet program); ``segments`` turns the PDF pages into Pages whose anchors are the
-displayed strings of the PDF text layer ("$1,234,567.89", "12.3%"). The folder goes when the Document
-closes. Without LibreOffice, workbooks and CSV files fall back to their cells drawn as an HTML table
-by the web ingestor, with a warning that charts are not shown.
-
-A batch that calls ``officeconvert.expect(sources)`` first gets its files converted up to 16 per
-LibreOffice start instead of one start per file (see ``officeconvert``).
+ranges, charts and series) into ``metadata["workbook"]``; the run's converter (``convert``, one warm
+LibreOffice) lays the sheets out as a person reads them and writes a PDF with ``layout.json`` saying
+which cells each page shows (``macro``); ``layout`` and ``segments`` turn the PDF pages into Pages
+whose anchors are the displayed strings of the PDF text layer ("$1,234,567.89", "12.3%") with their
+cells ("Sales!B3"), and whose facts describe the charts. Without UNO the per-call path (``percall``)
+prints each sheet on one page and ``segments`` cuts it. The folder goes when the Document closes.
+Without LibreOffice, workbooks and CSV files fall back to their cells drawn as an HTML table by the
+web ingestor, with a warning that charts are not shown. See docs/office.md.
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ import threading
 from pathlib import Path
 
 from docvision.document import IngestOptions
-from docvision.errors import DamagedSource, EmptySource, ExternalTimeout, ToolMissing
+from docvision.errors import DamagedSource, DocvisionError, EmptySource, ExternalTimeout, ToolMissing
 from docvision.ingest.office import files as officefile, percall, profile as officeprofile, soffice as libreoffice
 from docvision.ingest.office.percall import CALC, IMPRESS, WRITER, csv_options
 from docvision.ingest.office.warm import Crashed, Unavailable, WarmOffice, python_for_uno
@@ -39,6 +39,7 @@ IMPORT_FILTERS = {
 # what was left out. An .xlsx claiming XFD1048576 took 50 s and 8 GB before such a bound.
 MAX_ROWS = 20_000
 MAX_COLUMNS = 256
+QUIT_SECONDS = 3.0  # measured ~0.3 s for LibreOffice to end when asked
 NO_UNO = ("LibreOffice cannot be driven through UNO here ({why}): converting with one LibreOffice start per file, "
           "and numbers in narrow columns may show as ### (apt-get install python3-uno "
           "libreoffice-script-provider-python)")
@@ -69,7 +70,12 @@ class Converter:
         self._percall.expect(sources)
         if self._unavailable is None and any(Path(s).suffix.lower() in IMPORT_FILTERS for s in sources):
             with self._lock:
-                self._office()
+                try:
+                    self._office()
+                except Unavailable as exc:
+                    self._off(str(exc))
+                except DocvisionError:  # no LibreOffice: each office file says so when its turn comes
+                    pass
 
     def convert(self, path: Path, options: IngestOptions, source: str) -> tuple[Path, Path]:
         """The file as a PDF in a new temporary folder: (folder, pdf)."""
@@ -96,9 +102,10 @@ class Converter:
             if python is None:
                 self._off("no Python with LibreOffice's uno was found")
                 return None
-            self._warm = WarmOffice(self._processes, python, soffice, officeprofile.create(self._root, macro=True),
-                                    self.options.timeout)
-            self._warm.start()
+            warm = WarmOffice(self._processes, python, soffice, officeprofile.create(self._root, macro=True),
+                              self.options.timeout)
+            warm.start()
+            self._warm = warm
         return self._warm
 
     def _off(self, why: str) -> None:
@@ -149,8 +156,15 @@ class Converter:
         raise AssertionError("unreachable")
 
     def close(self) -> None:
-        """Kill every LibreOffice (and worker) this converter started and remove its files; safe to call
-        from any thread, during a conversion, and twice."""
+        """Stop every LibreOffice (and worker) this converter started and remove its files; safe to call
+        from any thread, during a conversion, and twice. An idle warm LibreOffice is asked to end (up to
+        QUIT_SECONDS) so that it cleans up after itself; anything still running is then killed."""
+        warm = self._warm
+        if warm is not None and self._lock.acquire(blocking=False):  # not from inside a conversion
+            try:
+                warm.quit(QUIT_SECONDS)
+            finally:
+                self._lock.release()
         self._processes.kill_all()
         self._percall.close()
         shutil.rmtree(self._root, ignore_errors=True)

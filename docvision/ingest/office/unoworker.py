@@ -5,7 +5,8 @@ In: one JSON request per line on stdin, passed as is to our macro inside LibreOf
 line per request on stdout, preceded by {"ready": true} once LibreOffice listens, or by
 {"ready": false, "error": "no-uno" | "no-macro" | "start", "exited": exit status or null, "message": ...}
 when it cannot be driven.
-A lost LibreOffice answers {"error": "crashed", ...} and ends the worker.
+A lost LibreOffice answers {"error": "crashed", ...} and ends the worker; the line "quit" (or the end of
+stdin) asks LibreOffice to terminate before the worker ends.
 
 Why a separate process: python3-uno is built for Debian's own python3, and loading it into another
 CPython worked for plain calls but failed on the script provider here (std::bad_alloc thrown across
@@ -27,6 +28,7 @@ import time
 
 MACRO_URI = "vnd.sun.star.script:docvision_macro.py$convert?language=Python&location=user"
 DEBIAN_UNO = "/usr/lib/python3/dist-packages"
+QUIT = "quit"  # the line that ends the worker, and LibreOffice with it, cleanly
 
 
 def _say(answer):
@@ -86,7 +88,7 @@ def _connect(uno, office, pipe, deadline):
 
 
 def _start(uno, soffice, profile, pipe, timeout):
-    """Start soffice listening on ``pipe``; our macro as a callable script, or an error answer."""
+    """Start soffice listening on ``pipe``: (soffice, its component context, our macro), or an error answer."""
     command = [soffice, "-env:UserInstallation=" + profile, "--headless", "--invisible", "--norestore",
                "--nologo", "--nodefault", "--nolockcheck",
                "--accept=pipe,name={};urp;StarOffice.ComponentContext".format(pipe)]
@@ -99,9 +101,19 @@ def _start(uno, soffice, profile, pipe, timeout):
     try:
         factory = context.ServiceManager.createInstanceWithContext(
             "com.sun.star.script.provider.MasterScriptProviderFactory", context)
-        return factory.createScriptProvider("").getScript(MACRO_URI), None
+        return (office, context, factory.createScriptProvider("").getScript(MACRO_URI)), None
     except Exception as exc:  # no Python script provider (libreoffice-script-provider-python)
         return None, {"ready": False, "error": "no-macro", "message": str(exc).splitlines()[0][:200]}
+
+
+def _quit(office, context):
+    """Ask LibreOffice to end (it then removes its pipes from /tmp, which a kill leaves behind)."""
+    try:
+        desktop = context.ServiceManager.createInstanceWithContext("com.sun.star.frame.Desktop", context)
+        desktop.terminate()
+        office.wait(timeout=5)
+    except Exception:  # the bridge went first, or it took too long: the group is killed anyway
+        pass
 
 
 def main():
@@ -112,12 +124,15 @@ def main():
     except ImportError as exc:
         _say({"ready": False, "error": "no-uno", "message": str(exc)})
         return
-    script, refusal = _start(uno, soffice, profile, pipe, timeout)
+    started, refusal = _start(uno, soffice, profile, pipe, timeout)
     if refusal is not None:
         _say(refusal)
         return
+    office, context, script = started
     _say({"ready": True})
     for line in sys.stdin:
+        if line.strip() == QUIT:
+            break
         try:
             answer = script.invoke((line.strip(),), (), ())[0]
         except Exception as exc:  # the bridge is gone (DisposedException): LibreOffice died or was killed
@@ -125,6 +140,7 @@ def main():
             return
         sys.stdout.write(answer + "\n")
         sys.stdout.flush()
+    _quit(office, context)
 
 
 if __name__ == "__main__":

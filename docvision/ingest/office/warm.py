@@ -13,6 +13,7 @@ which ``Processes.kill`` stops from any thread.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -50,13 +51,23 @@ def python_for_uno(soffice: str) -> str | None:
     return None
 
 
+def pipe_files(pipe: str, profile: Path) -> list[Path]:
+    """The sockets a LibreOffice on ``profile`` listening on ``pipe`` makes in /tmp: the pipe we connect
+    to, and its single-instance pipe, named after the MD5 of the profile's URL in UTF-16 with each
+    byte in unpadded hex (checked against a running 7.4)."""
+    digest = hashlib.md5(profile.as_uri().encode("utf-16-le")).digest()
+    prefix = f"/tmp/OSL_PIPE_{os.getuid()}_"
+    return [Path(prefix + pipe), Path(prefix + "SingleOfficeIPC_" + "".join(format(b, "x") for b in digest))]
+
+
 class WarmOffice:
     """One worker and its LibreOffice; ``start`` returns at once, the first ``call`` waits for it."""
 
     def __init__(self, processes: Processes, python: str, soffice: str, profile: Path, start_timeout: float):
         self._processes = processes
-        self._command = [python, str(WORKER), soffice, profile.as_uri(),
-                         f"docvision-{os.getpid()}-{secrets.token_hex(6)}", f"{start_timeout:g}"]
+        pipe = f"docvision-{os.getpid()}-{secrets.token_hex(6)}"
+        self._command = [python, str(WORKER), soffice, profile.as_uri(), pipe, f"{start_timeout:g}"]
+        self._pipes = pipe_files(pipe, profile)
         self._start_timeout = start_timeout
         self._proc: subprocess.Popen | None = None
         self._buffer = b""
@@ -66,8 +77,11 @@ class WarmOffice:
     def start(self) -> None:
         """Start the worker (which starts LibreOffice) without waiting for it."""
         if self._proc is None:
-            self._proc = self._processes.start(self._command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                               stderr=subprocess.DEVNULL)
+            try:
+                self._proc = self._processes.start(self._command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                                   stderr=subprocess.DEVNULL)
+            except OSError as exc:  # $DOCVISION_UNO_PYTHON names nothing runnable
+                raise Unavailable(f"cannot run {self._command[0]}: {exc.strerror}") from None
 
     def call(self, request: dict, timeout: float, source: str | None = None) -> dict:
         """The macro's answer to ``request``; LibreOffice is killed when it takes longer than ``timeout``."""
@@ -130,6 +144,20 @@ class WarmOffice:
             self.stop()
             raise Crashed(f"unreadable answer {line[:80]!r}") from None
 
+    def quit(self, timeout: float) -> None:
+        """End LibreOffice cleanly (it removes its pipes from /tmp), then make sure with ``stop``.
+
+        Only for a LibreOffice that is not in the middle of a request."""
+        proc = self._proc
+        if proc is not None and self._ready:
+            try:
+                proc.stdin.write(b"quit\n")
+                proc.stdin.close()
+                proc.wait(timeout=timeout)
+            except (OSError, ValueError, subprocess.TimeoutExpired):
+                pass
+        self.stop()
+
     def stop(self) -> None:
         """Kill the worker's process group (LibreOffice with it); safe from any thread, and twice."""
         proc, self._proc = self._proc, None
@@ -141,3 +169,5 @@ class WarmOffice:
                     stream.close()
                 except OSError:
                     pass
+            for leftover in self._pipes:  # a killed LibreOffice cannot remove them itself
+                leftover.unlink(missing_ok=True)
