@@ -270,3 +270,12 @@ def test_large_workbook_structure_is_read_without_loading_every_cell(tmp_path):
     sales = info["sheets"][0]
     assert info["merged_read"] is False and sales["merged"] is None and sales["rows"] == 40_008
     assert [c["title"] for c in sales["charts"]] == ["Revenue by region"]
+
+
+def test_without_uno_chart_facts_come_from_openpyxl(tmp_path, soffice, monkeypatch):
+    monkeypatch.setenv("DOCVISION_UNO_PYTHON", "none")
+    path = build_workbook(tmp_path / "report.xlsx", tall_rows=5)
+    with ingest.load(path, IngestOptions()) as document:
+        sales = next(p for p in document.pages() if p.label == "Sales")
+    assert sales.facts == [CHART_FACT]
+    assert document.metadata["workbook"]["sheets"][0]["charts"][0]["categories"] == ["North", "South", "East", "West"]

@@ -32,6 +32,10 @@ WORKBOOKS = {".xlsx", ".xlsm"}  # what openpyxl reads
 EMPTY_PAGE_POINTS = 2.0  # LibreOffice exports an empty sheet as a 1 x 1 pt page
 BLANK_INK = 0.002  # share of dark samples under which a page without words counts as blank
 _INK = bytes(1 if value < 200 else 0 for value in range(256))
+OPENPYXL_CHARTS = {"barChart": "BarDiagram", "bar3DChart": "BarDiagram", "lineChart": "LineDiagram",
+                   "pieChart": "PieDiagram", "areaChart": "AreaDiagram", "scatterChart": "XYDiagram",
+                   "doughnutChart": "DonutDiagram", "radarChart": "NetDiagram", "bubbleChart": "BubbleDiagram",
+                   "stockChart": "StockDiagram"}
 
 
 def load(source: str, options: IngestOptions, tools) -> Document:
@@ -107,7 +111,23 @@ def _groups(doc, ext: str, names: list | None, info: dict | None, layout_file: P
             warnings.append(f"{exc}; pages are labelled by number and cells are not named")
             names = None
     sheets = _sheets(doc, ext, names, info, warnings, source)
-    return segments.lay_out(doc, sheets, options.render_dpi, options.segment_height, spreadsheet=ext in CALC)
+    groups = segments.lay_out(doc, sheets, options.render_dpi, options.segment_height, spreadsheet=ext in CALC)
+    if info is not None:
+        _openpyxl_facts(groups, sheets, info)
+    return groups
+
+
+def _openpyxl_facts(groups: list[list[segments.Part]], sheets: list[segments.Sheet], info: dict) -> None:
+    """Chart facts from openpyxl's reading, for the per-call path (the warm one has LibreOffice's, with
+    the series names and categories resolved): title, type and the series titles the file spells out."""
+    from docvision.ingest.office.layout import chart_fact
+
+    charts = {s["name"]: s["charts"] for s in info["sheets"]}
+    for sheet, parts in zip(sheets, groups):
+        for chart in charts.get(sheet.label, []):
+            parts[0].facts.append(chart_fact({
+                "title": chart["title"], "type": OPENPYXL_CHARTS.get(chart["type"], chart["type"]),
+                "series": [s["title"] or "" for s in chart["series"]], "categories": chart.get("categories", [])}))
 
 
 def _sheet_names(path: Path, ext: str, info: dict | None, source: str) -> list[tuple[str, bool]] | None:
