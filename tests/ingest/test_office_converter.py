@@ -107,11 +107,31 @@ def test_one_libreoffice_converts_file_after_file_and_starts_when_the_batch_is_a
     assert none_of_ours(tools) and not pipes() - before
 
 
-def test_killed_libreoffice_is_started_again_and_the_next_file_converts(tmp_path):
+def test_the_next_announced_file_is_converted_while_the_run_draws_this_one(tmp_path):
+    books = [workbook(tmp_path, name) for name in ("a", "b", "c", "d")]
     with Tools(IngestOptions()) as tools:
-        assert text(workbook(tmp_path, "first"), tools)[0].startswith("book first")
-        os.kill(office_pid(tools), signal.SIGKILL)
-        assert text(workbook(tmp_path, "second"), tools)[0].startswith("book second")
+        tools.expect(books)
+        assert text(books[0], tools)[0].startswith("book a")
+        ahead = tools.converter()._ahead
+        deadline = time.monotonic() + 30
+        while not ahead.pdf.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert ahead.pdf.exists()  # b's PDF, written before the run asked for b
+        assert text(books[1], tools)[0].startswith("book b")
+        # The run skips c (say, its pages came from the render cache): c's answer is dropped, d converts.
+        assert text(books[3], tools)[0].startswith("book d")
+        assert tools.converter().starts == 1
+
+
+@pytest.mark.parametrize("announced", [False, True], ids=["one by one", "read ahead"])
+def test_killed_libreoffice_is_started_again_and_the_next_file_converts(tmp_path, announced):
+    first, second = workbook(tmp_path, "first"), workbook(tmp_path, "second", rows=3000)
+    with Tools(IngestOptions()) as tools:
+        if announced:
+            tools.expect([first, second])
+        assert text(first, tools)[0].startswith("book first")
+        os.kill(office_pid(tools), signal.SIGKILL)  # with the batch announced, while it reads ahead
+        assert text(second, tools)[0].startswith("book second")
         assert tools.converter().starts == 2
 
 

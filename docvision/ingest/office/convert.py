@@ -21,6 +21,7 @@ import json
 import shutil
 import tempfile
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 from docvision.document import IngestOptions
@@ -58,6 +59,8 @@ class Converter:
         self._unavailable: str | None = None  # why the warm path is off, once known
         self._notice: str | None = None  # the one warning line saying so, until a document carries it
         self._idle_workers = 0  # workers that found no uno, so started no LibreOffice
+        self._queue: dict[str, Path] = {}  # announced files not converted yet, in the run's order
+        self._ahead: _Job | None = None  # the next announced file, already handed to LibreOffice
 
     @property
     def starts(self) -> int:
@@ -68,8 +71,10 @@ class Converter:
         """Announce a batch: starts the warm LibreOffice now, so it is up when the first file needs it
         (or, without UNO, lets ``percall`` convert the files several per start)."""
         self._percall.expect(sources)
-        if self._unavailable is None and any(Path(s).suffix.lower() in IMPORT_FILTERS for s in sources):
+        office = [Path(s) for s in sources if Path(s).suffix.lower() in IMPORT_FILTERS]
+        if self._unavailable is None and office:
             with self._lock:
+                self._queue.update((str(p.resolve()), p) for p in office)
                 try:
                     self._office()
                 except Unavailable as exc:
@@ -120,23 +125,69 @@ class Converter:
             warm.stop()
 
     def _convert_warm(self, path: Path, options: IngestOptions, source: str) -> tuple[Path, Path]:
-        folder = Path(tempfile.mkdtemp(prefix="docvision-office-"))
+        job = self._claim(path, options)
         try:
-            # Under its own name: LibreOffice names a CSV file's one sheet after it.
-            (folder / "in").mkdir()
-            staged = Path(shutil.copyfile(path, folder / "in" / path.name))
-            pdf = folder / "out.pdf"
-            answer = self._call(_request(staged, pdf, options), options, source)
+            answer = self._answer(job, options, source)
             _check(answer, path.suffix.lower(), source)
-            if not pdf.is_file() or pdf.stat().st_size == 0:
+            if not job.pdf.is_file() or job.pdf.stat().st_size == 0:
                 raise DamagedSource(f"LibreOffice could not convert the {officefile.describe(path.suffix.lower())}",
                                     source=source)
-            (folder / LAYOUT).write_text(json.dumps(answer), encoding="utf-8")
-            shutil.rmtree(folder / "in")
+            (job.folder / LAYOUT).write_text(json.dumps(answer), encoding="utf-8")
+            shutil.rmtree(job.folder / "in")
         except BaseException:
-            shutil.rmtree(folder, ignore_errors=True)
+            shutil.rmtree(job.folder, ignore_errors=True)
             raise
-        return folder, pdf
+        finally:
+            self._read_ahead(options)
+        return job.folder, job.pdf
+
+    def _claim(self, path: Path, options: IngestOptions) -> "_Job":
+        """The job read ahead for this file, or a new one (an ahead job for another file is dropped)."""
+        self._queue.pop(str(path.resolve()), None)
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            if ahead.key == _key(path) and ahead.options == options:
+                return ahead
+            self._drop(ahead)
+        return _Job.staged(path, options)
+
+    def _answer(self, job: "_Job", options: IngestOptions, source: str) -> dict:
+        """The macro's answer for ``job``: waited for if it was sent ahead, else asked for now."""
+        if job.sent is not None:
+            try:
+                return self._warm.receive(job.sent + options.timeout, options.timeout, source)
+            except Crashed:
+                self._retire()  # asked again below, on a new LibreOffice
+            except (ExternalTimeout, ToolMissing):
+                self._retire()
+                raise
+        return self._call(job.request, options, source)
+
+    def _read_ahead(self, options: IngestOptions) -> None:
+        """Hand LibreOffice the next announced file now, so it converts while the run draws this one
+        (and, in a real run, while the model reads it); its answer waits in the pipe."""
+        while self._queue and self._ahead is None and self._warm is not None and not self._processes.closed:
+            path = self._queue.pop(next(iter(self._queue)))
+            if not _checks(path):
+                continue  # load() reports it when the file's turn comes
+            job = _Job.staged(path, options)
+            try:
+                job.sent = self._warm.send(job.request)
+            except Crashed:
+                shutil.rmtree(job.folder, ignore_errors=True)
+                self._retire()
+                return
+            self._ahead = job
+
+    def _drop(self, job: "_Job") -> None:
+        """Read and drop the answer for a file the run did not ask for after all (it was in the cache)."""
+        try:
+            if job.sent is not None and self._warm is not None:
+                self._warm.receive(job.sent + job.options.timeout, job.options.timeout)
+        except (Crashed, ExternalTimeout, ToolMissing):
+            self._retire()
+        finally:
+            shutil.rmtree(job.folder, ignore_errors=True)
 
     def _call(self, request: dict, options: IngestOptions, source: str) -> dict:
         """The macro's answer; a LibreOffice that died is started again and asked once more."""
@@ -162,12 +213,53 @@ class Converter:
         warm = self._warm
         if warm is not None and self._lock.acquire(blocking=False):  # not from inside a conversion
             try:
-                warm.quit(QUIT_SECONDS)
+                warm.quit(QUIT_SECONDS)  # only when no file is being read ahead
             finally:
                 self._lock.release()
         self._processes.kill_all()
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            shutil.rmtree(ahead.folder, ignore_errors=True)
         self._percall.close()
         shutil.rmtree(self._root, ignore_errors=True)
+
+
+@dataclass
+class _Job:
+    """One file on its way through the warm LibreOffice: its own copy, the PDF to come, the request."""
+
+    key: tuple
+    options: IngestOptions
+    folder: Path
+    pdf: Path
+    request: dict
+    sent: float | None = None  # when the request was handed to LibreOffice ahead of its turn
+
+    @classmethod
+    def staged(cls, path: Path, options: IngestOptions) -> "_Job":
+        folder = Path(tempfile.mkdtemp(prefix="docvision-office-"))
+        try:
+            # Under its own name: LibreOffice names a CSV file's one sheet after it.
+            (folder / "in").mkdir()
+            staged = Path(shutil.copyfile(path, folder / "in" / path.name))
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        return cls(_key(path), options, folder, folder / "out.pdf", _request(staged, folder / "out.pdf", options))
+
+
+def _key(path: Path) -> tuple:
+    stat = path.stat()
+    return (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+def _checks(path: Path) -> bool:
+    """Whether the file passes the byte checks load() runs first (never hand LibreOffice a zip bomb)."""
+    try:
+        officefile.check(path, path.suffix.lower(), str(path))
+        return True
+    except Exception:
+        return False
 
 
 def _request(staged: Path, pdf: Path, options: IngestOptions) -> dict:

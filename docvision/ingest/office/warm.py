@@ -73,6 +73,7 @@ class WarmOffice:
         self._buffer = b""
         self._ready = False
         self.launched = False  # LibreOffice itself was started (the worker got past importing uno)
+        self.busy = False  # a request was sent and its answer not read yet
 
     def start(self) -> None:
         """Start the worker (which starts LibreOffice) without waiting for it."""
@@ -85,6 +86,10 @@ class WarmOffice:
 
     def call(self, request: dict, timeout: float, source: str | None = None) -> dict:
         """The macro's answer to ``request``; LibreOffice is killed when it takes longer than ``timeout``."""
+        return self.receive(self.send(request, source) + timeout, timeout, source)
+
+    def send(self, request: dict, source: str | None = None) -> float:
+        """Hand LibreOffice ``request`` (waiting for it to be up first); when it was sent (monotonic)."""
         self.start()
         if not self._ready:
             self._await_ready(source)
@@ -94,7 +99,13 @@ class WarmOffice:
         except (BrokenPipeError, OSError, ValueError):
             self.stop()
             raise Crashed("the worker is gone") from None
-        answer = self._read(time.monotonic() + timeout, timeout, "finish converting", source)
+        self.busy = True
+        return time.monotonic()
+
+    def receive(self, deadline: float, timeout: float, source: str | None = None) -> dict:
+        """The answer to the request sent last, before ``deadline`` (LibreOffice is killed after it)."""
+        answer = self._read(deadline, timeout, "finish converting", source)
+        self.busy = False
         if answer.get("error") == "crashed":
             self.stop()
             raise Crashed(answer.get("message", ""))
@@ -149,7 +160,7 @@ class WarmOffice:
 
         Only for a LibreOffice that is not in the middle of a request."""
         proc = self._proc
-        if proc is not None and self._ready:
+        if proc is not None and self._ready and not self.busy:
             try:
                 proc.stdin.write(b"quit\n")
                 proc.stdin.close()
@@ -161,7 +172,7 @@ class WarmOffice:
     def stop(self) -> None:
         """Kill the worker's process group (LibreOffice with it); safe from any thread, and twice."""
         proc, self._proc = self._proc, None
-        self._ready, self._buffer = False, b""
+        self._ready, self._buffer, self.busy = False, b"", False
         if proc is not None:
             self._processes.kill(proc)
             for stream in (proc.stdin, proc.stdout):
