@@ -45,6 +45,7 @@ def load(source: str, options: IngestOptions, tools) -> Document:
     path = check_file(source)
     ext = path.suffix.lower()
     officefile.check(path, ext, source)
+    tools.converter().expect([source])  # LibreOffice starts while openpyxl reads the workbook
     info = workbook.read_structure(path, source) if ext in WORKBOOKS else None
     names = _sheet_names(path, ext, info, source)  # before converting: an encrypted .xls fails here
     try:
