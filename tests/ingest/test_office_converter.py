@@ -133,6 +133,7 @@ def test_killed_libreoffice_is_started_again_and_the_next_file_converts(tmp_path
         os.kill(office_pid(tools), signal.SIGKILL)  # with the batch announced, while it reads ahead
         assert text(second, tools)[0].startswith("book second")
         assert tools.converter().starts == 2
+    assert none_of_ours(tools)
 
 
 def test_killed_in_the_middle_of_a_file_that_file_is_converted_again(tmp_path):
@@ -149,6 +150,7 @@ def test_killed_in_the_middle_of_a_file_that_file_is_converted_again(tmp_path):
         worker.join(120)
         assert not worker.is_alive() and result["text"][0].startswith("book middle")
         assert tools.converter().starts == 2
+    assert none_of_ours(tools)
 
 
 def test_a_hung_libreoffice_is_killed_after_the_timeout_and_the_next_file_converts(tmp_path):
@@ -163,6 +165,7 @@ def test_a_hung_libreoffice_is_killed_after_the_timeout_and_the_next_file_conver
         assert time.monotonic() - started < 30
         assert none_of_ours(tools)  # the hung one was killed, and nothing started yet
         assert text(workbook(tmp_path, "after"), tools, options)[0].startswith("book after")
+    assert none_of_ours(tools)
 
 
 def test_close_from_another_thread_during_a_hang_leaves_no_process(tmp_path):

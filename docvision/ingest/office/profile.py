@@ -38,7 +38,6 @@ SETTINGS = (
     ("/org.openoffice.Office.Common/Security/Scripting", "DisableMacrosExecution", "boolean", "true"),
     ("/org.openoffice.Office.Calc/Content/Update", "Link", "int", "1"),  # Calc: 1 = never
     ("/org.openoffice.Office.Writer/Content/Update", "Link", "int", "0"),  # Writer: 0 = never
-    ("/org.openoffice.Office.Calc/Print/Page", "EmptyPages", "boolean", "true"),  # print them: one PDF page per planned page
     ("/org.openoffice.Office.Calc/Formula/Load", "OOXMLRecalcMode", "int", "1"),  # 1 = never
     ("/org.openoffice.Office.Calc/Formula/Load", "ODFRecalcMode", "int", "1"),
     ("/org.openoffice.Inet/Settings", "ooInetProxyType", "int", "1"),  # 1 = manual
