@@ -35,7 +35,7 @@ from docvision.ingest import ocr
 from docvision.errors import DocvisionError, EmptySource
 
 DEFAULT_MAX_BYTES = 2 * 1024**3
-FORMAT = 2  # bump when the layout of an entry changes; old entries are simply never hit again
+FORMAT = 3  # bump when the layout of an entry changes; old entries are simply never hit again
 # Options that change neither the pages nor their pixels. OCR's language keys its own files in the entry
 # (p00003.ocr-eng.json), and the OCR mode only decides which pages are read, so neither splits an entry.
 _NEUTRAL_OPTIONS = {"timeout", "browser", "password", "ocr", "lang"}

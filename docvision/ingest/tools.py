@@ -2,9 +2,11 @@
 
 In: the run's IngestOptions. Out: ``browser()`` (a running Chromium, see ``ingest.web.browser``) and
 ``converter()`` (office files to PDF, see ``ingest.office.convert``), each started only when a source
-needs it and restarted when it died. ``expect(sources)`` announces a batch so office files are converted
-several per LibreOffice start. ``close()`` stops both; the run calls it in a ``finally``, so nothing is
-left running whatever happened (no atexit hooks, no module-level singletons).
+needs it and restarted when it died. ``expect(sources)`` announces a batch, so LibreOffice starts while
+the run opens its first source (or, without UNO, converts several files per start). ``close()`` stops
+both; the run calls it in a ``finally`` (and may from a signal handler: the converter's part is safe
+from any thread), so nothing is left running whatever happened (no atexit hooks, no module-level
+singletons).
 
 A Tools object belongs to one thread at a time: the run's render thread opens every document, so the
 browser (Playwright's sync API is bound to the thread that started it) and the converter are only
@@ -44,9 +46,12 @@ class Tools:
         return self._browser
 
     def converter(self) -> "Converter":
-        """The run's office converter (LibreOffice is started by its first conversion, not here)."""
+        """The run's office converter (LibreOffice is started by its first conversion, or by ``expect``)."""
+        from docvision.errors import ExternalTimeout
         from docvision.ingest.office.convert import Converter
 
+        if self.closed:  # a late call must not start a LibreOffice that nothing would stop
+            raise ExternalTimeout("LibreOffice was stopped: the run is ending")
         if self._converter is None:
             self._converter = Converter(self.options)
             if self._expected:
@@ -54,7 +59,7 @@ class Tools:
         return self._converter
 
     def expect(self, sources: list[str]) -> None:
-        """Announce a batch's sources, so office files can be converted several per LibreOffice start."""
+        """Announce a batch's sources: LibreOffice starts now if any is an office file."""
         from docvision.ingest.checks import EXTENSIONS, is_url
 
         office = [s for s in sources if not is_url(s) and EXTENSIONS.get(Path(s).suffix.lower()) == "office"]

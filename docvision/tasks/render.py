@@ -31,7 +31,7 @@ def page_anchors(page: Page, page_plan: Plan) -> list[dict]:
     """The page's words with boxes in canvas pixels (rounded to 0.1 px); OCR words say so."""
     return [
         {"text": w.text, "box": [round(v, 1) for v in page_plan.to_canvas(w.box)],
-         **({"origin": w.origin} if w.origin != "text" else {})}
+         **({"origin": w.origin} if w.origin != "text" else {}), **({"ref": w.ref} if w.ref else {})}
         for w in page.words
     ]
 

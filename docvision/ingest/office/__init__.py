@@ -1,24 +1,24 @@
 """Office ingestor: spreadsheets, documents and presentations, rendered by LibreOffice as a person sees them.
 
-In: an .xlsx/.xlsm/.xls/.ods/.csv, .docx/.odt/.rtf or .pptx/.odp path and IngestOptions. Out: a Document
-of kind "office" with one Page per visible sheet (labelled with the sheet's name), per page ("page N")
-or per slide ("slide N"); sheets too large for one image become "Sheet1 (segment i/n)".
+In: an .xlsx/.xlsm/.xls/.ods/.csv, .docx/.odt/.rtf or .pptx/.odp path, IngestOptions and the run's Tools.
+Out: a Document of kind "office" with one Page per visible sheet (labelled with the sheet's name), per
+page ("page N") or per slide ("slide N"); sheets taller than a segment become "Sheet1 (segment i/n)".
 
 Steps: ``officefile.check`` refuses damaged, encrypted and zip-bomb files from their bytes alone;
 openpyxl reads a workbook's structure (``workbook.read_structure``: sheets, hidden sheets, merged
-ranges, charts and series) into ``metadata["workbook"]``; LibreOffice converts the file to PDF in a
-private temporary folder (spreadsheets one page per sheet, so charts, merged cells and number formats
-look as in a spreadsheet program); ``segments`` turns the PDF pages into Pages whose anchors are the
-displayed strings of the PDF text layer ("$1,234,567.89", "12.3%"). The folder goes when the Document
-closes. Without LibreOffice, workbooks and CSV files fall back to their cells drawn as an HTML table
-by the web ingestor, with a warning that charts are not shown.
-
-A batch that calls ``officeconvert.expect(sources)`` first gets its files converted up to 16 per
-LibreOffice start instead of one start per file (see ``officeconvert``).
+ranges, charts and series) into ``metadata["workbook"]``; the run's converter (``convert``, one warm
+LibreOffice) lays the sheets out as a person reads them and writes a PDF with ``layout.json`` saying
+which cells each page shows (``macro``); ``layout`` and ``segments`` turn the PDF pages into Pages
+whose anchors are the displayed strings of the PDF text layer ("$1,234,567.89", "12.3%") with their
+cells ("Sales!B3"), and whose facts describe the charts. Without UNO the per-call path (``percall``)
+prints each sheet on one page and ``segments`` cuts it. The folder goes when the Document closes.
+Without LibreOffice, workbooks and CSV files fall back to their cells drawn as an HTML table by the
+web ingestor, with a warning that charts are not shown. See docs/office.md.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -26,12 +26,16 @@ from docvision.document import Document, IngestOptions, parse_page_range
 from docvision.errors import DamagedSource, EmptySource, ToolMissing
 from docvision.ingest.checks import check_file
 from docvision.ingest.office import convert as officeconvert, files as officefile, segments, sheets as sheetlist, workbook
-from docvision.ingest.office.convert import IMPRESS, WRITER
+from docvision.ingest.office.percall import CALC, IMPRESS, WRITER
 
 WORKBOOKS = {".xlsx", ".xlsm"}  # what openpyxl reads
 EMPTY_PAGE_POINTS = 2.0  # LibreOffice exports an empty sheet as a 1 x 1 pt page
 BLANK_INK = 0.002  # share of dark samples under which a page without words counts as blank
 _INK = bytes(1 if value < 200 else 0 for value in range(256))
+OPENPYXL_CHARTS = {"barChart": "BarDiagram", "bar3DChart": "BarDiagram", "lineChart": "LineDiagram",
+                   "pieChart": "PieDiagram", "areaChart": "AreaDiagram", "scatterChart": "XYDiagram",
+                   "doughnutChart": "DonutDiagram", "radarChart": "NetDiagram", "bubbleChart": "BubbleDiagram",
+                   "stockChart": "StockDiagram"}
 
 
 def load(source: str, options: IngestOptions, tools) -> Document:
@@ -41,6 +45,7 @@ def load(source: str, options: IngestOptions, tools) -> Document:
     path = check_file(source)
     ext = path.suffix.lower()
     officefile.check(path, ext, source)
+    tools.converter().expect([source])  # LibreOffice starts while openpyxl reads the workbook
     info = workbook.read_structure(path, source) if ext in WORKBOOKS else None
     names = _sheet_names(path, ext, info, source)  # before converting: an encrypted .xls fails here
     try:
@@ -51,16 +56,17 @@ def load(source: str, options: IngestOptions, tools) -> Document:
 
             return cells.load(path, source, options, missing, tools)
         raise
-    folder, pdf = tools.converter().convert(path, options, source)
+    converter = tools.converter()
+    folder, pdf = converter.convert(path, options, source)
     try:
-        return _document(folder, pdf, ext, names, info, source, options)
+        return _document(folder, pdf, ext, names, info, source, options, converter.take_notice())
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
 
 
 def _document(folder: Path, pdf: Path, ext: str, names: list | None, info: dict | None, source: str,
-              options: IngestOptions) -> Document:
+              options: IngestOptions, notice: str | None) -> Document:
     """The Document over the converted PDF; the PDF and its folder go when it closes."""
     fitz = segments.fitz()
     try:
@@ -68,17 +74,20 @@ def _document(folder: Path, pdf: Path, ext: str, names: list | None, info: dict 
     except (RuntimeError, ValueError) as exc:
         raise DamagedSource(f"LibreOffice wrote an unreadable PDF ({exc})", source=source) from None
     try:
-        warnings: list[str] = []
-        sheets = _sheets(doc, ext, names, info, warnings, source)
-        chosen = parse_page_range(options.pages, len(sheets), source)
-        # Lay out every sheet, then keep the chosen: page numbers stay those of the whole workbook.
-        layouts = segments.lay_out(doc, sheets, options.render_dpi, options.segment_height)
-        layouts = [layouts[i] for i in chosen]
-        warnings += [f"{lay.sheet.label}: {lay.note}" for lay in layouts if lay.note]
+        warnings: list[str] = [notice] if notice else []
+        layout_file = folder / officeconvert.LAYOUT
+        groups = _groups(doc, ext, names, info, layout_file, warnings, source, options)
+        number = 1
+        for group in groups:  # numbered over the whole workbook, before the page range picks sheets
+            for part in group:
+                part.number, number = number, number + 1
+        parts = [part for i in parse_page_range(options.pages, len(groups), source) for part in groups[i]]
+        warnings += [w for part in parts for w in part.warnings]
     except BaseException:
         doc.close()
         raise
-    metadata = {"converter": "LibreOffice", "format": officefile.describe(ext), "pdf_pages": doc.page_count}
+    metadata = {"converter": "LibreOffice" + (" (warm, UNO)" if layout_file.is_file() else ""),
+                "format": officefile.describe(ext), "pdf_pages": doc.page_count}
     if info is not None:
         metadata["workbook"] = info
 
@@ -86,9 +95,40 @@ def _document(folder: Path, pdf: Path, ext: str, names: list | None, info: dict 
         doc.close()
         shutil.rmtree(folder, ignore_errors=True)
 
-    return Document(source=source, kind="office", page_count=sum(len(lay.clips) for lay in layouts),
-                    iter_pages=lambda: segments.pages(doc, layouts, options.render_dpi),
+    return Document(source=source, kind="office", page_count=len(parts),
+                    iter_pages=lambda: segments.pages(doc, parts, options.render_dpi, warnings),
                     warnings=warnings, metadata=metadata, closer=close)
+
+
+def _groups(doc, ext: str, names: list | None, info: dict | None, layout_file: Path, warnings: list[str],
+            source: str, options: IngestOptions) -> list[list[segments.Part]]:
+    """The Parts of each shown sheet (or page, or slide), in order."""
+    if ext in CALC and layout_file.is_file():
+        from docvision.ingest.office import layout
+
+        try:
+            return [parts for _name, parts in layout.sheet_parts(doc, json.loads(layout_file.read_text()), warnings)]
+        except layout.Mismatch as exc:
+            warnings.append(f"{exc}; pages are labelled by number and cells are not named")
+            names = None
+    sheets = _sheets(doc, ext, names, info, warnings, source)
+    groups = segments.lay_out(doc, sheets, options.render_dpi, options.segment_height, spreadsheet=ext in CALC)
+    if info is not None:
+        _openpyxl_facts(groups, sheets, info)
+    return groups
+
+
+def _openpyxl_facts(groups: list[list[segments.Part]], sheets: list[segments.Sheet], info: dict) -> None:
+    """Chart facts from openpyxl's reading, for the per-call path (the warm one has LibreOffice's, with
+    the series names and categories resolved): title, type and the series titles the file spells out."""
+    from docvision.ingest.office.layout import chart_fact
+
+    charts = {s["name"]: s["charts"] for s in info["sheets"]}
+    for sheet, parts in zip(sheets, groups):
+        for chart in charts.get(sheet.label, []):
+            parts[0].facts.append(chart_fact({
+                "title": chart["title"], "type": OPENPYXL_CHARTS.get(chart["type"], chart["type"]),
+                "series": [s["title"] or "" for s in chart["series"]], "categories": chart.get("categories", [])}))
 
 
 def _sheet_names(path: Path, ext: str, info: dict | None, source: str) -> list[tuple[str, bool]] | None:

@@ -1,169 +1,251 @@
-"""Office files to PDF with LibreOffice: one at a time, or many per LibreOffice start when a batch is known.
+"""Office files to PDF for one run: through one warm LibreOffice, or one soffice start per file without UNO.
 
 In: office file paths and IngestOptions. Out: (folder, pdf) pairs, the PDF in a private temporary folder
-that the caller removes when done.
+that the caller removes when done; with the warm converter the folder also holds ``layout.json``, the
+macro's description of which sheet and cells each PDF page shows (see ``macro``).
 
-Each LibreOffice start costs ~1.5-2 s here (more on a busy machine) whatever it converts, and one run
-converts any number of files. So a caller that knows its batch says so with ``expect(sources)``; when
-``take`` is then asked for one of those files, it converts that file together with the next expected
-files needing the same export (up to CHUNK, so the first result still comes soon) in one run, and
-hands out the others' PDFs when their turn comes.
+The warm path (``warm``): one LibreOffice started at the first file (or as soon as a batch is
+announced) and kept for the run; each file costs its load and export (~0.1-0.3 s) instead of a
+~2 s start, and sheets are laid out as a person reads them (``macro``). When LibreOffice dies it is
+started again and the file tried once more; when it hangs it is killed after the timeout and the
+next file gets a new one. Without a Python that has LibreOffice's ``uno`` (Debian: python3-uno and
+libreoffice-script-provider-python), files go through ``percall`` and the first document says so
+in one warning line.
+
+``close()`` kills every process the converter started, from any thread, whatever it is doing.
 """
 
 from __future__ import annotations
 
-import csv
+import json
 import shutil
 import tempfile
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 from docvision.document import IngestOptions
-from docvision.errors import DamagedSource
-from docvision.ingest.office import files as officefile, soffice as libreoffice
+from docvision.errors import DamagedSource, DocvisionError, EmptySource, ExternalTimeout, ToolMissing
+from docvision.ingest.office import files as officefile, percall, profile as officeprofile, soffice as libreoffice
+from docvision.ingest.office.percall import CALC, IMPRESS, WRITER, csv_options
+from docvision.ingest.office.warm import Crashed, Unavailable, WarmOffice, python_for_uno
 
-CALC = {".xlsx", ".xlsm", ".xls", ".ods", ".csv"}
-WRITER = {".docx", ".odt", ".rtf"}
-IMPRESS = {".pptx", ".odp"}
-SINGLE_PAGE_SHEETS = 'pdf:calc_pdf_Export:{"SinglePageSheets":{"type":"boolean","value":"true"}}'
-TARGETS = {**dict.fromkeys(CALC, SINGLE_PAGE_SHEETS), **dict.fromkeys(WRITER, "pdf:writer_pdf_Export"),
-           **dict.fromkeys(IMPRESS, "pdf:impress_pdf_Export")}
-CHUNK = 16  # files per LibreOffice run for an expected batch
-
-def infilter(path: Path) -> str | None:
-    """LibreOffice's CSV import options (separator, quote, charset, first line), or None for other files."""
-    if path.suffix.lower() != ".csv":
-        return None
-    with open(path, "rb") as fh:
-        raw = fh.read(64 << 10)
-    try:
-        raw.decode("utf-8")
-        charset = 76  # LibreOffice's number for UTF-8
-    except UnicodeDecodeError as exc:
-        # A multi-byte character cut at the sample's end is still UTF-8; anything else is taken for
-        # Windows-1252 (LibreOffice's 1), the usual encoding of spreadsheet exports that are not.
-        charset = 76 if exc.start >= len(raw) - 3 else 1
-    try:
-        separator = csv.Sniffer().sniff(raw.decode("utf-8", errors="replace"), delimiters=",;\t|").delimiter
-    except csv.Error:
-        separator = ","
-    return f"CSV:{ord(separator)},34,{charset},1"
-
-
-def _stage(paths: list[Path], folder: Path) -> list[Path]:
-    """Link the inputs into ``folder`` under distinct plain names, so outputs never collide and odd
-    file names (leading dashes, commas) never reach LibreOffice's command line."""
-    staged = []
-    for i, path in enumerate(paths):
-        link = folder / f"in{i}{path.suffix.lower()}"
-        try:
-            link.symlink_to(path.resolve())
-        except OSError:
-            shutil.copyfile(path, link)
-        staged.append(link)
-    return staged
+LAYOUT = "layout.json"
+IMPORT_FILTERS = {
+    ".xlsx": "Calc MS Excel 2007 XML", ".xlsm": "Calc MS Excel 2007 VBA XML", ".xls": "MS Excel 97",
+    ".ods": "calc8", ".csv": "Text - txt - csv (StarCalc)", ".docx": "MS Word 2007 XML", ".odt": "writer8",
+    ".rtf": "Rich Text Format", ".pptx": "Impress MS PowerPoint 2007 XML", ".odp": "impress8",
+}
+# A sheet is drawn up to this many rows and columns from its first cell; past them a warning says
+# what was left out. An .xlsx claiming XFD1048576 took 50 s and 8 GB before such a bound.
+MAX_ROWS = 20_000
+MAX_COLUMNS = 256
+QUIT_SECONDS = 3.0  # measured ~0.3 s for LibreOffice to end when asked
+NO_UNO = ("LibreOffice cannot be driven through UNO here ({why}): converting with one LibreOffice start per file, "
+          "and numbers in narrow columns may show as ### (apt-get install python3-uno "
+          "libreoffice-script-provider-python)")
 
 
 class Converter:
-    """Office files to PDF for one run: converted on demand, or CHUNK at a time for an expected batch.
-
-    Thread-safe: a file whose chunk another thread is converting waits for that run instead of
-    starting its own. ``close()`` removes PDFs converted ahead that nobody asked for.
-    """
+    """The run's office converter. ``starts`` counts the LibreOffice processes it started."""
 
     def __init__(self, options: IngestOptions) -> None:
         self.options = options
-        self._lock = threading.Lock()
-        self._ready: dict[tuple, tuple[Path, Path]] = {}  # file key -> (folder, pdf) converted ahead
-        self._expected: dict[str, Path] = {}  # resolved path -> path, in the order the batch asks for them
-        self._running: dict[str, threading.Event] = {}  # resolved path -> set when its run ends
+        self._processes = libreoffice.Processes()
+        self._root = Path(tempfile.mkdtemp(prefix="docvision-lo-"))  # profiles; removed by close()
+        self._percall = percall.PerCall(self._processes, self._root)
+        self._lock = threading.Lock()  # one conversion at a time on the warm LibreOffice
+        self._warm: WarmOffice | None = None
+        self._unavailable: str | None = None  # why the warm path is off, once known
+        self._notice: str | None = None  # the one warning line saying so, until a document carries it
+        self._idle_workers = 0  # workers that found no uno, so started no LibreOffice
+        self._queue: dict[str, Path] = {}  # announced files not converted yet, in the run's order
+        self._ahead: _Job | None = None  # the next announced file, already handed to LibreOffice
+
+    @property
+    def starts(self) -> int:
+        """LibreOffice processes started so far: warm ones and per-call runs."""
+        return self._processes.started - self._idle_workers
+
+    def expect(self, sources: list[str]) -> None:
+        """Announce a batch: starts the warm LibreOffice now, so it is up when the first file needs it
+        (or, without UNO, lets ``percall`` convert the files several per start)."""
+        self._percall.expect(sources)
+        office = [Path(s) for s in sources if Path(s).suffix.lower() in IMPORT_FILTERS]
+        if self._unavailable is None and office:
+            with self._lock:
+                self._queue.update((str(p.resolve()), p) for p in office)
+                try:
+                    self._office()
+                except Unavailable as exc:
+                    self._off(str(exc))
+                except DocvisionError:  # no LibreOffice: each office file says so when its turn comes
+                    pass
 
     def convert(self, path: Path, options: IngestOptions, source: str) -> tuple[Path, Path]:
-        """The file as a PDF in a new temporary folder: (folder, pdf); converted now unless already done."""
-        ready = self.take(path, options)
-        if ready is not None:
-            return ready
-        ext = path.suffix.lower()
+        """The file as a PDF in a new temporary folder: (folder, pdf)."""
+        if self._unavailable is None:
+            with self._lock:
+                try:
+                    if self._office() is not None:
+                        return self._convert_warm(path, options, source)
+                except Unavailable as exc:
+                    self._retire()
+                    self._off(str(exc) or "no Python script provider")
+        return self._percall.convert(path, options, source)
+
+    def take_notice(self) -> str | None:
+        """The warning that the warm path is off, once per run (the first document carries it)."""
+        notice, self._notice = self._notice, None
+        return notice
+
+    def _office(self) -> WarmOffice | None:
+        """The warm LibreOffice, started if need be (not waited for); None when it cannot be had."""
+        if self._warm is None and self._unavailable is None:
+            soffice = libreoffice.find_soffice()
+            python = python_for_uno(soffice)
+            if python is None:
+                self._off("no Python with LibreOffice's uno was found")
+                return None
+            warm = WarmOffice(self._processes, python, soffice, officeprofile.create(self._root, macro=True),
+                              self.options.timeout)
+            warm.start()
+            self._warm = warm
+        return self._warm
+
+    def _off(self, why: str) -> None:
+        self._unavailable = why
+        self._notice = NO_UNO.format(why=why)
+
+    def _retire(self) -> None:
+        """Stop the warm LibreOffice; the next file starts another."""
+        warm, self._warm = self._warm, None
+        if warm is not None:
+            self._idle_workers += int(not warm.launched)
+            warm.stop()
+
+    def _convert_warm(self, path: Path, options: IngestOptions, source: str) -> tuple[Path, Path]:
+        job = self._claim(path, options)
+        try:
+            answer = self._answer(job, options, source)
+            _check(answer, path.suffix.lower(), source)
+            if not job.pdf.is_file() or job.pdf.stat().st_size == 0:
+                raise DamagedSource(f"LibreOffice could not convert the {officefile.describe(path.suffix.lower())}",
+                                    source=source)
+            (job.folder / LAYOUT).write_text(json.dumps(answer), encoding="utf-8")
+            shutil.rmtree(job.folder / "in")
+        except BaseException:
+            shutil.rmtree(job.folder, ignore_errors=True)
+            raise
+        finally:
+            self._read_ahead(options)
+        return job.folder, job.pdf
+
+    def _claim(self, path: Path, options: IngestOptions) -> "_Job":
+        """The job read ahead for this file, or a new one (an ahead job for another file is dropped)."""
+        self._queue.pop(str(path.resolve()), None)
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            if ahead.key == _key(path) and ahead.options == options:
+                return ahead
+            self._drop(ahead)
+        return _Job.staged(path, options)
+
+    def _answer(self, job: "_Job", options: IngestOptions, source: str) -> dict:
+        """The macro's answer for ``job``: waited for if it was sent ahead, else asked for now."""
+        if job.sent is not None:
+            try:
+                return self._warm.receive(job.sent + options.timeout, options.timeout, source)
+            except Crashed:
+                self._retire()  # asked again below, on a new LibreOffice
+            except (ExternalTimeout, ToolMissing):
+                self._retire()
+                raise
+        return self._call(job.request, options, source)
+
+    def _read_ahead(self, options: IngestOptions) -> None:
+        """Hand LibreOffice the next announced file now, so it converts while the run draws this one
+        (and, in a real run, while the model reads it); its answer waits in the pipe."""
+        while self._queue and self._ahead is None and self._warm is not None and not self._processes.closed:
+            path = self._queue.pop(next(iter(self._queue)))
+            if not _checks(path):
+                continue  # load() reports it when the file's turn comes
+            job = _Job.staged(path, options)
+            try:
+                job.sent = self._warm.send(job.request)
+            except Crashed:
+                shutil.rmtree(job.folder, ignore_errors=True)
+                self._retire()
+                return
+            self._ahead = job
+
+    def _drop(self, job: "_Job") -> None:
+        """Read and drop the answer for a file the run did not ask for after all (it was in the cache)."""
+        try:
+            if job.sent is not None and self._warm is not None:
+                self._warm.receive(job.sent + job.options.timeout, job.options.timeout)
+        except (Crashed, ExternalTimeout, ToolMissing):
+            self._retire()
+        finally:
+            shutil.rmtree(job.folder, ignore_errors=True)
+
+    def _call(self, request: dict, options: IngestOptions, source: str) -> dict:
+        """The macro's answer; a LibreOffice that died is started again and asked once more."""
+        for attempt in (1, 2):
+            try:
+                return self._office().call(request, options.timeout, source)
+            except (ExternalTimeout, ToolMissing):
+                self._retire()
+                raise
+            except Crashed as exc:
+                self._retire()
+                if self._processes.closed:
+                    raise ExternalTimeout("LibreOffice was stopped: the run is ending", source=source) from None
+                if attempt == 2:
+                    raise DamagedSource(f"LibreOffice stopped twice while converting this file ({exc}); the file "
+                                        "may be damaged", source=source) from None
+        raise AssertionError("unreachable")
+
+    def close(self) -> None:
+        """Stop every LibreOffice (and worker) this converter started and remove its files; safe to call
+        from any thread, during a conversion, and twice. An idle warm LibreOffice is asked to end (up to
+        QUIT_SECONDS) so that it cleans up after itself; anything still running is then killed."""
+        warm = self._warm
+        if warm is not None and self._lock.acquire(blocking=False):  # not from inside a conversion
+            try:
+                warm.quit(QUIT_SECONDS)  # only when no file is being read ahead
+            finally:
+                self._lock.release()
+        self._processes.kill_all()
+        ahead, self._ahead = self._ahead, None
+        if ahead is not None:
+            shutil.rmtree(ahead.folder, ignore_errors=True)
+        self._percall.close()
+        shutil.rmtree(self._root, ignore_errors=True)
+
+
+@dataclass
+class _Job:
+    """One file on its way through the warm LibreOffice: its own copy, the PDF to come, the request."""
+
+    key: tuple
+    options: IngestOptions
+    folder: Path
+    pdf: Path
+    request: dict
+    sent: float | None = None  # when the request was handed to LibreOffice ahead of its turn
+
+    @classmethod
+    def staged(cls, path: Path, options: IngestOptions) -> "_Job":
         folder = Path(tempfile.mkdtemp(prefix="docvision-office-"))
         try:
-            [pdf] = libreoffice.convert(_stage([path], folder), folder / "out", TARGETS[ext], options.timeout,
-                                        infilter=infilter(path), source=source)
-            if pdf is None:
-                raise DamagedSource(f"LibreOffice could not convert the {officefile.describe(ext)}; the file may "
-                                    "be damaged or password-protected", source=source)
+            # Under its own name: LibreOffice names a CSV file's one sheet after it.
+            (folder / "in").mkdir()
+            staged = Path(shutil.copyfile(path, folder / "in" / path.name))
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
-        return folder, pdf
-
-    def expect(self, sources: list[str]) -> None:
-        """Announce a batch: later ``take``/``convert`` calls for these files convert them CHUNK at a time."""
-        with self._lock:
-            for source in sources:
-                path = Path(source)
-                if path.suffix.lower() in TARGETS and path.is_file():
-                    self._expected[str(path.resolve())] = path
-
-    def take(self, path: Path, options: IngestOptions) -> tuple[Path, Path] | None:
-        """The file's PDF if it was converted ahead, or converted now with the next expected files; else None."""
-        resolved = str(path.resolve())
-        with self._lock:
-            running = self._running.get(resolved)
-            if running is None:
-                ready = self._ready.pop(_key(path), None)
-                if ready is not None or self._expected.pop(resolved, None) is None:
-                    return ready
-                chunk = self._chunk_with(path)
-                done = threading.Event()
-                self._running.update(dict.fromkeys((str(p.resolve()) for p in chunk), done))
-        if running is not None:
-            running.wait()
-        else:
-            try:
-                self._convert_chunk(chunk, *_group_key(path), options)
-            finally:
-                with self._lock:
-                    for p in chunk:
-                        self._running.pop(str(p.resolve()), None)
-                done.set()
-        with self._lock:
-            return self._ready.pop(_key(path), None)
-
-    def _chunk_with(self, path: Path) -> list[Path]:
-        """``path`` and the next expected files sharing its export, up to CHUNK (called holding the lock)."""
-        group = _group_key(path)
-        chunk = [path]
-        for resolved, other in list(self._expected.items()):
-            if len(chunk) == CHUNK:
-                break
-            if _group_key(other) == group and _checks(other):
-                chunk.append(self._expected.pop(resolved))
-        return chunk
-
-    def _convert_chunk(self, paths: list[Path], target: str, import_filter: str | None,
-                       options: IngestOptions) -> None:
-        """One LibreOffice run over ``paths``; each PDF moves to a folder of its own in ``_ready``."""
-        folder = Path(tempfile.mkdtemp(prefix="docvision-office-"))
-        try:
-            pdfs = libreoffice.convert(_stage(paths, folder), folder / "out", target,
-                                       _chunk_timeout(options.timeout, len(paths)), infilter=import_filter)
-            for path, pdf in zip(paths, pdfs):
-                if pdf is not None:
-                    own = Path(tempfile.mkdtemp(prefix="docvision-office-"))
-                    with self._lock:
-                        self._ready[_key(path)] = (own, Path(shutil.move(str(pdf), own / "out.pdf")))
-        except Exception:  # a hung or missing converter: each file is converted (and reported) on its own
-            pass
-        finally:
-            shutil.rmtree(folder, ignore_errors=True)
-
-    def close(self) -> None:
-        """Remove PDFs converted ahead for files that were never asked for."""
-        with self._lock:
-            for folder, _pdf in self._ready.values():
-                shutil.rmtree(folder, ignore_errors=True)
-            self._ready.clear()
-            self._expected.clear()
+        return cls(_key(path), options, folder, folder / "out.pdf", _request(staged, folder / "out.pdf", options))
 
 
 def _key(path: Path) -> tuple:
@@ -171,21 +253,34 @@ def _key(path: Path) -> tuple:
     return (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
 
 
-def _group_key(path: Path) -> tuple[str, str | None]:
-    """Files converted in one run must share the export filter and the CSV import options."""
-    return TARGETS[path.suffix.lower()], infilter(path)
-
-
 def _checks(path: Path) -> bool:
+    """Whether the file passes the byte checks load() runs first (never hand LibreOffice a zip bomb)."""
     try:
         officefile.check(path, path.suffix.lower(), str(path))
         return True
-    except Exception:  # load() reports it when the file's turn comes
+    except Exception:
         return False
 
 
-def _chunk_timeout(timeout: float, files: int) -> float:
-    """Time for one run over ``files``: one file's timeout plus a few seconds per extra file, not
-    ``timeout * files``, so a file that hangs LibreOffice costs minutes, not a quarter of an hour,
-    before each file is converted (and reported) on its own."""
-    return timeout + 6.0 * (files - 1)
+def _request(staged: Path, pdf: Path, options: IngestOptions) -> dict:
+    ext = staged.suffix.lower()
+    kind = "calc" if ext in CALC else "writer" if ext in WRITER else "impress" if ext in IMPRESS else None
+    segment = options.segment_height * 72.0 / options.render_dpi  # points
+    return {"input": staged.as_uri(), "output": pdf.as_uri(), "kind": kind, "filter": IMPORT_FILTERS[ext],
+            "filter_options": csv_options(staged), "max_rows": MAX_ROWS, "max_columns": MAX_COLUMNS,
+            "page_points": [segment, segment]}
+
+
+def _check(answer: dict, ext: str, source: str) -> None:
+    """Turn the macro's error answers into one-line errors."""
+    error, name = answer.get("error"), officefile.describe(ext)
+    if error is None:
+        return
+    if error == "empty":
+        raise EmptySource("the workbook has no visible sheet with content", source=source)
+    if error == "kind":
+        raise DamagedSource(f"not a valid {name}: LibreOffice reads it as another kind of document", source=source)
+    if error == "load":
+        raise DamagedSource(f"LibreOffice could not open the {name}; the file may be damaged or password-protected",
+                            source=source)
+    raise DamagedSource(f"LibreOffice could not convert the {name} ({answer.get('message', error)})", source=source)

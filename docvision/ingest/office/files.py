@@ -47,6 +47,7 @@ def check(path: Path, ext: str, source: str) -> None:
     elif ext == ".xls":
         if not head.startswith(CFB_MAGIC):
             _refuse_mislabelled(head, ext, source)
+        _check_biff(path, source)
     elif ext == ".rtf":
         if not head.startswith(b"{\\rtf"):
             _refuse_mislabelled(head, ext, source)
@@ -69,6 +70,26 @@ def _refuse_compound(path: Path, ext: str, source: str) -> None:
     else:
         hint = "it is an OLE compound file, not an OpenDocument zip"
     raise DamagedSource(f"not a valid {describe(ext)}: {hint}", source=source)
+
+
+def _check_biff(path: Path, source: str) -> None:
+    """An .xls must hold a workbook stream that starts with a BIFF BOF record: LibreOffice opened an OLE
+    container full of random bytes as an empty workbook and "succeeded"."""
+    import olefile
+
+    try:
+        with olefile.OleFileIO(str(path)) as ole:
+            stream = next((name for name in ("Workbook", "Book") if ole.exists(name)), None)
+            head = ole.openstream(stream).read(4) if stream else b""
+    except Exception as exc:  # olefile raises OSError, ValueError, struct.error... on damaged containers
+        raise DamagedSource(f"not a valid {describe('.xls')}: its OLE container is damaged ({exc})",
+                            source=source) from None
+    if stream is None:
+        raise DamagedSource(f"not a valid {describe('.xls')}: it holds no workbook; it may be another Office "
+                            "97-2003 file (.doc, .ppt) with the wrong extension", source=source)
+    if len(head) < 4 or head[1] not in (0x00, 0x02, 0x04, 0x08) or head[0] != 0x09:
+        raise DamagedSource(f"not a valid {describe('.xls')}: its workbook stream is not Excel data; the file is "
+                            "damaged", source=source)
 
 
 def _refuse_mislabelled(head: bytes, ext: str, source: str) -> None:

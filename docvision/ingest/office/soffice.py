@@ -1,22 +1,22 @@
-"""Finding and running LibreOffice headless to turn office files into PDF.
+"""Finding LibreOffice, keeping track of every process group it runs in, and the per-call conversion.
 
-In: paths of office files, a target such as ``pdf:calc_pdf_Export:{...}``, a timeout. Out: the paths of
-the converted files in an output folder (None for a file LibreOffice could not convert).
+In: paths of office files, a target such as ``pdf:calc_pdf_Export:{...}``, a profile folder, a timeout.
+Out: the paths of the converted files in an output folder (None for a file LibreOffice could not
+convert). ``Processes`` is the register of what a converter started, so that ``kill_all`` can stop
+everything from any thread, whatever state it is in.
 
 LibreOffice traps handled here: it exits 0 when a conversion fails (so we check that each output exists
 and is not empty); two instances sharing a user profile hand their work to each other or block, so every
-running conversion gets a profile of its own; and a stuck converter is killed with its whole process
+running LibreOffice gets a profile of its own; and a stuck converter is killed with its whole process
 group (soffice is a shell script that starts oosplash, which starts soffice.bin).
 """
 
 from __future__ import annotations
 
-import atexit
 import os
 import shutil
 import signal
 import subprocess
-import tempfile
 import threading
 from pathlib import Path
 
@@ -25,12 +25,6 @@ from docvision.errors import ExternalTimeout, ToolMissing
 ENV_SOFFICE = "DOCVISION_SOFFICE"
 _CANDIDATES = ("soffice", "libreoffice")
 _DEBIAN_PATH = "/usr/lib/libreoffice/program/soffice"
-
-# Profiles are reused one job at a time: a fresh profile costs about 0.3 s of the ~1.8 s a conversion
-# takes here, and exclusive use keeps concurrent jobs apart just as a new profile per job would.
-_profiles_lock = threading.Lock()
-_free_profiles: list[Path] = []
-_profile_root: Path | None = None
 
 
 def find_soffice(explicit: str | None = None) -> str:
@@ -55,37 +49,56 @@ def find_soffice(explicit: str | None = None) -> str:
                       f"libreoffice-writer-nogui libreoffice-impress-nogui) or set {ENV_SOFFICE}")
 
 
-def _acquire_profile() -> Path:
-    global _profile_root
-    with _profiles_lock:
-        if _free_profiles:
-            return _free_profiles.pop()
-        if _profile_root is None:
-            _profile_root = Path(tempfile.mkdtemp(prefix="docvision-lo-"))
-            atexit.register(shutil.rmtree, _profile_root, True)
-        return Path(tempfile.mkdtemp(prefix="profile-", dir=_profile_root))
+class Processes:
+    """The process groups one converter started. Safe to use from any thread, and from a signal
+    handler on a thread that is inside one of these methods (the lock is re-entrant and only ever
+    held around a set operation, never around a wait)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._running: set[subprocess.Popen] = set()
+        self.closed = False
+        self.started = 0
+
+    def start(self, command: list[str], **popen) -> subprocess.Popen:
+        """Start ``command`` in a process group of its own; refused once ``kill_all`` has run."""
+        with self._lock:
+            if self.closed:
+                raise ExternalTimeout("LibreOffice was stopped: the run is ending")
+            proc = subprocess.Popen(command, start_new_session=True, **popen)
+            self._running.add(proc)
+            self.started += 1
+        if self.closed:  # kill_all ran from a signal handler while Popen was starting this one
+            self.kill(proc)
+            raise ExternalTimeout("LibreOffice was stopped: the run is ending")
+        return proc
+
+    def kill(self, proc: subprocess.Popen) -> None:
+        """Kill ``proc``'s whole group (soffice, oosplash, soffice.bin, our worker) and reap it."""
+        with self._lock:
+            self._running.discard(proc)
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:  # a process stuck in the kernel; nothing more we can do
+            pass
+
+    def kill_all(self) -> None:
+        """Kill everything started so far and refuse new starts."""
+        with self._lock:
+            self.closed = True
+            running = list(self._running)
+        for proc in running:
+            self.kill(proc)
 
 
-def _release_profile(profile: Path, healthy: bool) -> None:
-    if not healthy:  # a killed instance may leave a lock file or a half-written profile behind
-        shutil.rmtree(profile, ignore_errors=True)
-        return
-    with _profiles_lock:
-        _free_profiles.append(profile)
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-    proc.wait()
-
-
-def _run(command: list[str], timeout: float, source: str | None) -> int:
+def _run(processes: Processes, command: list[str], timeout: float, source: str | None) -> int:
     """Run one LibreOffice job in its own process group, killed when the job ends or hangs; its exit code."""
-    proc = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = processes.start(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
     try:
         return proc.wait(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -95,27 +108,28 @@ def _run(command: list[str], timeout: float, source: str | None) -> int:
     finally:
         # The whole group: a hung soffice.bin (and oosplash) on timeout or interrupt, and otherwise
         # any helper process that outlived the wrapper script.
-        _kill_group(proc)
+        processes.kill(proc)
 
 
 def convert(
+    processes: Processes,
+    profile: Path,
     inputs: list[Path],
     outdir: Path,
     target: str,
     timeout: float,
     infilter: str | None = None,
-    soffice: str | None = None,
     source: str | None = None,
-) -> list[Path | None]:
-    """Convert ``inputs`` in one LibreOffice run; return each output path, or None where none was written.
+) -> tuple[list[Path | None], bool]:
+    """Convert ``inputs`` in one LibreOffice run on ``profile``: each output path (None where none was
+    written), and whether LibreOffice exited cleanly (a crashed one may leave its profile locked).
 
     ``target`` is what ``--convert-to`` takes (e.g. ``pdf:calc_pdf_Export:{...}``); outputs are named
     after the inputs' stems, so callers give inputs distinct stems. One run converts many files for
-    the price of one start (about 1.8 s here), which is what batches should use.
+    the price of one start (about 1.8 s here), which is what batches without the warm converter use.
     """
-    executable = find_soffice(soffice)
+    executable = find_soffice()
     outdir.mkdir(parents=True, exist_ok=True)
-    profile = _acquire_profile()
     command = [
         executable, f"-env:UserInstallation={profile.as_uri()}", "--headless", "--norestore", "--nologo",
         "--nodefault", "--nolockcheck", "--convert-to", target, "--outdir", str(outdir),
@@ -123,15 +137,10 @@ def convert(
     if infilter:
         command.append(f"--infilter={infilter}")
     command += [str(p) for p in inputs]
-    healthy = False
-    try:
-        # A crashed LibreOffice (non-zero exit) may leave its profile locked: that profile is dropped.
-        healthy = _run(command, timeout, source) == 0
-    finally:
-        _release_profile(profile, healthy)
+    healthy = _run(processes, command, timeout, source) == 0
     suffix = "." + target.split(":", 1)[0]
     outputs: list[Path | None] = []
     for path in inputs:
         out = outdir / (path.stem + suffix)
         outputs.append(out if out.is_file() and out.stat().st_size > 0 else None)
-    return outputs
+    return outputs, healthy

@@ -85,6 +85,33 @@ def _chart_info(chart) -> dict:
     return info
 
 
+def _resolved(wb, chart: dict) -> dict:
+    """The chart with its series names and categories read from the cells they refer to, where the
+    workbook was loaded whole (series "title" and chart "categories"; left as they are otherwise)."""
+    if getattr(wb, "read_only", False):
+        return chart
+    for series in chart["series"]:
+        if series["title"] is None and series["title_ref"]:
+            values = _cell_values(wb, series["title_ref"])
+            series["title"] = str(values[0]) if values else None
+    refs = [s["categories"] for s in chart["series"] if s["categories"]]
+    if refs:
+        chart["categories"] = [str(v) for v in _cell_values(wb, refs[0]) if v is not None]
+    return chart
+
+
+def _cell_values(wb, ref: str, limit: int = 200) -> list:
+    """The values of a reference such as 'Sales'!$A$3:$A$6 (at most ``limit``), or [] if unreadable."""
+    sheet, _, cells = ref.rpartition("!")
+    try:
+        found = wb[sheet.strip("'").replace("''", "'")][cells.replace("$", "")]
+    except (KeyError, ValueError):
+        return []
+    rows = found if isinstance(found, tuple) else ((found,),)
+    values = [c.value for row in rows for c in (row if isinstance(row, tuple) else (row,))]
+    return values[:limit]
+
+
 def has_cells(ws) -> bool:
     """True when the worksheet has at least one non-empty cell."""
     if hasattr(ws, "_cells"):
@@ -103,7 +130,7 @@ def describe_sheets(wb) -> list[dict]:
             "name": ws.title,
             "kind": "chartsheet" if is_chartsheet else "worksheet",
             "state": ws.sheet_state,
-            "charts": [_chart_info(c) for c in getattr(ws, "_charts", [])],
+            "charts": [_resolved(wb, _chart_info(c)) for c in getattr(ws, "_charts", [])],
         }
         if not is_chartsheet:
             try:
