@@ -112,6 +112,7 @@ class IngestOptions:
     browser: str | None = None  # explicit Chromium executable
     render_dpi: float = 300.0  # nominal resolution defining a PDF page's source pixels
     offline: bool = False  # no network for any source (a URL then fails); see docs/security.md
+    local_pages_online: bool = False  # a local .html file may reach the network (never with offline); docs/web.md
 
 
 def parse_page_range(spec: str | None, page_count: int, source: str = "") -> list[int]:
