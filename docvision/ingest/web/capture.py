@@ -14,6 +14,7 @@ height. A page is bounded in time and pixels: what did not fit is said in a warn
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from dataclasses import dataclass, field
 
@@ -299,8 +300,8 @@ async def _shoot(page, options: IngestOptions, warnings: list[str]) -> Shot:
         # whole document in one tall viewport instead.
         height = min(height, MAX_PLAIN_HEIGHT)
         await page.set_viewport_size({"width": width, "height": height})
-    found = await _evaluate(page, scripts.WORDS_JS, [MAX_WORDS, height, settle_budget(options.timeout) * 1000],
-                            options.timeout)
+    found = json.loads(await _evaluate(page, scripts.WORDS_JS,
+                                       [MAX_WORDS, height, settle_budget(options.timeout) * 1000], options.timeout))
     step = max(1, int(options.segment_height // scale))  # CSS px per segment
     pngs = await _segments(page, width, height, step, full_page, options)
     drawn = min(height, len(pngs) * step)

@@ -52,6 +52,8 @@ MEASURE_JS = """() => {
 # A word's box costs a walk through its text node's layout, so one 2 MB paragraph took 66 s for its
 # first 200000 words: a node is left once its words pass below the captured height, and the whole
 # walk stops at ``budgetMs`` (``cut`` says why it stopped early, ``reached`` how far down it got).
+# The result is one JSON string: Playwright's per-value serialization and checking of 1300 words
+# was a tenth of the Python process's time.
 WORDS_JS = """([maxWords, maxHeight, budgetMs]) => {
   const end = Date.now() + budgetMs;
   const skip = new Set(['SCRIPT', 'STYLE', 'NOSCRIPT', 'TEMPLATE', 'TEXTAREA']);
@@ -83,5 +85,5 @@ WORDS_JS = """([maxWords, maxHeight, budgetMs]) => {
       }
     }
   }
-  return {words: out, cut, reached};
+  return JSON.stringify({words: out, cut, reached});
 }"""
