@@ -33,6 +33,7 @@ MAX_WORDS = 200_000
 MAX_NAVIGATIONS = 5  # main-frame documents a page may load on its own before it counts as a loop
 QUIET_S = 0.25  # no request in flight this long is network idle (Playwright's networkidle waits 500 ms)
 MAX_SETTLE_S = 10.0  # settle and word-finding budgets are a quarter of the timeout, at most this
+LEFT_GRACE_S = 1.0  # a local page that tried to leave gets this long to finish loading all the same
 CLOSE_S = 10.0  # closing a context; one whose page script spins still closes in well under a second
 
 
@@ -89,8 +90,8 @@ async def capture(browser, url: str, source: str, options: IngestOptions) -> Sho
             page.on("dialog", _dismiss)
             loop.watch(page)
             network = _NetworkQuiet(page)
-            response = await _navigate(page, url, source, options.timeout)
-            warnings = await _settle(page, options.timeout, network)
+            response = await _navigate(page, url, source, options.timeout, guard)
+            warnings = await _settle(page, options.timeout, network, guard)
             shot = await _shoot(page, options, warnings)
             shot.warnings[:0] = loop.warnings() + guard.warnings()
             shot.source = source
@@ -184,13 +185,22 @@ async def _close_quietly(context) -> None:
         pass
 
 
-async def _navigate(page, url: str, source: str, timeout: float):
-    """Go to the page and wait for DOMContentLoaded; an HTTP error status is a failure."""
+async def _navigate(page, url: str, source: str, timeout: float, guard: Guard):
+    """Go to the page and wait for DOMContentLoaded; an HTTP error status is a failure.
+
+    A local page that tried to leave while being parsed never reaches DOMContentLoaded (the refused
+    navigation stopped its loading): what was parsed by then is captured, after LEFT_GRACE_S.
+    """
     from playwright.async_api import TimeoutError as PlaywrightTimeout
 
     shown = redact(source)
+    going = asyncio.ensure_future(page.goto(url, wait_until="domcontentloaded", timeout=timeout * 1000))
+    left = asyncio.ensure_future(guard.left.wait())
     try:
-        response = await page.goto(url, wait_until="domcontentloaded", timeout=timeout * 1000)
+        await asyncio.wait({going, left}, return_when=asyncio.FIRST_COMPLETED)
+        if not going.done():
+            await asyncio.wait({going}, timeout=LEFT_GRACE_S)
+        response = going.result() if going.done() else None
     except PlaywrightTimeout:
         raise ExternalTimeout(
             f"the page did not load within {timeout:g} s (raise --timeout if it is just slow)",
@@ -199,23 +209,31 @@ async def _navigate(page, url: str, source: str, timeout: float):
         from docvision.ingest.web.fetch import network_error
 
         raise network_error(exc, source) from None
+    finally:
+        left.cancel()
+        if not going.done():
+            going.cancel()
+            going.add_done_callback(lambda task: task.cancelled() or task.exception())  # never "unretrieved"
     # Playwright does not raise on HTTP errors: a 404 page would otherwise be captured as content.
     if response is not None and response.status >= 400:
         raise FetchError(f"HTTP {response.status} {response.status_text}".strip(), source=shown)
     return response
 
 
-async def _settle(page, timeout: float, network: "_NetworkQuiet") -> list[str]:
+async def _settle(page, timeout: float, network: "_NetworkQuiet", guard: Guard) -> list[str]:
     """Wait for load, lazy content, network idle, fonts, images and a stable height, within a budget."""
     from playwright.async_api import TimeoutError as PlaywrightTimeout
 
     warnings: list[str] = []
     try:
-        # A slow image or script may hold the load event back; it gets half the timeout.
-        await page.wait_for_load_state("load", timeout=timeout * 500)
+        # A slow image or script may hold the load event back; it gets half the timeout. A page
+        # whose loading a refused navigation stopped will not fire it at all.
+        wait_s = LEFT_GRACE_S if guard.left.is_set() else timeout / 2
+        await page.wait_for_load_state("load", timeout=wait_s * 1000)
     except PlaywrightTimeout:
-        warnings.append(f"the page's load event did not fire within {timeout / 2:g} s (a resource hung);"
-                        " captured what had arrived")
+        if not guard.left.is_set():
+            warnings.append(f"the page's load event did not fire within {timeout / 2:g} s (a resource hung);"
+                            " captured what had arrived")
     budget = settle_budget(timeout)
     end = time.monotonic() + budget
     left_ms = lambda: max(1.0, (end - time.monotonic()) * 1000)  # noqa: E731

@@ -16,6 +16,7 @@ page's every request passes through, and the warnings saying what was refused.
 
 from __future__ import annotations
 
+import asyncio
 import os
 from urllib.parse import unquote, urlsplit
 
@@ -38,6 +39,9 @@ class Guard:
         self.refused_files: list[str] = []
         self.refused_network: list[str] = []
         self.refused_navigations: list[str] = []
+        # Set when the page tried to leave: a navigation started while the page was still being parsed
+        # stops its loading, so DOMContentLoaded and load never come (see capture._navigate).
+        self.left = asyncio.Event()
 
     def context_options(self) -> dict:
         """Extra ``new_context`` options: a proxy that refuses everything when there is no network."""
@@ -55,7 +59,11 @@ class Guard:
                 await route.fallback()
             else:
                 verdict.append(request.url)
-                await route.abort("blockedbyclient")
+                if verdict is self.refused_navigations:
+                    self.left.set()
+                    await route.abort("aborted")  # keeps the page; other codes show an error page
+                else:
+                    await route.abort("blockedbyclient")
         except Exception:  # noqa: BLE001 - the page or its context may be closing
             pass
 
