@@ -133,3 +133,15 @@ def test_a_local_page_may_be_let_online(site, server):
     with in_thread(lambda: ingest.load(source, options), 90) as document:
         assert not any("network" in w for w in document.warnings), document.warnings
     assert Handler.hits.get("/pixel.png", 0) > before  # the control: the tracking pixel does arrive then
+
+
+def test_a_web_page_reaches_no_file_either(site, server):
+    # Chromium's own rule for web pages, which local pages are now held to as well.
+    _, secret = site
+    canary = (secret / "canary.txt").as_uri()
+    Handler.routes["/grabber.html"] = ("text/html", (
+        f"<p>page grabber</p>{_frame(canary)}{_frame(secret.as_uri() + '/')}<img src='{canary}'>"
+        f"<script>setTimeout(() => location = '{canary}', 50)</script>").encode())
+    anchors, pictures, _ = _seen(f"{server}/grabber.html")
+    assert "page grabber" in anchors
+    assert CANARY not in anchors and "8642" not in pictures and LISTED not in pictures, pictures
