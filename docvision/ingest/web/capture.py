@@ -72,45 +72,49 @@ async def capture(browser, url: str, source: str, options: IngestOptions) -> Sho
     guard = Guard(url, options, browser.closed_proxy)
     budget = total_budget(options.timeout)
     shown = redact(source)
-    context = None
+    opened: list = []  # the context, once there, closed here whatever happened
     try:
-        async with asyncio.timeout(budget):
-            width = int(options.viewport_width)
-            context = await browser.browser.new_context(
-                viewport={"width": width, "height": _viewport_height(width)},
-                device_scale_factor=options.device_scale_factor,
-                accept_downloads=False, service_workers="block", **guard.context_options(),
-            )
-            context.set_default_timeout(options.timeout * 1000)
-            await context.add_init_script(scripts.QUIET_DIALOGS_JS)
-            loop = _NavigationCap(guard)
-            if guard.local:
-                await context.route("**/*", loop.route)
-            page = await context.new_page()
-            page.on("dialog", _dismiss)
-            loop.watch(page)
-            network = _NetworkQuiet(page)
-            response = await _navigate(page, url, source, options.timeout, guard)
-            warnings = await _settle(page, options.timeout, network, guard)
-            shot = await _shoot(page, options, warnings)
-            shot.warnings[:0] = loop.warnings() + guard.warnings()
-            shot.source = source
-            shot.metadata = {"url": redact(source) if source.startswith(("http://", "https://")) else url,
-                             "final_url": redact(page.url), "title": shot.title,
-                             "status": response.status if response is not None else None,
-                             "css_size": [shot.width, shot.height], "segments": len(shot.pngs)}
-            return shot
+        return await asyncio.wait_for(_capture(browser, url, source, options, guard, opened), budget)
     except DocvisionError as exc:
         exc.source = exc.source or shown
         raise
-    except TimeoutError:
+    except asyncio.TimeoutError:
         raise ExternalTimeout(f"the page did not finish within {budget:g} s (it kept the browser busy)",
                               source=shown) from None
     except Exception as exc:  # noqa: BLE001 - Playwright's errors, said in one line
         raise _browser_error(exc, source, options.timeout) from None
     finally:
-        if context is not None:
+        for context in opened:
             await _close_quietly(context)
+
+
+async def _capture(browser, url: str, source: str, options: IngestOptions, guard: Guard, opened: list) -> Shot:
+    width = int(options.viewport_width)
+    context = await browser.browser.new_context(
+        viewport={"width": width, "height": _viewport_height(width)},
+        device_scale_factor=options.device_scale_factor,
+        accept_downloads=False, service_workers="block", **guard.context_options(),
+    )
+    opened.append(context)
+    context.set_default_timeout(options.timeout * 1000)
+    await context.add_init_script(scripts.QUIET_DIALOGS_JS)
+    loop = _NavigationCap(guard)
+    if guard.local:
+        await context.route("**/*", loop.route)
+    page = await context.new_page()
+    page.on("dialog", _dismiss)
+    loop.watch(page)
+    network = _NetworkQuiet(page)
+    response = await _navigate(page, url, source, options.timeout, guard)
+    warnings = await _settle(page, options.timeout, network, guard)
+    shot = await _shoot(page, options, warnings)
+    shot.warnings[:0] = loop.warnings() + guard.warnings()
+    shot.source = source
+    shot.metadata = {"url": redact(source) if source.startswith(("http://", "https://")) else url,
+                     "final_url": redact(page.url), "title": shot.title,
+                     "status": response.status if response is not None else None,
+                     "css_size": [shot.width, shot.height], "segments": len(shot.pngs)}
+    return shot
 
 
 class _NavigationCap:
@@ -258,7 +262,7 @@ async def _evaluate(page, script: str, arg, timeout: float):
     for attempt in range(MAX_NAVIGATIONS + 1):
         try:
             return await asyncio.wait_for(page.evaluate(script, arg), timeout)
-        except TimeoutError:
+        except asyncio.TimeoutError:
             raise ExternalTimeout(f"the page stopped responding for {timeout:g} s (a script kept it busy)") from None
         except Exception as exc:  # noqa: BLE001 - Playwright raises its generic Error here
             gone = "context was destroyed" in str(exc) or "navigat" in str(exc)

@@ -83,14 +83,17 @@ async def probe(url: str, options: IngestOptions) -> Download | None:
     # Like Chromium, never send loopback addresses to a proxy from the environment.
     loopback = (urlsplit(url).hostname or "") in ("localhost", "127.0.0.1", "::1")
     received = [-1]  # body bytes saved so far; -1 while no answer came
+
+    async def get() -> Download | None:
+        async with httpx.AsyncClient(timeout=httpx.Timeout(options.timeout), follow_redirects=True,
+                                     headers={"User-Agent": USER_AGENT}, trust_env=not loopback) as client:
+            async with client.stream("GET", url) as response:
+                received[0] = 0
+                return await _answer(url, response, received)
+
     try:
-        async with asyncio.timeout(options.timeout):
-            async with httpx.AsyncClient(timeout=httpx.Timeout(options.timeout), follow_redirects=True,
-                                         headers={"User-Agent": USER_AGENT}, trust_env=not loopback) as client:
-                async with client.stream("GET", url) as response:
-                    received[0] = 0
-                    return await _answer(url, response, received)
-    except (TimeoutError, httpx.TimeoutException):
+        return await asyncio.wait_for(get(), options.timeout)  # the whole GET, however it trickles
+    except (asyncio.TimeoutError, httpx.TimeoutException):
         if received[0] < 0:
             raise ExternalTimeout(f"the server did not answer within {options.timeout:g} s (raise --timeout "
                                   "if it is just slow)", source=shown) from None
