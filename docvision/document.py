@@ -117,6 +117,7 @@ class IngestOptions:
     offline: bool = False  # no network for any source (a URL then fails); see docs/security.md
     ocr: str = "auto"  # "auto" | "always" | "never": which pages get words read from their pixels (docs/ocr.md)
     lang: str = "eng"  # tesseract language codes for OCR, joined by + ("eng+deu")
+    local_pages_online: bool = False  # a local .html file may reach the network (never with offline); docs/web.md
 
 
 def parse_page_range(spec: str | None, page_count: int, source: str = "") -> list[int]:

@@ -3,14 +3,13 @@
 In: the run's IngestOptions. Out: ``browser()`` (a running Chromium, see ``ingest.web.browser``) and
 ``converter()`` (office files to PDF, see ``ingest.office.convert``), each started only when a source
 needs it and restarted when it died. ``expect(sources)`` announces a batch, so LibreOffice starts while
-the run opens its first source (or, without UNO, converts several files per start). ``close()`` stops
-both; the run calls it in a ``finally`` (and may from a signal handler: the converter's part is safe
-from any thread), so nothing is left running whatever happened (no atexit hooks, no module-level
-singletons).
+the run opens its first source (or, without UNO, converts several files per start) and web pages are
+captured ahead of their turn. ``close()`` stops both; the run calls it in a ``finally`` (and may from a
+signal handler: both parts are safe from any thread), so nothing is left running whatever happened (no
+atexit hooks, no module-level singletons).
 
-A Tools object belongs to one thread at a time: the run's render thread opens every document, so the
-browser (Playwright's sync API is bound to the thread that started it) and the converter are only
-used from there.
+A Tools object belongs to one thread at a time: the run's render thread opens every document. The
+browser drives Chromium from a thread of its own and may be handed work from any thread.
 """
 
 from __future__ import annotations
@@ -32,6 +31,7 @@ class Tools:
         self._browser: "Browser | None" = None
         self._converter: "Converter | None" = None
         self._expected: list[str] = []
+        self._expected_web: list[str] = []
         self.closed = False
 
     def browser(self) -> "Browser":
@@ -43,6 +43,7 @@ class Tools:
             self._browser = None
         if self._browser is None:
             self._browser = Browser(self.options.browser, self.options.timeout)
+            self._browser.expect(self._expected_web)
         return self._browser
 
     def converter(self) -> "Converter":
@@ -59,9 +60,15 @@ class Tools:
         return self._converter
 
     def expect(self, sources: list[str]) -> None:
-        """Announce a batch's sources: LibreOffice starts now if any is an office file."""
+        """Announce a batch's sources, in the order they will be opened: office files are then converted
+        several per LibreOffice start, web pages captured ahead of their turn."""
         from docvision.ingest.checks import EXTENSIONS, is_url
+        from docvision.ingest.web.ahead import is_web
 
+        web = [s for s in sources if is_web(s)]
+        self._expected_web.extend(web)
+        if self._browser is not None and web:
+            self._browser.expect(web)
         office = [s for s in sources if not is_url(s) and EXTENSIONS.get(Path(s).suffix.lower()) == "office"]
         if not office:
             return

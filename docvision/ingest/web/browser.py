@@ -1,15 +1,21 @@
-"""The one Chromium of this process: find it, launch it for a closed network, reuse it, close it at exit.
+"""The run's Chromium: find it, launch it for a closed network, drive it from a thread of its own.
 
 In: an optional explicit executable (``IngestOptions.browser`` or DOCVISION_CHROMIUM). Out: a running
-Playwright ``Browser`` shared by every web source of the process; each source opens its own isolated
-context on it (see ``docvision.ingest.web``). Starting Chromium costs about a second, so a batch of
-pages pays it once. Playwright is imported only here, and only when a web page is actually read.
+``Browser``. Playwright's async API runs on a private event-loop thread, so several pages are captured
+at once from one driver (the sync API allows one call in flight per thread, and binds the browser to
+the thread that started it); any thread hands it work with ``run`` or ``submit``. ``take`` gives one
+web source's capture, started ahead of its turn when the batch announced it (``ahead``). Starting
+Chromium costs about a second, so a batch pays it once. Playwright is imported only in here.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import os
 import shutil
+import socket
+import threading
 from pathlib import Path
 
 from docvision.errors import ExternalTimeout, ToolMissing
@@ -22,7 +28,8 @@ INSTALL_HINT = (
 )
 
 # Flags for a machine with no network beyond what the page itself needs: no background updates,
-# sync, first-run pings or QUIC probes that would stall or leak on a closed network.
+# sync, first-run pings or QUIC probes that would stall or leak on a closed network, and no WebRTC
+# UDP, which no proxy setting would stop (pages of local files must reach nothing).
 LAUNCH_FLAGS = (
     "--disable-background-networking",
     "--disable-component-update",
@@ -34,12 +41,26 @@ LAUNCH_FLAGS = (
     "--disable-dev-shm-usage",
     "--hide-scrollbars",
     "--mute-audio",
+    "--force-webrtc-ip-handling-policy=disable_non_proxied_udp",
 )
+# Every browser context opens a window, and Chromium 156 builds a WebUI omnibox popup for each: a
+# renderer of its own that cost ~1 CPU-s per context, where the captured page's renderer cost 0.06
+# (2.2 -> 0.94 CPU-s per captured page here). Chromium keeps only the last --disable-features, so
+# Playwright's own list (1.65) is repeated; tests/ingest/test_web_browser.py checks it still is.
+PLAYWRIGHT_DISABLED_FEATURES = (
+    "AimEnabled", "AvoidCorsURLLoaderRestartOnRedirect", "AvoidUnnecessaryBeforeUnloadCheckSync",
+    "DestroyProfileOnBrowserClose", "HttpsFirstBalancedModeAutoEnable", "HttpsUpgrades", "LensOverlay",
+    "MediaRouter", "NetworkTimeServiceQuerying", "OptimizationHints", "PaintHolding", "PreconnectToSearch",
+    "TcpPortRandomizationWin", "ThirdPartyStoragePartitioning", "msEdgeUpdateLaunchServicesPreferredVersion",
+    "msForceBrowserSignIn",
+)
+DISABLED_FEATURES = (*PLAYWRIGHT_DISABLED_FEATURES, "WebUIOmniboxPopup", "WebUIOmniboxAimPopup")
+CLOSE_S = 15.0  # closing the browser and the driver; past this the process is left to end them
 
 
 def launch_flags() -> list[str]:
     """Chromium command-line flags; --no-sandbox only as root, where Chromium refuses to start without it."""
-    flags = list(LAUNCH_FLAGS)
+    flags = [*LAUNCH_FLAGS, "--disable-features=" + ",".join(DISABLED_FEATURES)]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         flags.append("--no-sandbox")
     return flags
@@ -83,115 +104,109 @@ def find_browser(explicit: str | None = None, playwright=None) -> str:
 
 
 class Browser:
-    """A running Chromium driven by Playwright's sync API; ``close()`` is safe to call twice."""
+    """A running Chromium on its own event-loop thread; ``close()`` is safe to call twice."""
 
     def __init__(self, explicit: str | None, timeout: float):
-        from playwright.sync_api import Error, sync_playwright
+        from docvision.ingest.web.ahead import Ahead
 
         self.explicit = explicit
-        self._playwright = sync_playwright().start()
+        self.executable = explicit or "chromium"
+        self.browser = None  # Playwright's async Browser, used only on the loop thread
+        self._playwright = None
+        self._closed = False
+        # A port that is bound and never listens: a proxy there refuses every connection at once,
+        # which is how a context is kept off the network (see guard.py). Held for the browser's life.
+        self._dead_end = socket.socket()
+        self._dead_end.bind(("127.0.0.1", 0))
+        self.closed_proxy = f"http://127.0.0.1:{self._dead_end.getsockname()[1]}"
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="docvision-browser", daemon=True)
+        self._thread.start()
         try:
-            self.executable = find_browser(explicit, self._playwright)
+            self.run(self._start(explicit, timeout), timeout + 30)
+        except BaseException:
+            self.close()
+            raise
+        self.ahead = Ahead(self)
+
+    async def _start(self, explicit: str | None, timeout: float) -> None:
+        from playwright.async_api import Error, async_playwright
+
+        self._playwright = await async_playwright().start()
+        self.executable = find_browser(explicit, self._playwright)
+        try:
             try:
-                self.browser = self._launch(launch_flags(), timeout)
+                self.browser = await self._launch(launch_flags(), timeout)
             except Error as exc:
                 # Containers without user namespaces refuse Chromium's sandbox even for non-root users.
                 if "sandbox" not in str(exc).lower() or "--no-sandbox" in launch_flags():
                     raise
-                self.browser = self._launch([*launch_flags(), "--no-sandbox"], timeout)
+                self.browser = await self._launch([*launch_flags(), "--no-sandbox"], timeout)
         except Error as exc:
-            self._playwright.stop()
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             if "Timeout" in type(exc).__name__ or "Timeout" in first:
                 raise ExternalTimeout(
                     f"Chromium ({self.executable}) did not start within {timeout:g} s") from None
             raise ToolMissing(f"Chromium ({self.executable}) failed to start: {first}") from None
-        except BaseException:
-            self._playwright.stop()
-            raise
 
-    def _launch(self, flags: list[str], timeout: float):
-        return self._playwright.chromium.launch(
+    async def _launch(self, flags: list[str], timeout: float):
+        return await self._playwright.chromium.launch(
             executable_path=self.executable, headless=True, args=flags, timeout=timeout * 1000,
-            # Ctrl-C reaches Python as KeyboardInterrupt; the browser is closed at exit.
+            # Ctrl-C reaches Python as KeyboardInterrupt; the run closes the browser.
             handle_sigint=False, handle_sigterm=False, handle_sighup=False,
         )
 
+    def submit(self, coro) -> concurrent.futures.Future:
+        """Start ``coro`` on the browser's loop; its result (or error) comes through the future."""
+        if self._closed:
+            coro.close()
+            raise ToolMissing("the browser was closed")
+        return asyncio.run_coroutine_threadsafe(coro, self._loop)
+
+    def run(self, coro, timeout: float):
+        """Run ``coro`` on the browser's loop and wait for it, ``timeout`` seconds at most."""
+        future = self.submit(coro)
+        try:
+            return future.result(timeout)
+        except concurrent.futures.TimeoutError:
+            future.cancel()
+            raise ExternalTimeout(f"the browser did not answer within {timeout:g} s") from None
+
     @property
     def alive(self) -> bool:
-        return self.browser.is_connected()
+        return (not self._closed and self._thread.is_alive() and self.browser is not None
+                and self.browser.is_connected())
 
-    def new_context(self, **kwargs):
-        """A fresh, isolated browser context (its own cookies, cache and storage)."""
-        return self.browser.new_context(**kwargs)
+    def expect(self, sources: list[str]) -> None:
+        """Announce the batch's web sources, in order, so their captures can start ahead of their turn."""
+        self.ahead.expect(sources)
+
+    def take(self, source: str, options):
+        """The source's capture (``capture.Shot``) or download (``fetch.Download``), waited for here."""
+        return self.ahead.take(source, options)
 
     def close(self) -> None:
-        try:
-            if self.browser.is_connected():
-                self.browser.close()
-        except Exception:  # noqa: BLE001 - closing at exit: the process is going away anyway
-            pass
-        try:
-            self._playwright.stop()
-        except Exception:  # noqa: BLE001
-            pass
-
-
-def renderer_pids() -> list[int]:
-    """The Chromium renderer processes started by this process (Linux /proc; elsewhere none)."""
-    parents: dict[int, int] = {}
-    for entry in os.listdir("/proc") if os.path.isdir("/proc") else []:
-        if entry.isdigit():
+        if self._closed:
+            return
+        self._closed = True
+        ahead = getattr(self, "ahead", None)
+        if ahead is not None:
+            ahead.close()
+        if self._thread.is_alive():
             try:
-                with open(f"/proc/{entry}/stat", "rb") as fh:  # "pid (name) state ppid ..."
-                    parents[int(entry)] = int(fh.read().rsplit(b")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-    ours, grown = {os.getpid()}, True
-    while grown:  # our descendants: the Playwright driver, Chromium and its children
-        found = {pid for pid, ppid in parents.items() if ppid in ours} - ours
-        ours |= found
-        grown = bool(found)
-    renderers = []
-    for pid in ours - {os.getpid()}:
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as fh:
-                if b"--type=renderer" in fh.read():
-                    renderers.append(pid)
-        except OSError:
-            continue
-    return renderers
-
-
-class Watchdog:
-    """Kill our renderers if a Playwright call outlives ``seconds``.
-
-    Seen here on Playwright 1.65: when a page's script starts an endless loop while
-    wait_for_function polls, its timeout never fires, and JSHandle.json_value() has no timeout at
-    all; either call then waits for ever. Killing the renderer makes the call fail with "Target
-    crashed"; ``fired`` tells the caller why. The next context gets a fresh renderer.
-    """
-
-    def __init__(self, seconds: float) -> None:
-        import threading
-
-        self.fired = False
-        self._timer = threading.Timer(seconds, self._fire)
-        self._timer.daemon = True
-
-    def _fire(self) -> None:
-        import signal
-
-        self.fired = True
-        for pid in renderer_pids():
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
+                asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(CLOSE_S)
+            except Exception:  # noqa: BLE001 - closing: the process ends the driver if this fails
                 pass
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(5)
+        if not self._thread.is_alive():
+            self._loop.close()
+        self._dead_end.close()
 
-    def __enter__(self) -> "Watchdog":
-        self._timer.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._timer.cancel()
+    async def _stop(self) -> None:
+        try:
+            if self.browser is not None and self.browser.is_connected():
+                await self.browser.close()
+        finally:
+            if self._playwright is not None:
+                await self._playwright.stop()
