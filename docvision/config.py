@@ -77,6 +77,8 @@ SPECS: dict[str, Spec] = {s.name: s for s in (
     Spec("retries", int, 6, "Retries of a request on 429, 5xx and lost connections (with backoff).",
          minimum=0, maximum=100),
     Spec("concurrency", int, 1, "Model requests in flight at once (--backend openai).", minimum=1, maximum=256),
+    Spec("prefix_cache_mb", int, 2048, "Memory a local model may keep for the encodings of pages it was shown, "
+         "so the next question about them starts at once (0: off).", minimum=0, maximum=1_000_000),
     # -- what the model is shown ----------------------------------------------------------------------
     Spec("hd", int, None, "Resolution budget HD-N: at most N tiles per page (InternLM-XComposer2-4KHD's "
          "dial).", minimum=1, maximum=400),
@@ -95,6 +97,11 @@ SPECS: dict[str, Spec] = {s.name: s for s in (
     Spec("browser", str, None, "Web pages: the Chromium executable to use.", env=("DOCVISION_CHROMIUM",)),
     Spec("offline", bool, False, "No network for any source (a URL fails; a page's remote resources are "
          "not loaded)."),
+    Spec("local_pages_online", bool, False, "Let a local .html file load from the network (its remote styles, "
+         "fonts, images); never with --offline."),
+    Spec("ocr", str, "auto", "Read words from the pixels of pages without a text layer (auto), of every page "
+         "(always), or never.", choices=("auto", "always", "never")),
+    Spec("lang", str, "eng", "OCR languages: tesseract codes joined by + (eng, deu, eng+fra)."),
 )}
 
 # Settings whose default depends on the command (one place for them too).
@@ -226,7 +233,8 @@ class Settings:
             return ServerSettings(model=v["model"], base_url=v["base_url"], api_key=v["api_key"],
                                   request_timeout=v["request_timeout"], connect_timeout=v["connect_timeout"],
                                   retries=v["retries"])
-        return LocalSettings(model=v["model"], device=v["device"], quant=v["quant"], dtype=v["dtype"])
+        return LocalSettings(model=v["model"], device=v["device"], quant=v["quant"], dtype=v["dtype"],
+                             prefix_cache_mb=v["prefix_cache_mb"])
 
     def rows(self) -> list[dict[str, Any]]:
         """One row per setting for ``docvision config``; secrets are shown as set/unset only."""

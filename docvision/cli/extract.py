@@ -36,6 +36,7 @@ def extract(
     concurrency: o.Concurrency = None,
     unordered: o.Unordered = False,
     request_timeout: o.RequestTimeout = None,
+    prefix_cache_mb: o.PrefixCacheMb = None,
     json_out: o.Json = False,
     output: o.Output = None,
     resume: o.Resume = False,
@@ -49,6 +50,9 @@ def extract(
     viewport_width: o.ViewportWidth = None,
     scale: o.Scale = None,
     offline: o.Offline = False,
+    local_pages_online: o.LocalPagesOnline = False,
+    ocr: o.Ocr = None,
+    lang: o.Lang = None,
     config_file: o.Config = None,
     debug: o.Debug = False,
 ) -> int:

@@ -61,6 +61,11 @@ Offline = Annotated[bool, typer.Option(
     "--offline", help=SPECS["offline"].help + " Local files never reach the network (docs/security.md). "
     "[env DOCVISION_OFFLINE]")]
 
+LocalPagesOnline = Annotated[bool, typer.Option(
+    "--local-pages-online", help=SPECS["local_pages_online"].help + " [env DOCVISION_LOCAL_PAGES_ONLINE]")]
+Ocr = Annotated[Optional[str], _setting("ocr")]
+Lang = Annotated[Optional[str], _setting("lang")]
+
 # -- what the model is shown ------------------------------------------------------------------------------
 Hd = Annotated[Optional[int], _setting("hd")]
 Tile = Annotated[Optional[int], _setting("tile")]
@@ -75,6 +80,7 @@ Quant = Annotated[Optional[str], _setting("quant")]
 Device = Annotated[Optional[str], _setting("device")]
 Dtype = Annotated[Optional[str], _setting("dtype")]
 Concurrency = Annotated[Optional[int], _setting("concurrency")]
+PrefixCacheMb = Annotated[Optional[int], _setting("prefix_cache_mb")]
 RequestTimeout = Annotated[Optional[float], _setting("request_timeout")]
 Unordered = Annotated[bool, typer.Option(
     "--unordered", help="With --concurrency: write records as they complete instead of in input order.")]
@@ -86,6 +92,7 @@ Raw = Annotated[bool, typer.Option(
     "own prompts); pages are still routed and shown.")]
 
 # The settings a command may pass on: the names of docvision.config.SPECS it declares.
-INGEST_SETTINGS = ("timeout", "max_image_pixels", "viewport_width", "scale", "browser", "offline")
+INGEST_SETTINGS = ("timeout", "max_image_pixels", "viewport_width", "scale", "browser", "offline",
+                   "local_pages_online", "ocr", "lang")
 MODEL_SETTINGS = ("model", "backend", "base_url", "quant", "device", "dtype", "concurrency", "request_timeout",
-                  "hd", "max_pages", "max_new_tokens")
+                  "prefix_cache_mb", "hd", "max_pages", "max_new_tokens")

@@ -36,6 +36,9 @@ def render(
     viewport_width: o.ViewportWidth = None,
     scale: o.Scale = None,
     offline: o.Offline = False,
+    local_pages_online: o.LocalPagesOnline = False,
+    ocr: o.Ocr = None,
+    lang: o.Lang = None,
     config_file: o.Config = None,
     debug: o.Debug = False,
 ) -> int:
@@ -55,7 +58,8 @@ def render(
     from docvision.tasks.render import RenderTask, ViewFolders
 
     flags = {"hd": hd, "tile": tile, "model": model, "max_image_pixels": max_image_pixels, "timeout": timeout,
-             "browser": browser, "viewport_width": viewport_width, "scale": scale, "offline": offline}
+             "browser": browser, "viewport_width": viewport_width, "scale": scale, "offline": offline,
+             "local_pages_online": local_pages_online, "ocr": ocr, "lang": lang}
     chosen = runner.settings(flags, config_file)
     ingest = runner.ingest_options(chosen, pages, password)
     _check_views(views)

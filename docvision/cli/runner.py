@@ -12,7 +12,7 @@ import re
 from pathlib import Path
 from typing import Any, Callable
 
-from docvision.cli import console, human
+from docvision.cli import console, human, options
 from docvision.errors import UsageError
 
 
@@ -27,10 +27,22 @@ def ingest_options(chosen, pages: str | None, password: str | None):
     """The IngestOptions every ingestor reads, from the settings and the page range."""
     from docvision.document import IngestOptions
 
+    from docvision.ingest import ocr
+
     check_pages(pages)
+    mode = chosen.ocr
+    if mode != "never":
+        problem = ocr.lang_problem(chosen.lang)
+        asked = chosen.origins["ocr"] != "default" or chosen.origins["lang"] != "default"
+        if problem and asked:
+            raise UsageError(f"--lang {chosen.lang}: {problem}")
+        if problem:  # OCR was not asked for by name: say once that scans get no words, and go on
+            console.say_warning(f"{problem}; pages without a text layer get no words (--ocr never hides this)")
+            mode = "never"
     return IngestOptions(pages=pages, password=password, max_image_pixels=chosen.max_image_pixels,
                          timeout=chosen.timeout, viewport_width=chosen.viewport_width,
-                         device_scale_factor=chosen.scale, browser=chosen.browser, offline=chosen.offline)
+                         device_scale_factor=chosen.scale, browser=chosen.browser, offline=chosen.offline,
+                         local_pages_online=chosen.local_pages_online, ocr=mode, lang=chosen.lang)
 
 
 def check_pages(spec: str | None) -> None:
@@ -92,9 +104,7 @@ def output_path(output: Path | None) -> Path | None:
     return output
 
 
-MODEL_FLAGS = ("model", "backend", "base_url", "quant", "device", "dtype", "concurrency", "request_timeout", "hd",
-               "max_pages", "max_new_tokens", "max_image_pixels", "timeout", "browser", "viewport_width", "scale",
-               "offline")
+MODEL_FLAGS = options.MODEL_SETTINGS + options.INGEST_SETTINGS
 
 
 def model_run(sources: list[str], make_task: Callable[[Any], Any], given: dict[str, Any], *, json_out: bool,

@@ -22,6 +22,7 @@ def summarize(
     concurrency: o.Concurrency = None,
     unordered: o.Unordered = False,
     request_timeout: o.RequestTimeout = None,
+    prefix_cache_mb: o.PrefixCacheMb = None,
     json_out: o.Json = False,
     output: o.Output = None,
     resume: o.Resume = False,
@@ -35,6 +36,9 @@ def summarize(
     viewport_width: o.ViewportWidth = None,
     scale: o.Scale = None,
     offline: o.Offline = False,
+    local_pages_online: o.LocalPagesOnline = False,
+    ocr: o.Ocr = None,
+    lang: o.Lang = None,
     config_file: o.Config = None,
     debug: o.Debug = False,
 ) -> int:

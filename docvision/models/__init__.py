@@ -25,6 +25,7 @@ class LocalSettings:
     device: str = "auto"  # auto | cpu | cuda
     quant: str = "auto"  # auto | 4bit | 8bit | none
     dtype: str = "auto"  # auto | bfloat16 | float16 | float32 (unquantized weights and compute)
+    prefix_cache_mb: int = 2048  # memory for reused page encodings (docs/prefix.md); 0 = off
 
 
 @dataclass(frozen=True)
