@@ -225,8 +225,10 @@ class TransformersBackend(Backend):
 
     name = "transformers"
 
-    def __init__(self, model: str | None = None, device: str = "auto", quant: str = "auto", dtype: str = "auto"):
+    def __init__(self, model: str | None = None, device: str = "auto", quant: str = "auto", dtype: str = "auto",
+                 prefix_cache_mb: int = 2048):
         """Load ``model`` (alias, hub id or folder) on ``device``, quantized and typed as asked."""
+        self.prefix_cache_mb = prefix_cache_mb
         started = time.perf_counter()
         resolved = models.resolve(model)
         self.model_id = resolved.model_id

@@ -63,7 +63,9 @@ class IXCBackend(Backend):
 
     name = "transformers"
 
-    def __init__(self, model: str | None = None, device: str = "auto", quant: str = "auto", dtype: str = "auto"):
+    def __init__(self, model: str | None = None, device: str = "auto", quant: str = "auto", dtype: str = "auto",
+                 prefix_cache_mb: int = 2048):
+        self.prefix_cache_mb = prefix_cache_mb
         from docvision.models.ixc import load
 
         started = time.perf_counter()
