@@ -96,7 +96,7 @@ def test_resume_cuts_a_torn_line_and_drops_stale_errors(tmp_path):
     lines = [{"source": "a", "task": "ask", "status": "ok"}, {"source": "b", "task": "ask", "status": "error"},
              {"source": "c", "task": "summarize", "status": "ok"}]
     out.write_text("".join(json.dumps(r) + "\n" for r in lines) + '{"source": "d", "ta')
-    assert _resume(out, "ask") == ({"a"}, [])
+    assert _resume(out, "ask") == ({("a", None)}, [])
     assert json_lines(out.read_text()) == [lines[0], lines[2]]
     assert out.read_text().endswith("\n")
 

@@ -9,19 +9,26 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, List
+from typing import Annotated, List, Optional
 
 import typer
 
 from docvision.cli import options as o, runner
 
 Arguments = Annotated[List[str], typer.Argument(
-    metavar="SOURCE... QUESTION", help="Files, folders, globs, URLs, or - (paths from stdin); then the question.",
-    show_default=False)]
+    metavar="SOURCE... QUESTION", help="Files, folders, globs, URLs, or - (paths from stdin); then the question "
+    "(with -q or --questions every argument is a source).", show_default=False)]
+Question = Annotated[List[str], typer.Option(
+    "--question", "-q", help="A question; repeat for several (one record per source and question, the model "
+    "loaded once, the pages' encoding reused).", show_default=False)]
+Questions = Annotated[Optional[Path], typer.Option(
+    "--questions", help="A file of questions, one per line.", show_default=False)]
 
 
 def ask(
     args: Arguments,
+    question: Question = [],  # noqa: B006 - Typer's way of saying "none given"
+    questions: Questions = None,
     hd: o.Hd = None,
     max_pages: o.MaxPages = None,
     max_new_tokens: o.MaxNewTokens = None,
@@ -63,44 +70,60 @@ def ask(
     \b
     Examples:
       docvision ask report.pdf "which model wins MMBench?"
-      docvision ask invoices/*.pdf "what is the total due?" --json
+      docvision ask invoices/*.pdf "what is the total?" --json
+      docvision ask report.pdf -q "who wrote it?" -q "when?" --json
     """
     from docvision.cli import human
     from docvision.tasks.ask import AskTask
     from docvision.tasks.routing import Budget
 
-    sources, question = split_question(args)
+    sources, asked = split_questions(args, question, questions)
     streamer = None
 
     def task(chosen):
         nonlocal streamer
         # Answers stream to a terminal one source at a time; several in flight would interleave.
         if sys.stdout.isatty() and not json_out and chosen.concurrency == 1:
-            streamer = human.Streamer()
-        return AskTask(question, hd=chosen.for_task("hd", "ask"), budget=Budget(pages=chosen.max_pages),
+            streamer = human.Streamer(len(asked))
+        return AskTask(asked, hd=chosen.for_task("hd", "ask"), budget=Budget(pages=chosen.max_pages),
                        max_new_tokens=chosen.for_task("max_new_tokens", "ask"), system=system, raw=raw,
                        show_selected=bool(pages), on_text=streamer.write if streamer else None,
                        announce=streamer.start if streamer else None)
 
     def emitter():  # built after the task, so it knows whether answers stream
-        return human.emitter("ask", streamer.done) if streamer else human.emitter("ask")
+        several = len(asked) > 1
+        return human.emitter("ask", streamer.done, several) if streamer else human.emitter("ask", several=several)
 
     return runner.model_run(sources, task, locals(), json_out=json_out, human=emitter)
 
 
-def split_question(args: list[str]) -> tuple[list[str], str]:
-    """(sources, question) from ``SOURCE... QUESTION``, with a hint when they came the other way round."""
+def split_questions(args: list[str], flagged: list[str], path: Optional[Path]) -> tuple[list[str], list[str]]:
+    """(sources, questions): ``SOURCE... QUESTION``, or every argument a source with -q / --questions; a
+    hint when the question came first."""
     from docvision.errors import UsageError
     from docvision.ingest.checks import is_url
 
     def exists(arg: str) -> bool:
         return arg == "-" or is_url(arg) or Path(arg).exists()
 
-    if len(args) < 2:
+    listed = list(flagged)
+    if path is not None:
+        try:
+            listed += [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UsageError(f"cannot read --questions {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    if listed:
+        sources = args
+    elif len(args) < 2:
         raise UsageError("give the sources, then the question: docvision ask SOURCE... QUESTION")
-    *sources, question = args
-    if not question.strip():
-        raise UsageError("the question is empty")
-    if exists(question) and not exists(sources[0]) and (" " in sources[0] or sources[0].endswith("?")):
-        raise UsageError(f"the question goes last: docvision ask {question} {sources[0]!r}")
-    return sources, " ".join(question.split())
+    else:
+        *sources, last = args
+        listed = [last]
+        if exists(last) and not exists(sources[0]) and (" " in sources[0] or sources[0].endswith("?")):
+            raise UsageError(f"the question goes last: docvision ask {last} {sources[0]!r}")
+    if not sources:
+        raise UsageError("give the sources to ask about: docvision ask SOURCE... -q QUESTION")
+    cleaned = [" ".join(q.split()) for q in listed]
+    if not all(cleaned):
+        raise UsageError("a question is empty")
+    return sources, list(dict.fromkeys(cleaned))

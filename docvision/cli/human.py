@@ -22,8 +22,10 @@ from typing import Callable
 from docvision.cli.console import failed_line, safe, say_error, say_warning
 
 
-def emitter(task: str, streamed: Callable[[], bool | str] = lambda: False) -> Callable[..., None]:
-    """The human emitter for a task's records."""
+def emitter(task: str, streamed: Callable[[], bool | str] = lambda: False,
+            several: bool = False) -> Callable[..., None]:
+    """The human emitter for a task's records (``several``: several questions per source, so each answer
+    is headed by its question)."""
     if task == "render":
         return _render_emitter()
 
@@ -37,6 +39,8 @@ def emitter(task: str, streamed: Callable[[], bool | str] = lambda: False) -> Ca
         parts = []
         if shown != "header" and terminal:
             parts.append((safe(record["source"]), "bold"))
+            if record.get("question") and several:
+                parts.append((f"Q: {safe(record['question'])}", "bold"))
         if not shown:
             parts.append((main_text(record), ""))
         if terminal:
@@ -135,18 +139,20 @@ def _time_line(timings: dict) -> str:
 class Streamer:
     """Streams answers to a terminal as the model writes them: the source's name, then the text."""
 
-    def __init__(self):
+    def __init__(self, questions: int = 1):
         self.streamed = False
-        self.source = ""
+        self.source = self.question = ""
+        self.questions = questions  # with several, each answer is headed by its question
 
-    def start(self, source: str) -> None:
+    def start(self, source: str, question: str = "") -> None:
         self.streamed = False
-        self.source = source
+        self.source, self.question = source, question
 
     def write(self, text: str) -> None:
         if not self.streamed:
             self.streamed = True
-            sys.stdout.write(f"{safe(self.source)}\n")
+            header = f"{safe(self.source)}" + (f"\nQ: {safe(self.question)}" if self.questions > 1 else "")
+            sys.stdout.write(header + "\n")
         sys.stdout.write(text)
         # Under a progress bar stdout is rich's line proxy: a flush would end the line mid-answer.
         if not hasattr(sys.stdout, "rich_proxied_file"):

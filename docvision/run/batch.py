@@ -61,13 +61,30 @@ def execute(plan: Plan, emit: Callable[..., None], say: Callable[[str], None]) -
     sink = RecordSink(emit, output, timings=plan.timings, say=say)
     try:
         done = resume(output, plan.task.name, say) if plan.resume and output is not None else set()
-        todo = [e for e in entries if redact(e.source) not in done]
+        todo = _left(plan.task, entries, done)
         if done:
             say(f"resuming: {len(entries) - len(todo)} source(s) already done in {plan.output}")
         _run(plan, todo, sink)
     finally:
         sink.close()
     return exit_status(failed=sink.failed, output_lost=sink.output_lost is not None)
+
+
+def _left(task, entries: list[Entry], done: set) -> list[Entry]:
+    """The entries with records still to write; a task with several records per source (ask's questions)
+    is told which of them a source still needs."""
+    if not done:
+        return entries
+    keys = getattr(task, "keys", lambda source: [{}])
+    left = []
+    for entry in entries:
+        wanted = keys(entry.source)
+        missing = [k for k in wanted if (redact(entry.source), k.get("question")) not in done]
+        if missing:
+            if len(missing) < len(wanted):
+                task.restrict(entry.source, missing)
+            left.append(entry)
+    return left
 
 
 def _run(plan: Plan, todo: list[Entry], sink: RecordSink) -> None:

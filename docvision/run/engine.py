@@ -37,6 +37,9 @@ POLL_S = 0.2  # how often blocked threads look up to see whether the run was sto
 
 
 class Task(Protocol):
+    """What a command does with each source. A task may also have ``keys(source) -> [dict]``: what tells
+    apart the several records it writes per source (ask's questions); by default one record each."""
+
     name: str
     needs_model: bool
 
@@ -200,23 +203,28 @@ class _Worker:
         self.task, self.backend, self.lanes, self.producer = task, backend, lanes, producer
         self.settings, self.load_s = settings, load_s
 
-    def record(self, position: int, entry: Entry) -> dict:
+    def record(self, position: int, entry: Entry) -> list[dict]:
+        """The source's records (one, or one per key of the task)."""
         try:
-            return self._record(position, entry)
+            return self._records(position, entry)
         finally:
             self.lanes.slots.release()
 
-    def _record(self, position: int, entry: Entry) -> dict:
+    def _keys(self, entry: Entry) -> list[dict]:
+        keys = getattr(self.task, "keys", None)
+        return keys(entry.source) if keys is not None and entry.error is None else [{}]
+
+    def _records(self, position: int, entry: Entry) -> list[dict]:
         pull = lambda: self.lanes.pull(position, self.producer)  # noqa: E731
         kind, payload = pull()
         if kind == "error":
             self._show(payload)
-            return records.error(entry.source, self.task.name, payload)
+            return [records.error(entry.source, self.task.name, payload, **key) for key in self._keys(entry)]
         job = Job(entry.source, {"type": payload["type"], "page_count": payload["page_count"]}, pull)
         load_s, self.load_s = self.load_s, 0.0  # the load time goes on the first record that used the model
         started = time.perf_counter()
         try:
-            body = self.task.finish(job, self.backend)
+            bodies = self.task.finish(job, self.backend)
             job.drain()
         except Exception as exc:  # noqa: BLE001 - the source fails, the batch goes on
             if job.ended is None:
@@ -226,8 +234,11 @@ class _Worker:
                     pass
             self._show(exc)
             known = {**(getattr(exc, "body", None) or {}), "document": self._document(job)}
-            return records.error(entry.source, self.task.name, exc, **known)
-        return self._finished(entry, job, body, time.perf_counter() - started - job.waited_s, load_s)
+            return [records.error(entry.source, self.task.name, exc, **{**known, **key}) for key in self._keys(entry)]
+        model_s = time.perf_counter() - started - job.waited_s
+        bodies = bodies if isinstance(bodies, list) else [bodies]
+        return [self._finished(entry, job, body, model_s / len(bodies), load_s if n == 0 else 0.0)
+                for n, body in enumerate(bodies)]
 
     def _finished(self, entry: Entry, job: Job, body: dict, model_s: float, load_s: float) -> dict:
         ended = job.ended or {}
@@ -256,8 +267,9 @@ class _Worker:
             self.settings.debug(exc)
 
 
-def _write(sink: RecordSink, bar: Progress, entry: Entry, record: dict) -> None:
-    sink.write(record)
+def _write(sink: RecordSink, bar: Progress, entry: Entry, written: list[dict]) -> None:
+    for record in written:
+        sink.write(record)
     bar.advance(entry.source)
 
 

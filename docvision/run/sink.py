@@ -127,8 +127,9 @@ class OutputFile:
             self.fd = None
 
 
-def resume(output: OutputFile, task: str, say: Callable[[str], None]) -> set[str]:
-    """Sources already done (status ok, same task) in the locked output file; drops its stale error records.
+def resume(output: OutputFile, task: str, say: Callable[[str], None]) -> set[tuple[str, str | None]]:
+    """Records already done (status ok, same task) in the locked output file, as (source, question) --
+    the question is None but for ask; drops the file's stale error records.
 
     Lines that are not records are kept untouched and named once in a warning; the run resumes from
     the records it can read.
@@ -151,7 +152,7 @@ def resume(output: OutputFile, task: str, say: Callable[[str], None]) -> set[str
             dropped = True  # the source runs again; its new record replaces this one
             continue
         if record["task"] == task:
-            done.add(record["source"])
+            done.add((record["source"], record.get("question")))
         kept.append(raw)
     if odd:
         shown = ", ".join(map(str, odd[:5])) + (f" and {len(odd) - 5} more" if len(odd) > 5 else "")

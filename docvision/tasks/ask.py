@@ -1,4 +1,4 @@
-"""``ask``: a question about each source, over as many pages as it has.
+"""``ask``: one or more questions about each source, over as many pages as it has.
 
 In: a question, an open Document (producer side: survey the text anchors, route, draw the chosen pages)
 and a backend. Out: the record body -- answer, evidence (the pages used, their BM25 scores and the canvas
@@ -9,8 +9,9 @@ takes, ``docvision.tasks.multipage`` maps over chunks and combines the notes.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 from docvision.tasks import routing
 from docvision.tasks.base import tail
@@ -27,41 +28,60 @@ __all__ = ["AskTask", "build_prompt"]
 
 @dataclass
 class AskTask:
-    """A question over each source: routed, answered, evidence named."""
+    """Questions over each source: routed, answered, evidence named; one record per source and question."""
 
-    question: str
+    question: str | Sequence[str]  # one question, or several (each gets its own record)
     hd: int = 25
     budget: routing.Budget = field(default_factory=routing.Budget)
     max_new_tokens: int = 512
     system: str | None = None  # replaces the model's system prompt
     raw: bool = False  # the question goes to the model verbatim
     on_text: Callable[[str], None] | None = None  # streams the final answer (a terminal)
-    announce: Callable[[str], None] | None = None  # told each source before its answer streams
+    announce: Callable[[str, str], None] | None = None  # told (source, question) before each answer streams
     show_selected: bool = False  # --pages given: show every selected page when they fit one call
     name: str = "ask"
     needs_model: bool = True
+    only: dict[str, list[str]] = field(default_factory=dict)  # --resume: the questions a source still needs
+
+    def __post_init__(self) -> None:
+        self.questions = [self.question] if isinstance(self.question, str) else list(self.question)
+
+    def keys(self, source: str) -> list[dict]:
+        """What tells this source's records apart: one per question."""
+        return [{"question": q} for q in self.only.get(source, self.questions)]
+
+    def restrict(self, source: str, keys: list[dict]) -> None:
+        """Ask only these of the source's questions (the others are done: --resume)."""
+        self.only[source] = [k["question"] for k in keys]
 
     def prepare(self, document: "Document", backend: "Backend") -> Iterator[Chunk]:
-        """Producer side: survey the anchors, route, draw the chosen pages."""
+        """Producer side: survey the anchors once; per question route and draw the chosen pages."""
         pages = survey(document)
         cost = token_cost(self.hd, backend)
-        route = routing.route(self.question, pages, self.budget, cost)
-        if self.show_selected and len(routing.chunked(pages, self.budget, cost)) == 1:
-            route = routing.Route([pages], route.scores, route.terms, "selected")
-        for chunk in routed_chunks(document, route, self.hd, backend):
-            chunk.extra["routing"] = {"method": "bm25", "reason": route.reason, "terms": route.terms}
-            yield chunk
+        for index, key in enumerate(self.keys(document.source)):
+            route = routing.route(key["question"], pages, self.budget, cost)
+            if self.show_selected and len(routing.chunked(pages, self.budget, cost)) == 1:
+                route = routing.Route([pages], route.scores, route.terms, "selected")
+            for chunk in routed_chunks(document, route, self.hd, backend):
+                chunk.extra["routing"] = {"method": "bm25", "reason": route.reason, "terms": route.terms}
+                chunk.extra["question"] = index
+                yield chunk
 
-    def finish(self, job: "Job", backend: "Backend") -> dict:
-        """Model side: answer, then the record body."""
-        if self.announce is not None:
-            self.announce(job.source)
-        text, seen, used, usage = answer(self.question, job.chunks(), backend, self.max_new_tokens,
-                                         self.on_text, system=self.system, raw=self.raw)
-        return {
-            "question": self.question,
-            "answer": text,
-            "evidence": evidence(used or seen),
-            "routing": seen[0].extra.get("routing") if seen else None,
-            **tail(seen, self.hd, backend, usage),
-        }
+    def finish(self, job: "Job", backend: "Backend") -> list[dict]:
+        """Model side: each question answered in turn (its chunks come in order), one body each."""
+        questions = [k["question"] for k in self.keys(job.source)]
+        bodies = []
+        for index, chunks in itertools.groupby(job.chunks(), key=lambda chunk: chunk.extra["question"]):
+            question = questions[index]
+            if self.announce is not None:
+                self.announce(job.source, question)
+            text, seen, used, usage = answer(question, chunks, backend, self.max_new_tokens, self.on_text,
+                                             system=self.system, raw=self.raw)
+            bodies.append({
+                "question": question,
+                "answer": text,
+                "evidence": evidence(used or seen),
+                "routing": seen[0].extra.get("routing") if seen else None,
+                **tail(seen, self.hd, backend, usage),
+            })
+        return bodies

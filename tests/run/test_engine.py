@@ -102,7 +102,7 @@ def test_unordered_writes_as_they_complete_and_resume_is_exact(tmp_path):
     from docvision.run.sink import OutputFile, resume
 
     handle = OutputFile(out, say=print)
-    done = resume(handle, "summarize", say=print)
+    done = {source for source, _ in resume(handle, "summarize", say=print)}
     handle.close()
     code, got = run(paths, SlowServer(), concurrency=3, ordered=False, skip=done, output=out)
     assert sorted(r["source"] for r in got) == paths[3:]
