@@ -101,15 +101,16 @@ main(sys.argv[1:])
 """
 
 
-def scripted_cli(args, *, delay: float = 0.0, env: dict | None = None) -> subprocess.Popen:
+def scripted_cli(args, *, delay: float = 0.0, env: dict | None = None, stdin=subprocess.DEVNULL) -> subprocess.Popen:
     """Start ``docvision ARGS`` with the scripted backend in place of a model; the caller waits on it."""
     full_env = {**os.environ, "SCRIPTED_DELAY": str(delay), "PYTHONPATH": ROOT, "NO_COLOR": "1", **(env or {})}
     return subprocess.Popen([sys.executable, "-c", _SCRIPTED, *map(str, args)], env=full_env, cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=stdin, text=True)
 
 
-def run_scripted(*args, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    """Run ``docvision ARGS`` with the scripted backend to the end."""
-    proc = scripted_cli(args, env=env)
-    stdout, stderr = proc.communicate(timeout=timeout)
+def run_scripted(*args, env: dict | None = None, timeout: float = 300, input: str | None = None
+                 ) -> subprocess.CompletedProcess:
+    """Run ``docvision ARGS`` with the scripted backend to the end (``input``: what stdin holds)."""
+    proc = scripted_cli(args, env=env, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL)
+    stdout, stderr = proc.communicate(input=input, timeout=timeout)
     return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)

@@ -14,6 +14,7 @@ import sys
 import typer
 
 from docvision.cli.ask import ask
+from docvision.cli.chat import chat
 from docvision.cli.config import config
 from docvision.cli.console import say_error, show_traceback
 from docvision.cli.extract import extract
@@ -36,6 +37,7 @@ app.command("render")(render)
 app.command("ask")(ask)
 app.command("summarize")(summarize)
 app.command("extract")(extract)
+app.command("chat")(chat)
 app.command("models")(models)
 app.command("config")(config)
 

@@ -31,13 +31,15 @@ def pages_phrase(labels: list[str]) -> str:
     return f"these {len(labels)} pages of one document, in order: {', '.join(labels)}"
 
 
-def build_prompt(question: str, labels: Sequence[str] = ()) -> str:
-    """The text the model reads after the page images of a single call: an instruction, then the question."""
+def build_prompt(question: str, labels: Sequence[str] = (), context: str = "") -> str:
+    """The text the model reads after the page images of a single call: an instruction, the conversation
+    so far (chat), then the question -- last, so every earlier part is a prefix the next question shares."""
     if len(labels) > 1:
         what, s = f"pages ({', '.join(labels)})", ""
     else:
         what, s = "page", "s"
-    return f"{INSTRUCTION.format(what=what, s=s)}\nQuestion: {' '.join(question.split())}"
+    earlier = f"\nEarlier in this conversation:\n{context.strip()}" if context.strip() else ""
+    return f"{INSTRUCTION.format(what=what, s=s)}{earlier}\nQuestion: {' '.join(question.split())}"
 
 
 def map_prompt(question: str, labels: list[str]) -> str:
@@ -60,11 +62,12 @@ def is_not_found(text: str) -> bool:
 
 def answer(question: str, chunks: Iterable[Chunk], backend: "Backend", max_new_tokens: int = 512,
            on_text: Callable[[str], None] | None = None, system: str | None = None,
-           raw: bool = False) -> tuple[str, list[Chunk], list[Chunk], Usage]:
+           raw: bool = False, context: str = "") -> tuple[str, list[Chunk], list[Chunk], Usage]:
     """Answer from the chunks (one call, or map then combine); return answer, chunks seen, evidence, usage.
 
     ``raw``: a single call gets the question verbatim, with no instruction around it (for reproducing a
-    benchmark's own prompts); ``system`` replaces the model's system prompt in every call.
+    benchmark's own prompts); ``system`` replaces the model's system prompt in every call; ``context`` is
+    the conversation so far (chat), shown before the question.
     """
     usage = Usage()
     seen: list[Chunk] = []
@@ -72,12 +75,13 @@ def answer(question: str, chunks: Iterable[Chunk], backend: "Backend", max_new_t
     for chunk in chunks:
         seen.append(chunk)
         if chunk.total <= 1:
-            prompt = question if raw else build_prompt(question, chunk.labels)
+            prompt = question if raw else build_prompt(question, chunk.labels, context)
             text = usage.add(backend.generate(chunk.views, prompt, max_new_tokens=max_new_tokens,
                                               on_text=on_text, system=system)).text
             drop_pixels(chunk)
             return text.strip(), seen, seen, usage
-        text = usage.add(backend.generate(chunk.views, map_prompt(question, chunk.labels),
+        asked = f"{context.strip()}\n{question}" if context.strip() else question
+        text = usage.add(backend.generate(chunk.views, map_prompt(asked, chunk.labels),
                                           max_new_tokens=max_new_tokens, system=system)).text
         notes.append((chunk.rank, chunk.labels, text, chunk))
         # Only the notes travel on, so a long document never sits in memory.
@@ -85,7 +89,8 @@ def answer(question: str, chunks: Iterable[Chunk], backend: "Backend", max_new_t
     notes.sort(key=lambda n: n[0])
     useful = [n for n in notes if not is_not_found(n[2])]
     kept = useful or notes
-    final = usage.add(text_call(backend, combine_prompt(question, [(n[1], n[2]) for n in kept]),
+    asked = f"{context.strip()}\n{question}" if context.strip() else question
+    final = usage.add(text_call(backend, combine_prompt(asked, [(n[1], n[2]) for n in kept]),
                                 max_new_tokens=max_new_tokens, on_text=on_text, system=system)).text
     return final.strip(), seen, [n[3] for n in useful], usage
 

@@ -1,0 +1,228 @@
+"""``docvision chat SOURCE...``: questions about documents, one after another, the model loaded once.
+
+On a terminal: a prompt with line editing and history (readline), answers streamed with their evidence,
+``/pages 3-5``, ``/hd 55``, ``/reset``, ``/save FILE``, ``/help``; Ctrl-C stops an answer, Ctrl-D
+leaves. Not on a terminal: one question (or command) per line on stdin, one JSON record per answer
+on stdout, so a script can drive it.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from docvision.cli import options as o, runner
+
+HELP = ("/pages 3-5  hold the conversation to these pages (/pages all: every page)\n"
+        "/hd N       the resolution budget for the next answers\n"
+        "/reset      forget the conversation\n"
+        "/save FILE  write the conversation so far as JSON Lines records\n"
+        "/help       this list; Ctrl-C stops an answer, Ctrl-D leaves")
+
+
+def chat(
+    sources: o.Sources,
+    hd: o.Hd = None,
+    max_pages: o.MaxPages = None,
+    max_new_tokens: o.MaxNewTokens = None,
+    system: o.System = None,
+    pages: o.Pages = None,
+    password: o.Password = None,
+    model: o.Model = None,
+    backend: o.Backend = None,
+    base_url: o.BaseUrl = None,
+    quant: o.Quant = None,
+    device: o.Device = None,
+    dtype: o.Dtype = None,
+    request_timeout: o.RequestTimeout = None,
+    prefix_cache_mb: o.PrefixCacheMb = None,
+    no_cache: o.NoCache = False,
+    recursive: o.Recursive = False,
+    max_image_pixels: o.MaxImagePixels = None,
+    timeout: o.Timeout = None,
+    browser: o.Browser = None,
+    viewport_width: o.ViewportWidth = None,
+    scale: o.Scale = None,
+    offline: o.Offline = False,
+    local_pages_online: o.LocalPagesOnline = False,
+    ocr: o.Ocr = None,
+    lang: o.Lang = None,
+    config_file: o.Config = None,
+    debug: o.Debug = False,
+) -> int:
+    """Talk about SOURCE...: each question routed to its pages and answered with the conversation so far.
+
+    \b
+    Examples:
+      docvision chat report.pdf
+      printf 'who wrote it?\\nwhen?\\n' | docvision chat report.pdf > answers.jsonl
+    """
+    from docvision.cli.console import say_error, say_warning
+    from docvision.run.chat import session
+    from docvision.tasks.routing import Budget
+
+    given = locals()
+    chosen = runner.settings({k: given.get(k) for k in runner.MODEL_FLAGS}, config_file)
+    ingest = runner.ingest_options(chosen, None, password)
+    asking = dict(hd=chosen.for_task("hd", "chat"), budget=Budget(pages=chosen.max_pages),
+                  max_new_tokens=chosen.for_task("max_new_tokens", "chat"), system=system)
+    with session(sources, ingest, chosen.backend_settings(), recursive=recursive, cache=not no_cache,
+                 say=say_warning, **asking) as (talk, failed):
+        for source, error in failed:
+            say_error(f"{source}: {error.message}")
+        if talk is None:
+            return 1
+        if pages:
+            talk.set_pages(pages)
+        loop = _terminal if sys.stdin.isatty() and sys.stdout.isatty() else _pipe
+        return loop(talk, sources)
+
+
+def _record(talk, sources: list[str], body: dict | None = None, error: BaseException | None = None) -> dict:
+    from docvision import records
+
+    source = ", ".join(sources)
+    if len(talk.documents) == 1:
+        document = talk.documents[0]
+        body = {**(body or {}), "document": {"type": document.kind, "page_count": document.page_count,
+                                             "damaged_pages": list(document.damaged), "metadata": document.metadata}}
+    return records.build(source, "chat", body, error)
+
+
+def _command(talk, line: str, saved: list[dict]) -> str | None:
+    """Run a /command; the line to show for it (None: not a command)."""
+    from docvision.errors import UsageError
+
+    word, _, rest = line.partition(" ")
+    rest = rest.strip()
+    if word == "/help":
+        return HELP
+    if word == "/reset":
+        talk.reset()
+        return "the conversation is forgotten; the documents stay open"
+    if word == "/pages":
+        talk.set_pages(None if rest in ("", "all") else rest)
+        return f"pages: {talk.pages or 'all'}"
+    if word == "/hd":
+        if not rest.isdigit():
+            raise UsageError("/hd takes a number, e.g. /hd 55")
+        talk.set_hd(int(rest))
+        return f"HD-{talk.hd}"
+    if word == "/save":
+        if not rest:
+            raise UsageError("/save needs a file name")
+        from docvision import records
+
+        Path(rest).write_text("".join(records.dumps(r) + "\n" for r in saved), encoding="utf-8")
+        return f"{len(saved)} answer(s) written to {rest}"
+    if word.startswith("/"):
+        raise UsageError(f"unknown command {word} (/help lists them)")
+    return None
+
+
+def _pipe(talk, sources: list[str]) -> int:
+    """One question or command per line of stdin; one JSON record per answer on stdout."""
+    from docvision import records
+    from docvision.cli.console import say_error
+    from docvision.errors import DocvisionError
+
+    saved: list[dict] = []
+    failed = False
+    for raw in sys.stdin:
+        line = raw.strip()
+        if not line:
+            continue
+        try:
+            shown = _command(talk, line, saved)
+            if shown is not None:
+                sys.stderr.write(shown + "\n")  # what a command did; stdout holds records only
+                continue
+            record = _record(talk, sources, talk.ask(line))
+        except DocvisionError as exc:
+            if line.startswith("/"):
+                say_error(exc.message)
+                continue
+            record = _record(talk, sources, {"question": line}, exc)
+            say_error(f"{line}: {exc.message}")
+        failed |= record["status"] != "ok"
+        saved.append(record)
+        records.write(record, sys.stdout)
+    return 1 if failed else 0
+
+
+def _terminal(talk, sources: list[str]) -> int:
+    """The interactive loop: prompt, stream, evidence lines; Ctrl-C stops an answer, Ctrl-D leaves."""
+    remember = _history()
+    try:
+        return _converse(talk, sources)
+    finally:
+        remember()
+
+
+def _converse(talk, sources: list[str]) -> int:
+    from docvision.cli import human
+    from docvision.cli.console import say_error
+    from docvision.errors import DocvisionError
+
+    saved: list[dict] = []
+    names = ", ".join(Path(s).name or s for s in sources)
+    print(f"chat about {names} ({sum(d.page_count for d in talk.documents)} pages); /help for commands, "
+          "Ctrl-D to leave")
+    while True:
+        try:
+            line = input("> ").strip()
+        except EOFError:
+            print()
+            return 0
+        except KeyboardInterrupt:  # at the prompt: a new line, as a shell does
+            print()
+            continue
+        if not line:
+            continue
+        try:
+            shown = _command(talk, line, saved)
+            if shown is not None:
+                print(shown)
+                continue
+            record = _record(talk, sources, talk.ask(line, on_text=_stream))
+        except KeyboardInterrupt:
+            print("\n(stopped)")
+            continue
+        except DocvisionError as exc:
+            say_error(exc.message)
+            continue
+        print()
+        saved.append(record)
+        human._print([(text, "dim") for text in human.detail_lines(record)])
+
+
+def _stream(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def _history():
+    """Line editing, and questions remembered across sessions (in the user state folder); returns the
+    function that writes them back."""
+    try:
+        import readline
+
+        from platformdirs import user_state_dir
+    except ImportError:  # no readline on this platform: plain input still works
+        return lambda: None
+    path = Path(user_state_dir("docvision")) / "chat_history"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists():
+            readline.read_history_file(path)
+        readline.set_history_length(1000)
+    except OSError:
+        pass
+
+    def remember() -> None:
+        try:
+            readline.write_history_file(path)
+        except OSError:
+            pass
+
+    return remember
