@@ -34,6 +34,8 @@ def ask(
     max_new_tokens: o.MaxNewTokens = None,
     system: o.System = None,
     raw: o.Raw = False,
+    ground: o.Ground = False,
+    evidence_out: o.EvidenceOut = None,
     pages: o.Pages = None,
     password: o.Password = None,
     model: o.Model = None,
@@ -77,7 +79,11 @@ def ask(
     from docvision.tasks.ask import AskTask
     from docvision.tasks.routing import Budget
 
+    from docvision.cli.render import check_folder
+    from docvision.tasks.render import ViewFolders
+
     sources, asked = split_questions(args, question, questions)
+    check_folder(evidence_out, "--evidence-out")
     streamer = None
 
     def task(chosen):
@@ -87,7 +93,8 @@ def ask(
             streamer = human.Streamer(len(asked))
         return AskTask(asked, hd=chosen.for_task("hd", "ask"), budget=Budget(pages=chosen.max_pages),
                        max_new_tokens=chosen.for_task("max_new_tokens", "ask"), system=system, raw=raw,
-                       show_selected=bool(pages), on_text=streamer.write if streamer else None,
+                       show_selected=bool(pages), on_text=streamer.write if streamer else None, ground=ground,
+                       evidence_out=ViewFolders(evidence_out) if evidence_out is not None else None,
                        announce=streamer.start if streamer else None)
 
     def emitter():  # built after the task, so it knows whether answers stream

@@ -99,11 +99,17 @@ def detail_lines(record: dict) -> list[str]:
     if evidence:
         parts = []
         for entry in evidence[:12]:
-            words = ", ".join(shown_words(entry.get("words") or [])[:3])
+            region = entry.get("region")
+            said = region["words"] if region else entry.get("words") or []
+            words = ", ".join(shown_words(said)[:3])
             name = f"{entry['field']}: {entry['label']}" if entry.get("field") else entry["label"]
-            parts.append(name + (f" ({words})" if words else ""))
+            where = "region: " if region else ""
+            parts.append(name + (f" ({where}{words})" if words else " (region)" if region else ""))
         more = f" and {len(evidence) - 12} more" if len(evidence) > 12 else ""
         lines.append("evidence: " + "; ".join(parts) + more)
+        files = [e["pictures"]["page"] for e in evidence if e.get("pictures")]
+        if files:
+            lines.append("pictures: " + ", ".join(safe(f) for f in files[:4]) + (" ..." if len(files) > 4 else ""))
     res, model, usage = record.get("resolution"), record.get("model") or {}, record.get("usage") or {}
     if res:
         lines.append(f"{_short_model(model.get('id') or '?')} · HD-{res['hd']} · {_count(res['pages'], 'page')} · "

@@ -91,6 +91,13 @@ Raw = Annotated[bool, typer.Option(
     "--raw", help="Send the question verbatim, with no task wording around it (to reproduce a benchmark's "
     "own prompts); pages are still routed and shown.")]
 
+Ground = Annotated[bool, typer.Option(
+    "--ground", help="Ask the model for the region it read the answer from (Qwen2.5-VL, Qwen3-VL); the record's "
+    "evidence gets it in canvas and source pixels, with the words found there.")]
+EvidenceOut = Annotated[Optional[Path], typer.Option(
+    "--evidence-out", help="Write pictures of the evidence here: per answer the page with its regions boxed "
+    "and a crop of each region (one sub-folder per source).", show_default=False)]
+
 # The settings a command may pass on: the names of docvision.config.SPECS it declares.
 INGEST_SETTINGS = ("timeout", "max_image_pixels", "viewport_width", "scale", "browser", "offline",
                    "local_pages_online", "ocr", "lang")

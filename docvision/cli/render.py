@@ -62,7 +62,7 @@ def render(
              "local_pages_online": local_pages_online, "ocr": ocr, "lang": lang}
     chosen = runner.settings(flags, config_file)
     ingest = runner.ingest_options(chosen, pages, password)
-    _check_views(views)
+    check_folder(views, "--views")
     family = model_id = None
     if model is not None:
         from docvision.models import families, registry
@@ -95,18 +95,18 @@ def _outside(views: Optional[Path]):
     return keep
 
 
-def _check_views(views: Optional[Path]) -> None:
-    """Make sure --views is a folder we can write to before rendering anything into it."""
+def check_folder(folder: Optional[Path], flag: str) -> None:
+    """Make sure a folder for pictures can be written before anything is drawn into it."""
     from docvision.errors import UsageError
 
-    if views is None:
+    if folder is None:
         return
-    if views.exists() and not views.is_dir():
-        raise UsageError(f"--views {views} is a file, not a folder: choose a folder for the views")
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"{flag} {folder} is a file, not a folder: choose a folder for the pictures")
     try:
-        views.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=views):
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
-        raise UsageError(f"--views {views}: cannot write there ({reason}); choose another folder") from None
+        raise UsageError(f"{flag} {folder}: cannot write there ({reason}); choose another folder") from None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
+from docvision.tasks import grounding
 from docvision.tasks.base import Usage
 from docvision.tasks.pages import Chunk
 
@@ -62,12 +63,16 @@ def is_not_found(text: str) -> bool:
 
 def answer(question: str, chunks: Iterable[Chunk], backend: "Backend", max_new_tokens: int = 512,
            on_text: Callable[[str], None] | None = None, system: str | None = None,
-           raw: bool = False, context: str = "") -> tuple[str, list[Chunk], list[Chunk], Usage]:
+           raw: bool = False, context: str = "", ground: str | None = None,
+           keep_pixels: bool = False) -> tuple[str, list[Chunk], list[Chunk], Usage]:
     """Answer from the chunks (one call, or map then combine); return answer, chunks seen, evidence, usage.
 
     ``raw``: a single call gets the question verbatim, with no instruction around it (for reproducing a
     benchmark's own prompts); ``system`` replaces the model's system prompt in every call; ``context`` is
-    the conversation so far (chat), shown before the question.
+    the conversation so far (chat), shown before the question. ``ground`` (a box convention of
+    tasks/grounding.py) asks a single call for the region it read the answer from: the regions land in
+    ``chunk.extra["regions"]`` and the box leaves the answer's text. ``keep_pixels`` keeps the canvases of
+    the chunks (for pictures of the evidence); the caller drops them.
     """
     usage = Usage()
     seen: list[Chunk] = []
@@ -75,17 +80,25 @@ def answer(question: str, chunks: Iterable[Chunk], backend: "Backend", max_new_t
     for chunk in chunks:
         seen.append(chunk)
         if chunk.total <= 1:
-            prompt = question if raw else build_prompt(question, chunk.labels, context)
+            asked = grounding.prompt(question, chunk.labels, ground) if ground else question
+            prompt = asked if raw else build_prompt(asked, chunk.labels, context)
             text = usage.add(backend.generate(chunk.views, prompt, max_new_tokens=max_new_tokens,
-                                              on_text=on_text, system=system)).text
-            drop_pixels(chunk)
+                                              on_text=None if ground else on_text, system=system)).text
+            if ground:
+                words = chunk.extra.get("words", {})
+                text, chunk.extra["regions"] = grounding.locate(
+                    text, ground, [(v.label, v.plan, words.get(v.label, ())) for v in chunk.views])
+                if on_text is not None:
+                    on_text(text.strip())
+            if not keep_pixels:
+                drop_pixels(chunk)
             return text.strip(), seen, seen, usage
         asked = f"{context.strip()}\n{question}" if context.strip() else question
         text = usage.add(backend.generate(chunk.views, map_prompt(asked, chunk.labels),
                                           max_new_tokens=max_new_tokens, system=system)).text
         notes.append((chunk.rank, chunk.labels, text, chunk))
-        # Only the notes travel on, so a long document never sits in memory.
-        drop_pixels(chunk)
+        if not keep_pixels:  # only the notes travel on, so a long document never sits in memory
+            drop_pixels(chunk)
     notes.sort(key=lambda n: n[0])
     useful = [n for n in notes if not is_not_found(n[2])]
     kept = useful or notes

@@ -83,6 +83,8 @@ def evidence_of_words(number: int, label: str, page_plan: Plan, words: Sequence,
         "boxes": [[round(v, 1) for v in page_plan.to_canvas(w.box)] for w in words],
         "words": [w.text for w in words],
         "cells": refs if any(refs) else None,
+        "region": None,  # --ground: where the model says it read the answer (tasks/grounding.py)
+        "pictures": None,  # --evidence-out: the files showing this evidence (docvision/evidence.py)
     }
 
 
@@ -95,18 +97,20 @@ def draw(page: Page, hd: int, backend: "Backend") -> tuple[PageView, Plan]:
 def routed_chunks(document: Document, route: routing.Route, hd: int, backend: "Backend") -> Iterator[Chunk]:
     """Draw the routed pages in one pass over the document; yield each call's chunk once it is complete."""
     where = {page.number: rank for rank, chunk in enumerate(route.chunks) for page in chunk}
-    pending: dict[int, dict[int, tuple[PageView, dict]]] = {rank: {} for rank in range(len(route.chunks))}
+    pending: dict[int, dict[int, tuple]] = {rank: {} for rank in range(len(route.chunks))}
     last = max(where, default=0)
     for page in document.pages():
         rank = where.get(page.number)
         if rank is not None:
             view, page_plan = draw(page, hd, backend)
             entry = evidence_entry(page, page_plan, route.terms, route.scores.get(page.number))
-            pending[rank][page.number] = (view, entry)
+            pending[rank][page.number] = (view, entry, list(page.words))
             if len(pending[rank]) == len(route.chunks[rank]):
                 done = pending.pop(rank)
                 ordered = [done[n] for n in sorted(done)]
-                yield Chunk([v for v, _ in ordered], [e for _, e in ordered], rank, len(route.chunks))
+                chunk = Chunk([v for v, _, _ in ordered], [e for _, e, _ in ordered], rank, len(route.chunks))
+                chunk.extra["words"] = {v.label: words for v, _, words in ordered}  # for --ground
+                yield chunk
         if page.number >= last:
             break
     if pending:  # a page vanished between passes (it failed to load the second time)
