@@ -101,16 +101,23 @@ main(sys.argv[1:])
 """
 
 
-def scripted_cli(args, *, delay: float = 0.0, env: dict | None = None, stdin=subprocess.DEVNULL) -> subprocess.Popen:
-    """Start ``docvision ARGS`` with the scripted backend in place of a model; the caller waits on it."""
+def scripted_cli(args, *, delay: float = 0.0, env: dict | None = None, stdin=subprocess.DEVNULL,
+                 fsize: int | None = None) -> subprocess.Popen:
+    """Start ``docvision ARGS`` with the scripted backend in place of a model; the caller waits on it.
+    ``fsize``: the most bytes a file the process writes may hold (RLIMIT_FSIZE)."""
+    import resource
+
     full_env = {**os.environ, "SCRIPTED_DELAY": str(delay), "PYTHONPATH": ROOT, "NO_COLOR": "1", **(env or {})}
+    limit = (lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))) if fsize else None
     return subprocess.Popen([sys.executable, "-c", _SCRIPTED, *map(str, args)], env=full_env, cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=stdin, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=stdin, text=True,
+                            preexec_fn=limit)
 
 
-def run_scripted(*args, env: dict | None = None, timeout: float = 300, input: str | None = None
-                 ) -> subprocess.CompletedProcess:
+def run_scripted(*args, env: dict | None = None, timeout: float = 300, input: str | None = None,
+                 fsize: int | None = None) -> subprocess.CompletedProcess:
     """Run ``docvision ARGS`` with the scripted backend to the end (``input``: what stdin holds)."""
-    proc = scripted_cli(args, env=env, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL)
+    proc = scripted_cli(args, env=env, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                        fsize=fsize)
     stdout, stderr = proc.communicate(input=input, timeout=timeout)
     return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
