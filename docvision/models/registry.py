@@ -166,13 +166,12 @@ def _download(model_id: str) -> Path | None:
         raise ModelError(f"model {model_id} is not in the Hugging Face cache and the hub "
                          f"({os.environ.get('HF_ENDPOINT') or 'huggingface.co'}) cannot be reached; "
                          f"{_fix_hint(model_id)}")
-    os.environ.setdefault("HF_HUB_ETAG_TIMEOUT", "10")
-    os.environ.setdefault("HF_HUB_DOWNLOAD_TIMEOUT", "30")
     from huggingface_hub import snapshot_download
 
     try:
-        # Weights, configs, tokenizer and template only: no duplicate .bin/.gguf/onnx copies.
-        return Path(snapshot_download(model_id, allow_patterns=_download_patterns(model_id)))
+        # Weights, configs, tokenizer and template only: no duplicate .bin/.gguf/onnx copies. The metadata
+        # requests get 10 s each (passed here: the process's environment is the user's, not ours to change).
+        return Path(snapshot_download(model_id, allow_patterns=_download_patterns(model_id), etag_timeout=10))
     except Exception as exc:  # noqa: BLE001 - hub errors come in many classes; one line for all
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"could not download {model_id}: {first}; {_fix_hint(model_id)}") from None
