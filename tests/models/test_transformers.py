@@ -160,3 +160,16 @@ def test_a_text_only_call_works_for_every_family(tiny_model_dir, family):
     assert generation.visual_tokens == 0 and generation.prompt_tokens > 0 and generation.new_tokens >= 1
     assert backend.family.processor_kwargs([]) == {}
     backend.close()
+
+
+@pytest.mark.model
+def test_system_text_reaches_the_chat_template_and_dtype_float32_loads(tiny_model_dir):
+    backend = tb.TransformersBackend(model=str(tiny_model_dir("qwen3_vl")), device="cpu", quant="none",
+                                     dtype="float32")
+    assert backend.info()["dtype"] == "float32"
+    view = page_view(backend.tile, 1)
+    ids = backend.prepare([view], "What is the total?", system="You are a careful auditor.")["input_ids"][0]
+    assert "You are a careful auditor." in backend.processor.tokenizer.decode(ids)
+    assert backend.generate([view], "Total?", max_new_tokens=2, system="Be brief.").new_tokens >= 1
+    with pytest.raises(UsageError, match="--dtype float16 is for unquantized models"):
+        tb.TransformersBackend(model=str(tiny_model_dir("qwen3_vl")), device="cpu", quant="4bit", dtype="float16")

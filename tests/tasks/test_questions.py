@@ -35,3 +35,16 @@ def test_questions_from_a_file_and_resume_per_question(tmp_path):
     assert [r["question"] for r in json_lines(again.stdout)] == ["who logged them?"], again.stderr
     assert sorted(json.loads(line)["question"] for line in out.read_text().splitlines()) == [
         "how many ships?", "who logged them?"]
+
+
+def test_system_replaces_the_system_prompt_and_raw_sends_the_question_verbatim(tmp_path):
+    from docvision.tasks.ask import AskTask
+    from tests.helpers import run_task
+    from tests.scripted import ScriptedBackend
+
+    pdf = make_pdf(tmp_path / "a.pdf", ["The harbour logged 17 ships."])
+    backend = ScriptedBackend()
+    task = AskTask("Question: How many ships? Answer:", hd=2, system="You are terse.", raw=True)
+    [record], _ = run_task([pdf], task, backend)
+    assert record["status"] == "ok"
+    assert backend.calls[0][1] == "Question: How many ships? Answer:" and backend.systems == ["You are terse."]
