@@ -82,3 +82,38 @@ def test_two_runs_on_one_output_file_write_every_source_exactly_once(tmp_path):
     records = json_lines(out.read_text())
     assert sorted(r["source"] for r in records) == sorted(str(p) for p in paths)
     assert len(json_lines(results[1][0])) == 0  # the second found everything done once it got the file
+
+
+def test_sigterm_during_a_conversion_stops_the_converter_and_exits_143(tmp_path):
+    """A LibreOffice that takes its time: SIGTERM exits 143 and leaves none of the converter's processes."""
+    import stat
+
+    from openpyxl import Workbook
+
+    from tests.helpers import require_tool
+
+    real = require_tool("soffice", "libreoffice")
+    started = tmp_path / "started"
+    wrapper = tmp_path / "soffice"
+    wrapper.write_text(f'#!/bin/sh\necho $$ >> "{started}"\nsleep 120\nexec "{real}" "$@"\n')
+    wrapper.chmod(wrapper.stat().st_mode | stat.S_IEXEC)
+    book = Workbook()
+    book.active["A1"] = "slow"
+    book.save(tmp_path / "slow.xlsx")
+    proc = scripted_cli(["render", tmp_path / "slow.xlsx", "--json"], env={"DOCVISION_SOFFICE": str(wrapper)})
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not started.exists():
+        time.sleep(0.05)
+    assert started.exists(), proc.communicate(timeout=30)
+    time.sleep(0.3)
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 143, stderr
+    assert "Traceback" not in stderr
+    for pid in map(int, started.read_text().split()):
+        try:
+            with open(f"/proc/{pid}/stat") as fh:
+                state = fh.read().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            continue
+        assert state == "Z", f"the converter's process {pid} is still running"  # a zombie has ended
