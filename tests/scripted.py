@@ -28,6 +28,9 @@ class ScriptedBackend(Backend):
     def generate(self, views, prompt, *, max_new_tokens=512, on_text=None, system=None) -> Generation:
         self.calls.append(([v.label for v in views], prompt))
         self.systems = getattr(self, "systems", []) + [system]
+        if os.environ.get("SCRIPTED_STARTED"):  # lets a test know a call is under way (to interrupt it)
+            with open(os.environ["SCRIPTED_STARTED"], "a") as fh:
+                fh.write("call\n")
         if self.delay:
             time.sleep(self.delay)
         if self.replies:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 
 import pexpect
 
@@ -74,12 +75,16 @@ def test_a_terminal_session_streams_stops_and_leaves(tmp_path):
 
 def test_ctrl_c_stops_one_answer_without_leaving(tmp_path):
     pdf = make_pdf(tmp_path / "a.pdf", PAGES)
-    env = {**os.environ, "PYTHONPATH": ROOT, "NO_COLOR": "1", "SCRIPTED_DELAY": "30", "TERM": "dumb"}
+    started = tmp_path / "started"
+    env = {**os.environ, "PYTHONPATH": ROOT, "NO_COLOR": "1", "SCRIPTED_DELAY": "60", "TERM": "dumb",
+           "SCRIPTED_STARTED": str(started)}
     child = pexpect.spawn(sys.executable, ["-c", _SCRIPTED, "chat", str(pdf), "--hd", "2"], env=env, cwd=ROOT,
                           encoding="utf-8", timeout=60)
     child.expect("> ")
     child.sendline("how many ships?")
-    child.expect("how many ships\\?")  # the line echoed; the answer is now being waited for
+    deadline = time.monotonic() + 60
+    while not started.exists() and time.monotonic() < deadline:  # the model call is under way (and readline
+        time.sleep(0.05)  # has handed the terminal back, so Ctrl-C is a signal again)
     child.sendintr()
     child.expect("\\(stopped\\)")
     child.expect("> ")

@@ -115,7 +115,7 @@ def detail_lines(record: dict) -> list[str]:
         lines.append(f"{_short_model(model.get('id') or '?')} · HD-{res['hd']} · {_count(res['pages'], 'page')} · "
                      f"{res['visual_tokens']:,} visual tokens · {_count(usage.get('calls', 1), 'call')}")
     timings = record.get("timings")
-    if timings:
+    if timings and _time_line(timings) != "time: ":
         lines.append(_time_line(timings))
     return lines
 
