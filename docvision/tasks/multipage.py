@@ -32,15 +32,17 @@ def pages_phrase(labels: list[str]) -> str:
     return f"these {len(labels)} pages of one document, in order: {', '.join(labels)}"
 
 
-def build_prompt(question: str, labels: Sequence[str] = (), context: str = "") -> str:
-    """The text the model reads after the page images of a single call: an instruction, the conversation
-    so far (chat), then the question -- last, so every earlier part is a prefix the next question shares."""
+def build_prompt(question: str, labels: Sequence[str] = (), context: str = "", facts: Sequence[str] = ()) -> str:
+    """The text the model reads after the page images of a single call: an instruction, what the file
+    itself says about the pages (a chart's title and series), the conversation so far (chat), then the
+    question -- last, so every earlier part is a prefix the next question shares."""
     if len(labels) > 1:
         what, s = f"pages ({', '.join(labels)})", ""
     else:
         what, s = "page", "s"
+    known = "\nThe file also says: " + "; ".join(facts) if facts else ""
     earlier = f"\nEarlier in this conversation:\n{context.strip()}" if context.strip() else ""
-    return f"{INSTRUCTION.format(what=what, s=s)}{earlier}\nQuestion: {' '.join(question.split())}"
+    return f"{INSTRUCTION.format(what=what, s=s)}{known}{earlier}\nQuestion: {' '.join(question.split())}"
 
 
 def map_prompt(question: str, labels: list[str]) -> str:
@@ -81,7 +83,7 @@ def answer(question: str, chunks: Iterable[Chunk], backend: "Backend", max_new_t
         seen.append(chunk)
         if chunk.total <= 1:
             asked = grounding.prompt(question, chunk.labels, ground) if ground else question
-            prompt = asked if raw else build_prompt(asked, chunk.labels, context)
+            prompt = asked if raw else build_prompt(asked, chunk.labels, context, chunk.extra.get("facts", ()))
             text = usage.add(backend.generate(chunk.views, prompt, max_new_tokens=max_new_tokens,
                                               on_text=None if ground else on_text, system=system)).text
             if ground:

@@ -98,6 +98,7 @@ def routed_chunks(document: Document, route: routing.Route, hd: int, backend: "B
     """Draw the routed pages in one pass over the document; yield each call's chunk once it is complete."""
     where = {page.number: rank for rank, chunk in enumerate(route.chunks) for page in chunk}
     pending: dict[int, dict[int, tuple]] = {rank: {} for rank in range(len(route.chunks))}
+    facts: dict[str, list[str]] = {}
     last = max(where, default=0)
     for page in document.pages():
         rank = where.get(page.number)
@@ -105,11 +106,13 @@ def routed_chunks(document: Document, route: routing.Route, hd: int, backend: "B
             view, page_plan = draw(page, hd, backend)
             entry = evidence_entry(page, page_plan, route.terms, route.scores.get(page.number))
             pending[rank][page.number] = (view, entry, list(page.words))
+            facts[view.label] = list(page.facts)
             if len(pending[rank]) == len(route.chunks[rank]):
                 done = pending.pop(rank)
                 ordered = [done[n] for n in sorted(done)]
                 chunk = Chunk([v for v, _, _ in ordered], [e for _, e, _ in ordered], rank, len(route.chunks))
                 chunk.extra["words"] = {v.label: words for v, _, words in ordered}  # for --ground
+                chunk.extra["facts"] = [f"{v.label}: {fact}" for v, _, _ in ordered for fact in facts[v.label]]
                 yield chunk
         if page.number >= last:
             break

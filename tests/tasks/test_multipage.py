@@ -47,3 +47,16 @@ def test_evidence_spanning_more_pages_than_fit_is_mapped_then_combined(tmp_path)
     assert record["usage"]["calls"] == 4 and record["resolution"]["pages"] == 3
     not_found_page = maps[1][0][0]
     assert not_found_page not in [e["label"] for e in record["evidence"]]
+
+
+def test_the_facts_a_file_states_about_its_pages_reach_the_prompt(tmp_path):
+    """A chart's title and series (office files give them) are quoted after the pages, before the question."""
+    from docvision.tasks.pages import Chunk
+    from docvision.tasks.multipage import answer
+
+    chunk = Chunk([], [], 0, 1, extra={"facts": ["Sales: chart 'Revenue by region' (bar): series East, West"]})
+    backend = ScriptedBackend(["East."])
+    text, *_ = answer("Which region leads?", iter([chunk]), backend)
+    prompt = backend.calls[0][1]
+    assert text == "East." and "The file also says: Sales: chart 'Revenue by region'" in prompt
+    assert prompt.index("The file also says") < prompt.index("Question: Which region leads?")
