@@ -168,3 +168,31 @@ def test_a_text_only_call_and_a_zero_budget_reuse_nothing(tiny_model_dir):
     assert len(backend.prefixes) == 0
     timings = backend.generate([view], "Total?", max_new_tokens=2).timings
     assert timings["first_token_s"] >= timings["prefill_s"] > 0 and timings["prepare_s"] > 0
+
+
+@pytest.mark.model
+def test_records_of_later_questions_about_a_pdf_say_what_was_reused(tiny_model_dir, tmp_path):
+    """Through the run engine over a real PDF: the pages are drawn again for the second question, to the
+    same pixels, so their encoding is reused; the record's usage says how many tokens, the answer is the
+    one a model without reuse gives."""
+    from docvision.tasks.ask import AskTask
+    from tests.helpers import run_task
+    from tests.scripted import FILLER, make_pdf
+
+    pdf = make_pdf(tmp_path / "report.pdf", [f"Invoice total: {100 + i} EUR. " + FILLER for i in range(2)])
+    folder = tiny_model_dir("qwen2_5_vl")
+    reused = tb.TransformersBackend(model=str(folder), device="cpu", quant="none", dtype="float32")
+    fresh = tb.TransformersBackend(model=str(folder), device="cpu", quant="none", dtype="float32",
+                                   prefix_cache_mb=0)
+    records = {}
+    for name, backend in (("reused", reused), ("fresh", fresh)):
+        records[name] = [run_task([pdf], AskTask(question, hd=2, max_new_tokens=4, show_selected=True), backend,
+                                  cache_dir=tmp_path / name)[0][0] for question in QUESTIONS[:2]]
+    first, second = records["reused"]
+    assert first["status"] == second["status"] == "ok" and first["resolution"]["pages"] == 2
+    assert first["usage"]["cached_prefix_tokens"] == 0
+    assert first["resolution"]["visual_tokens"] < second["usage"]["cached_prefix_tokens"] < second["usage"][
+        "prompt_tokens"]
+    assert [r["answer"] for r in records["fresh"]] == [first["answer"], second["answer"]]
+    assert all(r["usage"]["cached_prefix_tokens"] == 0 for r in records["fresh"])
+    assert second["timings"]["first_token_s"] > 0
