@@ -131,6 +131,18 @@ def common_prefix(a, b) -> int:
     return int(differ[0, 0]) if differ.numel() else n
 
 
+def images_end(inputs: dict, image_token_id: int | None) -> int:
+    """The position just after the last image token of a processor's output (0 when it has none): from
+    Qwen-VL's per-token modality where the processor gives it, else the image placeholder id."""
+    import torch
+
+    kinds = inputs.get("mm_token_type_ids")
+    if kinds is None:
+        kinds = inputs["input_ids"] == image_token_id
+    found = torch.nonzero(kinds[0])
+    return int(found[-1, 0]) + 1 if found.numel() else 0
+
+
 def reusable(cache) -> bool:
     """Whether a cache can be cut to a prefix and extended again: every layer a plain full-attention
     DynamicLayer. Sliding-window layers drop old positions and linear-attention layers keep one running
@@ -150,4 +162,5 @@ def copy_prefix(cache, length: int):
                                         for layer in cache.layers])
 
 
-__all__ = ["Entry", "MB", "PrefixCache", "cache_bytes", "common_prefix", "copy_prefix", "digest", "reusable"]
+__all__ = ["Entry", "MB", "PrefixCache", "cache_bytes", "common_prefix", "copy_prefix", "digest", "images_end",
+           "reusable"]

@@ -335,7 +335,7 @@ class TransformersBackend(Backend):
         not for this family, or a text-only call: no pages worth keeping)."""
         if not views or not self.prefixes.enabled or self.family.model_type in NO_REUSE_TYPES:
             return None
-        return prefix.digest(views, self.family.processor_kwargs(views), system, self.dtype)
+        return prefix.digest(views, self.family.processor_kwargs(views), system)
 
     def _reuse(self, key: str | None, inputs: dict):
         """(generate's inputs, the cache to extend, positions taken from a stored prompt).
@@ -354,7 +354,7 @@ class TransformersBackend(Backend):
         length = 0
         if entry is not None:
             length = min(prefix.common_prefix(entry.tokens, ids), int(ids.shape[0]) - 1)
-            if length < self._images_end(inputs):
+            if length < prefix.images_end(inputs, self.image_token_id()):
                 length = 0
         if not length:
             return inputs, DynamicCache(config=self.model.config), 0
@@ -364,16 +364,6 @@ class TransformersBackend(Backend):
             self.model.model.rope_deltas = entry.extra["rope_deltas"]
         text = {k: v for k, v in inputs.items() if k in TEXT_INPUTS}
         return text, prefix.copy_prefix(entry.cache, length), length
-
-    def _images_end(self, inputs: dict) -> int:
-        """The position just after the prompt's last image token (0 when it has none)."""
-        import torch
-
-        kinds = inputs.get("mm_token_type_ids")
-        if kinds is None:
-            kinds = inputs["input_ids"] == self.image_token_id()
-        found = torch.nonzero(kinds[0])
-        return int(found[-1, 0]) + 1 if found.numel() else 0
 
     def _keep(self, key: str | None, cache, output) -> None:
         """Store the cache a call left (its prompt and answer, all but the last token) under ``key``."""

@@ -103,9 +103,9 @@ def separate(model: Path, pdf: Path, questions, args, cache: Path) -> list[dict]
 
 def ask_supports_questions() -> bool:
     """Whether this checkout's ``docvision ask`` takes several questions (-q)."""
-    from docvision.cli import ask
+    import importlib
 
-    return "split_questions" in vars(ask)
+    return hasattr(importlib.import_module("docvision.cli.ask"), "split_questions")
 
 
 def one_ask(model: Path, pdf: Path, questions, args, cache: Path, prefix_cache_mb: int) -> list[dict]:

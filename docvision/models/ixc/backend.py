@@ -164,7 +164,7 @@ class IXCBackend(Backend):
         options = dict(max_new_tokens=max_new_tokens, on_text=on_text, system=system)
         if not views or not self.prefixes.enabled:
             return self.answer(views, prompt, **options)[0]
-        key = prefix.digest(views, [view.label for view in views], system, self.dtype)
+        key = prefix.digest(views, [view.label for view in views], system)
         entry = self.prefixes.get(key)
         if entry is not None:
             generation, _ = self.answer(views, prompt, prefix_cache=entry.cache, **options)
