@@ -162,18 +162,19 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=8)
     args = parser.parse_args()
     questions = (QUESTIONS * 2)[: args.questions]
-    work = Path(tempfile.mkdtemp(prefix="dv-bench-prefix-"))
-    started = time.perf_counter()
-    model = build_model(work / "model", args.layers, args.vision_layers)
-    pdf = build_pdf(work / "report.pdf")
-    print(f"model: Qwen3-VL-4B widths, {args.layers} text + {args.vision_layers} vision layers, {args.dtype}; "
-          f"built in {time.perf_counter() - started:.0f} s; hd {args.hd}, {len(questions)} questions, 4 pages")
-    together = one_ask if ask_supports_questions() else in_process
-    print(f"ways 2 and 3: {'one docvision ask -q ... process' if together is one_ask else 'in this process'}")
-    runs = {"separate": separate(model, pdf, questions, args, work / "cache-separate"),
-            "no_reuse": together(model, pdf, questions, args, work / "cache-no-reuse", 0),
-            "reuse": together(model, pdf, questions, args, work / "cache-reuse", 2048)}
-    report(runs)
+    with tempfile.TemporaryDirectory(prefix="dv-bench-prefix-") as folder:  # the model is 1.4 GB
+        work = Path(folder)
+        started = time.perf_counter()
+        model = build_model(work / "model", args.layers, args.vision_layers)
+        pdf = build_pdf(work / "report.pdf")
+        print(f"model: Qwen3-VL-4B widths, {args.layers} text + {args.vision_layers} vision layers, {args.dtype}; "
+              f"built in {time.perf_counter() - started:.0f} s; hd {args.hd}, {len(questions)} questions, 4 pages")
+        together = one_ask if ask_supports_questions() else in_process
+        print(f"ways 2 and 3: {'one docvision ask -q ... process' if together is one_ask else 'in this process'}")
+        runs = {"separate": separate(model, pdf, questions, args, work / "cache-separate"),
+                "no_reuse": together(model, pdf, questions, args, work / "cache-no-reuse", 0),
+                "reuse": together(model, pdf, questions, args, work / "cache-reuse", 2048)}
+        report(runs)
 
 
 def report(runs: dict) -> None:
