@@ -34,6 +34,7 @@ class Generation:
     prompt_tokens: int = 0
     visual_tokens: int = 0
     new_tokens: int = 0
+    cached_prefix_tokens: int = 0  # prompt tokens taken from an earlier call's cache instead of being run
     timings: dict = field(default_factory=dict)  # prefill_s, generate_s, first_token_s
 
 

@@ -211,7 +211,11 @@ class OpenAIBackend(Backend):
         )
 
     def message(self, views: Sequence[PageView], prompt: str) -> list[dict]:
-        """The user message: the family's layout, each image part carrying its picture as a data URL."""
+        """The user message: the family's layout, each image part carrying its picture as a data URL.
+
+        The pages come first and the prompt (instruction, then question) last, and encoding a canvas gives
+        the same bytes every time: two questions about the same pages share the request up to the question,
+        which is what a server's prefix cache keys on (docs/prefix.md)."""
         images = iter(self.family.images(views))
         content = []
         for part in self.family.content(views, prompt):

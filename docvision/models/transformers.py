@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-from docvision.models import families, registry as models
+from docvision.models import families, prefix, registry as models
 from docvision.models.base import Backend, Generation, PageView
 from docvision.errors import ModelError, OutOfMemory, UsageError
 
@@ -31,6 +31,11 @@ QUANTS = ("auto", "4bit", "8bit", "none")
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 CACHE_ENV = "DOCVISION_CACHE_DIR"
 OOM_HINT = "lower --hd, use --quant 4bit, or run on the other device with --device"
+# The processor outputs that still go in when a prefix cache covers every image: the token ids, their mask
+# and Qwen-VL's per-token modality (the rest are pixels and image shapes).
+TEXT_INPUTS = ("input_ids", "attention_mask", "mm_token_type_ids", "token_type_ids")
+# model_types whose prompt caches are not reused (docs/prefix.md says why); none so far.
+NO_REUSE_TYPES: tuple[str, ...] = ()
 
 
 def choose_device(device: str = "auto") -> str:
@@ -227,8 +232,10 @@ class TransformersBackend(Backend):
 
     def __init__(self, model: str | None = None, device: str = "auto", quant: str = "auto", dtype: str = "auto",
                  prefix_cache_mb: int = 2048):
-        """Load ``model`` (alias, hub id or folder) on ``device``, quantized and typed as asked."""
+        """Load ``model`` (alias, hub id or folder) on ``device``, quantized and typed as asked; keep up to
+        ``prefix_cache_mb`` MB of prompt caches for reuse (0: none; docs/prefix.md)."""
         self.prefix_cache_mb = prefix_cache_mb
+        self.prefixes = prefix.PrefixCache.from_mb(prefix_cache_mb)
         started = time.perf_counter()
         resolved = models.resolve(model)
         self.model_id = resolved.model_id
@@ -282,7 +289,12 @@ class TransformersBackend(Backend):
 
     def generate(self, views: Sequence[PageView], prompt: str, *, max_new_tokens: int = 512,
                  on_text: Callable[[str], None] | None = None, system: str | None = None) -> Generation:
-        """Greedy answer to ``prompt`` about ``views``; streams text through ``on_text``."""
+        """Greedy answer to ``prompt`` about ``views``; streams text through ``on_text``.
+
+        The part of the prompt an earlier call about the same pages already ran (system turn, pages,
+        instruction) is taken from the prefix cache and only the rest is run: the same tokens as from
+        scratch, without the vision tower and the pages' prefill (docs/prefix.md).
+        """
         import torch
 
         started = time.perf_counter()
@@ -290,11 +302,16 @@ class TransformersBackend(Backend):
             inputs = self.prepare(views, prompt, system)
             inputs = {k: (v.to(self.model.device, dtype=getattr(torch, self.dtype)) if v.is_floating_point()
                           else v.to(self.model.device)) for k, v in inputs.items()}
+            key = self._prefix_key(views, system)
+            run, cache, reused = self._reuse(key, inputs)
+            prepared = time.perf_counter()
             streamer = _Streamer(self.processor.tokenizer, on_text)
             with torch.inference_mode():
-                output = self.model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False,
+                output = self.model.generate(**run, cache=cache, max_new_tokens=max_new_tokens, do_sample=False,
                                              streamer=streamer, pad_token_id=self._pad_id())
+            self._keep(key, cache, output[0])
         except (torch.OutOfMemoryError, MemoryError):
+            self.prefixes.clear()  # the memory is better spent on answers than on reuse
             raise OutOfMemory(f"out of memory answering on {self.device}: {OOM_HINT}") from None
         ended = time.perf_counter()
         ids = inputs["input_ids"][0]
@@ -307,9 +324,57 @@ class TransformersBackend(Backend):
             prompt_tokens=int(ids.shape[0]),
             visual_tokens=int((ids == image_id).sum()) if image_id is not None else 0,
             new_tokens=int(new.shape[0]),
-            timings={"prefill_s": round(first - started, 3), "generate_s": round(generate_s, 3),
+            cached_prefix_tokens=reused,
+            timings={"prepare_s": round(prepared - started, 3), "prefill_s": round(first - prepared, 3),
+                     "first_token_s": round(first - started, 3), "generate_s": round(generate_s, 3),
                      "tokens_per_s": round((new.shape[0] - 1) / generate_s, 2) if generate_s > 0 else None},
         )
+
+    def _prefix_key(self, views: Sequence[PageView], system: str | None) -> str | None:
+        """The prefix cache's key for a call about ``views``; None when nothing is to be reused (reuse off,
+        not for this family, or a text-only call: no pages worth keeping)."""
+        if not views or not self.prefixes.enabled or self.family.model_type in NO_REUSE_TYPES:
+            return None
+        return prefix.digest(views, self.family.processor_kwargs(views), system)
+
+    def _reuse(self, key: str | None, inputs: dict):
+        """(generate's inputs, the cache to extend, positions taken from a stored prompt).
+
+        A stored prompt is reused up to the longest token prefix it shares with this one, when that covers
+        every image token (then no pixels go in: generate forwards only the uncached tokens, and pixels
+        without their image tokens fail with "Image features and image tokens do not match") and leaves
+        at least one token to run.
+        """
+        if key is None:
+            return inputs, None, 0
+        from transformers.cache_utils import DynamicCache
+
+        ids = inputs["input_ids"][0]
+        entry = self.prefixes.get(key)
+        length = 0
+        if entry is not None:
+            length = min(prefix.common_prefix(entry.tokens, ids), int(ids.shape[0]) - 1)
+            if length < prefix.images_end(inputs, self.image_token_id()):
+                length = 0
+        if not length:
+            return inputs, DynamicCache(config=self.model.config), 0
+        if "rope_deltas" in entry.extra:
+            # Qwen-VL's generate places the tokens after a cache with the rope deltas of the model's *last*
+            # prefill, whatever pages that was about: put back those of these pages.
+            self.model.model.rope_deltas = entry.extra["rope_deltas"]
+        text = {k: v for k, v in inputs.items() if k in TEXT_INPUTS}
+        return text, prefix.copy_prefix(entry.cache, length), length
+
+    def _keep(self, key: str | None, cache, output) -> None:
+        """Store the cache a call left (its prompt and answer, all but the last token) under ``key``."""
+        if key is None or not prefix.reusable(cache):
+            return
+        extra = {}
+        deltas = getattr(getattr(self.model, "model", None), "rope_deltas", None)
+        if deltas is not None:
+            extra["rope_deltas"] = deltas.clone()
+        length = cache.get_seq_length()
+        self.prefixes.put(key, prefix.Entry(cache=cache, tokens=output[:length].cpu(), extra=extra))
 
     def _pad_id(self) -> int | None:
         tokenizer = self.processor.tokenizer
@@ -318,5 +383,6 @@ class TransformersBackend(Backend):
         return tokenizer.eos_token_id
 
     def close(self) -> None:
+        self.prefixes.clear()
         self.model = None
         self.processor = None

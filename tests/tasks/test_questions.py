@@ -48,3 +48,20 @@ def test_system_replaces_the_system_prompt_and_raw_sends_the_question_verbatim(t
     [record], _ = run_task([pdf], task, backend)
     assert record["status"] == "ok"
     assert backend.calls[0][1] == "Question: How many ships? Answer:" and backend.systems == ["You are terse."]
+
+
+def test_a_second_question_about_the_same_pages_reuses_their_encoding(tmp_path, tiny_model_dir):
+    """The records say what was reused: the second question's prompt starts from the first one's cache."""
+    from tests.helpers import run_cli
+
+    pdf = make_pdf(tmp_path / "a.pdf", ["The harbour logged 17 ships.", "Tides were high."])
+    proc = run_cli("ask", pdf, "-q", "how many ships?", "-q", "how high were the tides?", "--pages", "1-2",
+                   "--model", tiny_model_dir("qwen2_5_vl"), "--hd", "1", "--max-new-tokens", "2", "--json")
+    assert proc.returncode == 0, proc.stderr
+    first, second = json_lines(proc.stdout)
+    assert first["usage"]["cached_prefix_tokens"] == 0
+    assert second["usage"]["cached_prefix_tokens"] > second["resolution"]["visual_tokens"]
+    off = run_cli("ask", pdf, "-q", "how many ships?", "-q", "how high were the tides?", "--pages", "1-2",
+                  "--model", tiny_model_dir("qwen2_5_vl"), "--hd", "1", "--max-new-tokens", "2", "--json",
+                  "--prefix-cache-mb", "0")
+    assert [r["usage"]["cached_prefix_tokens"] for r in json_lines(off.stdout)] == [0, 0]

@@ -11,6 +11,8 @@ image embeddings, up to the end of the last image -- is the same for every quest
 ``answer(..., keep_prefix=True)`` returns a transformers Cache covering exactly that prefix;
 ``answer(..., prefix_cache=that)`` skips the vision tower and the prefix's forward and gives the same
 tokens as a run from scratch. The cache passed in is copied, never changed, so it can be reused.
+``generate`` does this itself through the backend's prefix cache (docs/prefix.md), keyed by the pages'
+pixels, their labels and the system text, which together fix that prefix.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from docvision.errors import ModelError, OutOfMemory
-from docvision.models import families, registry
+from docvision.models import families, prefix, registry
 from docvision.models.base import Backend, Generation, PageView
 from docvision.models.ixc import is_ixc
 from docvision.models.transformers import OOM_HINT, _quiet, _Streamer, choose_device, choose_dtype, choose_quant
@@ -66,6 +68,7 @@ class IXCBackend(Backend):
     def __init__(self, model: str | None = None, device: str = "auto", quant: str = "auto", dtype: str = "auto",
                  prefix_cache_mb: int = 2048):
         self.prefix_cache_mb = prefix_cache_mb
+        self.prefixes = prefix.PrefixCache.from_mb(prefix_cache_mb)
         from docvision.models.ixc import load
 
         started = time.perf_counter()
@@ -156,8 +159,21 @@ class IXCBackend(Backend):
 
     def generate(self, views: Sequence[PageView], prompt: str, *, max_new_tokens: int = 512,
                  on_text: Callable[[str], None] | None = None, system: str | None = None) -> Generation:
-        """Greedy answer to ``prompt`` about ``views``; streams text through ``on_text``."""
-        return self.answer(views, prompt, max_new_tokens=max_new_tokens, on_text=on_text, system=system)[0]
+        """Greedy answer to ``prompt`` about ``views``; streams text through ``on_text``. The pages' prefix
+        is taken from the prefix cache when an earlier call had the same pages and system text."""
+        options = dict(max_new_tokens=max_new_tokens, on_text=on_text, system=system)
+        if not views or not self.prefixes.enabled:
+            return self.answer(views, prompt, **options)[0]
+        key = prefix.digest(views, [view.label for view in views], system)
+        entry = self.prefixes.get(key)
+        if entry is not None:
+            generation, _ = self.answer(views, prompt, prefix_cache=entry.cache, **options)
+            generation.cached_prefix_tokens = entry.cache.get_seq_length()
+            return generation
+        generation, kept = self.answer(views, prompt, keep_prefix=True, **options)
+        if kept is not None:
+            self.prefixes.put(key, prefix.Entry(cache=kept))
+        return generation
 
     def answer(self, views: Sequence[PageView], prompt: str, *, max_new_tokens: int = 512,
                on_text: Callable[[str], None] | None = None, system: str | None = None,
@@ -212,6 +228,7 @@ class IXCBackend(Backend):
                      "tokens_per_s": round((count - 1) / generate_s, 2) if generate_s > 0 else None})
 
     def close(self) -> None:
+        self.prefixes.clear()
         self.model = None
         self.tokenizer = None
 
