@@ -225,6 +225,20 @@ class _Streamer:
         self.text.end()
 
 
+def settle(backend: Backend, resolved, device: str, quant: str, dtype: str, prefix_cache_mb: int) -> None:
+    """What every local backend decides before loading: id, family and tile, device, quantization, dtype,
+    the store of reusable prompt caches; and quiet libraries."""
+    backend.model_id = resolved.model_id
+    backend.family = families.detect(resolved.config)
+    backend.tile = backend.family.tile
+    backend.device = choose_device(device)
+    backend.quant = choose_quant(quant, backend.device)
+    backend.dtype = choose_dtype(dtype, backend.quant)
+    backend.prefix_cache_mb = prefix_cache_mb
+    backend.prefixes = prefix.PrefixCache.from_mb(prefix_cache_mb)
+    _quiet()
+
+
 class TransformersBackend(Backend):
     """A local image-text-to-text model (AutoProcessor + AutoModelForImageTextToText)."""
 
@@ -234,17 +248,9 @@ class TransformersBackend(Backend):
                  prefix_cache_mb: int = 2048):
         """Load ``model`` (alias, hub id or folder) on ``device``, quantized and typed as asked; keep up to
         ``prefix_cache_mb`` MB of prompt caches for reuse (0: none; docs/prefix.md)."""
-        self.prefix_cache_mb = prefix_cache_mb
-        self.prefixes = prefix.PrefixCache.from_mb(prefix_cache_mb)
         started = time.perf_counter()
         resolved = models.resolve(model)
-        self.model_id = resolved.model_id
-        self.family = families.detect(resolved.config)
-        self.tile = self.family.tile
-        self.device = choose_device(device)
-        self.quant = choose_quant(quant, self.device)
-        self.dtype = choose_dtype(dtype, self.quant)
-        _quiet()
+        settle(self, resolved, device, quant, dtype, prefix_cache_mb)
         import torch
 
         try:

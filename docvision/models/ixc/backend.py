@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from docvision.errors import ModelError, OutOfMemory
-from docvision.models import families, prefix, registry
+from docvision.models import prefix, registry
 from docvision.models.base import Backend, Generation, PageView
 from docvision.models.ixc import is_ixc
-from docvision.models.transformers import OOM_HINT, _quiet, _Streamer, choose_device, choose_dtype, choose_quant
+from docvision.models.transformers import OOM_HINT, _Streamer, settle
 
 
 @dataclass
@@ -67,21 +67,13 @@ class IXCBackend(Backend):
 
     def __init__(self, model: str | None = None, device: str = "auto", quant: str = "auto", dtype: str = "auto",
                  prefix_cache_mb: int = 2048):
-        self.prefix_cache_mb = prefix_cache_mb
-        self.prefixes = prefix.PrefixCache.from_mb(prefix_cache_mb)
         from docvision.models.ixc import load
 
         started = time.perf_counter()
         resolved = registry.resolve(model)
         if not is_ixc(resolved.config):
             raise ModelError(f"{resolved.reference} is not an InternLM-XComposer2 checkpoint")
-        self.model_id = resolved.model_id
-        self.family = families.detect(resolved.config)
-        self.tile = self.family.tile
-        self.device = choose_device(device)
-        self.quant = choose_quant(quant, self.device)
-        self.dtype = choose_dtype(dtype, self.quant)
-        _quiet()
+        settle(self, resolved, device, quant, dtype, prefix_cache_mb)
         loaded = self._load(load, resolved.path, resolved.revision)
         self.model, self.tokenizer, self.from_cache = loaded.model, loaded.tokenizer, loaded.from_cache
         self._setup_generation()
