@@ -5,6 +5,7 @@ In: nothing but the request tuples ``ingest.pdfsession`` builds. Out: ``Worker``
 (the workers of one run, ``Tools.pdf_workers``): a document leases a worker at its first request and
 gives it back when it closes, so the next document reuses it -- a start costs what Python and PyMuPDF's
 import cost (~0.3 s on an idle machine). A worker that failed a page is stopped and not reused.
+Requests and replies are marshal-encoded tuples (data only: nothing a reply holds can run code here).
 
 A worker never outlives the run: ``Pool.close`` (the run's ``Tools.close``, also on Ctrl-C and SIGTERM)
 kills every worker, leased or idle, which also wakes a render waiting on one; a worker whose parent died
@@ -42,22 +43,69 @@ def ending() -> ExternalTimeout:
     return ExternalTimeout("PDF pages were not drawn: the run is stopping")
 
 
+class Buffer:
+    """A shared pixel buffer: a memfd the worker draws into and this process reads from."""
+
+    def __init__(self) -> None:
+        self.fd = os.memfd_create("docvision-pdf-pixels", os.MFD_CLOEXEC)
+        self.capacity = 0
+        self._view: mmap.mmap | None = None
+
+    def reserve(self, nbytes: int) -> int:
+        """Make it hold at least ``nbytes`` (rounded up to whole MiB); return its capacity."""
+        if self.capacity < nbytes:
+            self._unmap()
+            self.capacity = -(-nbytes // (1 << 20)) * (1 << 20)
+            os.ftruncate(self.fd, self.capacity)
+            self._view = mmap.mmap(self.fd, self.capacity)
+        return self.capacity
+
+    def image(self, width: int, height: int) -> "Image.Image":
+        """The drawn pixels as a PIL image (a copy: PIL keeps RGB as 4 bytes a pixel, MuPDF packs 3)."""
+        from PIL import Image
+
+        image = Image.new("RGB", (width, height), None)  # None: not filled first (frombuffer fills with black)
+        with memoryview(self._view) as whole, whole[: width * height * 3] as view:
+            image.frombytes(view, "raw", "RGB")
+        return image
+
+    def trim(self) -> None:
+        """Give a large buffer back to the system (the worker remaps at the next draw's capacity)."""
+        if self.capacity > KEEP_BUFFER:
+            self._unmap()
+            self.capacity = 0
+            os.ftruncate(self.fd, 0)
+
+    def _unmap(self) -> None:
+        if self._view is not None:
+            self._view.close()
+            self._view = None
+
+    def close(self) -> None:
+        self._unmap()
+        os.close(self.fd)
+
+
 class Worker:
-    """One worker process: a request pipe, a reply pipe, a shared pixel buffer."""
+    """One worker process: a request pipe, a reply pipe, two shared pixel buffers (one is drawn into
+    while the other is read)."""
 
     def __init__(self) -> None:
         root = str(Path(__file__).resolve().parents[2])
-        self.pixels_fd = os.memfd_create("docvision-pdf-pixels", os.MFD_CLOEXEC)
+        self.buffers = (Buffer(), Buffer())
+        fds = [str(b.fd) for b in self.buffers]
         request_r, request_w = os.pipe()
         reply_r, reply_w = os.pipe()
         try:
             self.process = subprocess.Popen(
-                [sys.executable, "-c", BOOT.format(root=root), str(request_r), str(reply_w), str(self.pixels_fd)],
-                pass_fds=(request_r, reply_w, self.pixels_fd), stdin=subprocess.DEVNULL,
+                [sys.executable, "-c", BOOT.format(root=root), str(request_r), str(reply_w), *fds],
+                pass_fds=(request_r, reply_w, *(b.fd for b in self.buffers)), stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         except BaseException:
-            for fd in (request_w, reply_r, self.pixels_fd):
-                os.close(fd)
+            os.close(request_w)
+            os.close(reply_r)
+            for buffer in self.buffers:
+                buffer.close()
             raise
         finally:
             os.close(request_r)
@@ -68,8 +116,6 @@ class Worker:
         self.ready = False
         self.broken = False
         self.opened: tuple | None = None  # (path, password) of the document it has open
-        self.capacity = 0
-        self._view: mmap.mmap | None = None
         self.rss = 0
         self.peak_rss: int | None = None  # bytes, known once the process is reaped
 
@@ -103,34 +149,6 @@ class Worker:
         self.rss = reply[2]
         return reply
 
-    def reserve(self, nbytes: int) -> None:
-        """Make the shared buffer hold at least ``nbytes`` (rounded up to whole MiB)."""
-        if self.capacity >= nbytes:
-            return
-        self._unmap()
-        self.capacity = -(-nbytes // (1 << 20)) * (1 << 20)
-        os.ftruncate(self.pixels_fd, self.capacity)
-        self._view = mmap.mmap(self.pixels_fd, self.capacity)
-
-    def image(self, width: int, height: int) -> "Image.Image":
-        """The drawn pixels as a PIL image (a copy: PIL keeps RGB as 4 bytes a pixel, MuPDF packs 3)."""
-        from PIL import Image
-
-        with memoryview(self._view) as whole, whole[: width * height * 3] as view:
-            return Image.frombuffer("RGB", (width, height), view, "raw", "RGB", 0, 1)
-
-    def trim(self) -> None:
-        """Give a large buffer back to the system (the worker remaps at the next draw's capacity)."""
-        if self.capacity > KEEP_BUFFER:
-            self._unmap()
-            self.capacity = 0
-            os.ftruncate(self.pixels_fd, 0)
-
-    def _unmap(self) -> None:
-        if self._view is not None:
-            self._view.close()
-            self._view = None
-
     def kill(self) -> None:
         """Stop the process now (safe from any thread; the owner still calls ``close``)."""
         with self._lock:
@@ -152,8 +170,7 @@ class Worker:
                     self.peak_rss = usage.ru_maxrss * 1024
                 except ChildProcessError:
                     self.process.wait()
-        self._unmap()
-        for closing in (self._requests.close, self._replies.close, lambda: os.close(self.pixels_fd)):
+        for closing in (self._requests.close, self._replies.close, *(b.close for b in self.buffers)):
             try:
                 closing()
             except OSError:

@@ -18,10 +18,11 @@ import os
 import signal
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
-from docvision.ingest.pdfpool import TIMED_OUT, Pool, Worker, ending
+from docvision.ingest.pdfpool import KEEP_BUFFER, TIMED_OUT, Pool, Worker, ending
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -69,11 +70,26 @@ class PageInfo:
     damage: list[str]
 
 
+@dataclass
+class _Asked:
+    """A request sent whose reply has not been taken yet."""
+
+    key: tuple  # ("open",), ("read", index) or ("draw", index, width, height, clip, slot)
+    what: str  # "open", "read" or "draw", for messages
+    seconds: float
+    allowance: int
+    sent: float  # time.monotonic()
+
+
 class Session:
     """One PDF's pages, read and drawn by a worker leased at the first request; ``close`` gives it back.
 
-    ``order`` is the page indices in the order the document will ask for them (for the read ahead);
-    ``pools()`` gives the run's Pool, or None (then the session starts a pool of its own).
+    ``order`` is the page indices in the order the document will ask for them; ``pools()`` gives the
+    run's Pool, or None (then the session starts a pool of its own).
+
+    Ahead of their turn: once page N is drawn, the worker reads page N+1 and, if it is the size of page
+    N, draws it at the same pixel size into the other buffer, while this process copies page N's pixels
+    and its caller works on them. A guess that turns out wrong costs at most that one draw.
     """
 
     def __init__(self, path: str, password: str | None, budget: Budget, order: list[int],
@@ -86,19 +102,20 @@ class Session:
         self._pool: Pool | None = None
         self._own_pool = False
         self._worker: Worker | None = None
-        self._ahead: tuple[int, float] | None = None  # the page read ahead: index, deadline (monotonic)
-        self._read: dict[int, PageInfo | PageFailed] = {}
+        self._asked: deque[_Asked] = deque()  # in the order the worker answers them
+        self._done: dict[tuple, object] = {}  # key -> PageInfo, damage list, None (a draw ahead declined), PageFailed
+        self._last = 0.0  # when the last reply was taken: the next request started no earlier
+        self._guess: tuple | None = None  # the key of the draw ahead of its turn, if one is out
+        self._rects: dict[int, tuple] = {}
 
     def read(self, index: int) -> PageInfo:
         """Read a page: its rectangle, words, whether it is a scan, MuPDF's complaints."""
+        seconds, allowance = self.budget.read()
         with self._lock:
-            self._collect()
-            found = self._read.pop(index, None)
-            if found is None:
-                worker = self._ready()
-                seconds, allowance = self.budget.read()
-                worker.send(("read", allowance, seconds, index))
-                found = self._outcome(worker, seconds, "read", allowance)
+            found = self._result(("read", index), "read", seconds, allowance,
+                                 lambda worker: ("read", allowance, seconds, index))
+            if isinstance(found, PageInfo):
+                self._rects[index] = tuple(found.rect)
         if isinstance(found, PageFailed):
             raise found
         return found
@@ -107,34 +124,84 @@ class Session:
         """Draw a page (or ``clip``, points on the visible page, which may reach past it: white there) at
         exactly width x height pixels; return the image and MuPDF's complaints while drawing."""
         seconds, allowance = self.budget.draw(width, height)
+        clip = None if clip is None else tuple(map(float, clip))
         with self._lock:
-            self._collect()
-            worker = self._ready()
-            worker.reserve(width * height * 3)
-            clip = None if clip is None else tuple(map(float, clip))
-            worker.send(("draw", allowance, seconds, index, width, height, clip, worker.capacity))
-            result = self._outcome(worker, seconds, "draw", allowance)
+            guess, self._guess = self._guess, None
+            result = None
+            if guess is not None:
+                result = self._take(guess)  # a wrong guess is waited for: the worker answers in order
+            if guess is not None and guess[1:5] == (index, width, height, clip) and isinstance(result, (list, PageFailed)):
+                slot = guess[5]
+            else:
+                slot = 0
+                result = self._result(
+                    ("draw", index, width, height, clip, slot), "draw", seconds, allowance,
+                    lambda worker: ("draw", allowance, seconds, index, width, height, clip, slot,
+                                    worker.buffers[slot].reserve(width * height * 3)))
             if isinstance(result, PageFailed):
                 raise result
-            self._read_ahead(worker, index)
-            image = worker.image(width, height)
-            worker.trim()
+            worker = self._worker
+            if clip is None:
+                self._ahead(worker, index, width, height, 1 - slot)
+            image = worker.buffers[slot].image(width, height)
+            worker.buffers[slot].trim()
         return image, result
 
     def close(self) -> None:
-        """Give the worker back (stopping it if it is still busy reading ahead after a short wait)."""
+        """Give the worker back (stopped instead when it is still busy ahead after a short wait)."""
         with self._lock:
             worker, self._worker = self._worker, None
-            if worker is not None and self._ahead is not None:
-                if not isinstance(worker.receive(min(CLOSE_GRACE_S, self._ahead[1] - time.monotonic())), tuple):
+            until = time.monotonic() + CLOSE_GRACE_S
+            while worker is not None and self._asked:
+                self._asked.popleft()
+                if not isinstance(worker.receive(until - time.monotonic()), tuple):
                     worker.kill()
-            self._ahead = None
+                    break
+            self._asked.clear()
+            self._done.clear()
+            self._guess = None
             if worker is not None:
                 self._pool.release(worker)
             if self._own_pool:
                 self._pool.close()
 
     # -- inside the lock --------------------------------------------------------------------------------
+
+    def _result(self, key: tuple, what: str, seconds: float, allowance: int, request: Callable[[Worker], tuple]):
+        """The result for ``key``: taken if it was asked ahead, else asked now (again, when it was lost
+        with a worker that failed an earlier request)."""
+        for _ in range(2):
+            if not self._pending(key):
+                worker = self._ready()
+                self._send(worker, key, what, seconds, allowance, request(worker))
+            found = self._take(key)
+            if found is not _LOST:
+                return found
+        return PageFailed(f"the PDF reader stopped while {_DOING[what]}")
+
+    def _pending(self, key: tuple) -> bool:
+        return key in self._done or any(asked.key == key for asked in self._asked)
+
+    def _send(self, worker: Worker, key: tuple, what: str, seconds: float, allowance: int, request: tuple) -> None:
+        if worker.send(request):
+            self._asked.append(_Asked(key, what, seconds, allowance, time.monotonic()))
+
+    def _take(self, key: tuple):
+        """Wait for the replies up to ``key``'s (the worker answers in order) and return its result, or
+        _LOST when it was lost with a worker that failed an earlier request.
+
+        A request started no earlier than it was sent nor than the reply before it was taken, so its
+        deadline counts from the later of the two: never too early, at worst late by the requests
+        still out ahead of it.
+        """
+        while key not in self._done:
+            if not any(asked.key == key for asked in self._asked):
+                return _LOST
+            asked = self._asked.popleft()
+            reply = self._worker.receive(max(asked.sent, self._last) + asked.seconds - time.monotonic())
+            self._last = time.monotonic()
+            self._done[asked.key] = self._outcome(reply, asked)
+        return self._done.pop(key)
 
     def _ready(self) -> Worker:
         """A live worker with this document open."""
@@ -149,56 +216,68 @@ class Session:
         worker = self._worker
         if worker.opened != self.key:
             seconds, allowance = self.budget.read()
-            worker.send(("open", allowance, seconds, *self.key, self._first))
-            result = self._outcome(worker, seconds, "open", allowance)
+            self._send(worker, ("open",), "open", seconds, allowance,
+                       ("open", allowance, seconds, *self.key, self._first))
+            result = self._take(("open",))
             if isinstance(result, PageFailed):
                 raise result
+            if result is _LOST or self._worker is not worker:
+                raise PageFailed("the PDF reader stopped while opening the file")
             worker.opened = self.key
         return worker
 
-    def _read_ahead(self, worker: Worker, index: int) -> None:
+    def _ahead(self, worker: Worker, index: int, width: int, height: int, slot: int) -> None:
+        """Ask for the next page's read, and its draw at this size if it turns out to be this page's size."""
         following = self._next.get(index)
-        if following is None or following in self._read or self._ahead is not None:
+        if following is None or not worker.alive:
             return
         seconds, allowance = self.budget.read()
-        if worker.send(("read", allowance, seconds, following)):
-            self._ahead = (following, time.monotonic() + seconds)
-
-    def _collect(self) -> None:
-        """Take the reply of the read ahead, if one is out, before asking anything else."""
-        if self._ahead is None:
+        key = ("read", following)
+        if key not in self._done and not any(asked.key == key for asked in self._asked):
+            self._send(worker, key, "read", seconds, allowance, ("read", allowance, seconds, following))
+        rect = self._rects.get(index)
+        if rect is None or width * height * 3 > KEEP_BUFFER:  # no guess for large draws: memory
             return
-        index, deadline = self._ahead
-        self._ahead = None
-        self._read[index] = self._outcome(self._worker, deadline - time.monotonic(), "read",
-                                          self.budget.read_bytes, seconds=self.budget.seconds)
+        seconds, allowance = self.budget.draw(width, height)
+        key = ("draw", following, width, height, None, slot)
+        capacity = worker.buffers[slot].reserve(width * height * 3)
+        self._send(worker, key, "draw", seconds, allowance,
+                   ("draw", allowance, seconds, following, width, height, None, slot, capacity, rect))
+        self._guess = key
 
-    def _outcome(self, worker: Worker, wait: float, what: str, allowance: int, seconds: float | None = None):
-        """The reply's result, or a PageFailed saying why; a worker that timed out, ran out of memory or
-        died is dropped (the next request starts a fresh one)."""
-        reply = worker.receive(wait)
+    def _outcome(self, reply, asked: _Asked):
+        """A reply's result, or a PageFailed saying why; a worker that timed out, ran out of memory or
+        died is dropped (the next request starts a fresh one) with the requests it still had."""
         if isinstance(reply, tuple) and reply[0] == "ok":
-            return PageInfo(*reply[1]) if what == "read" else reply[1]
+            return PageInfo(*reply[1]) if asked.what == "read" else reply[1]
         if isinstance(reply, tuple) and reply[0] == "error":
             return PageFailed(reply[1])
-        self._drop()
+        code = self._drop()
         if self._pool is not None and self._pool.closed:
             raise ending()
-        doing = {"open": "opening the file", "read": "reading it", "draw": "drawing it"}[what]
-        if reply == TIMED_OUT:
-            return PageFailed(f"{doing} took over {seconds or wait:g} s, the limit --timeout sets: too complex, "
+        doing = _DOING[asked.what]
+        if reply == TIMED_OUT or code == -signal.SIGALRM:
+            return PageFailed(f"{doing} took over {asked.seconds:g} s, the limit --timeout sets: too complex, "
                               "or made to exhaust readers")
         if isinstance(reply, tuple):  # "memory": the worker's allocation failed at its limit
-            return PageFailed(f"{doing} needed over {allowance / 2**20:,.0f} MB of memory, the limit for a page: "
-                              "too complex, or made to exhaust readers")
-        return PageFailed(f"the PDF reader stopped while {doing} ({_how(worker.process.returncode)})")
+            return PageFailed(f"{doing} needed over {asked.allowance / 2**20:,.0f} MB of memory, the limit for "
+                              "a page: too complex, or made to exhaust readers")
+        return PageFailed(f"the PDF reader stopped while {doing} ({_how(code)})")
 
-    def _drop(self) -> None:
+    def _drop(self) -> int | None:
+        """Stop the worker (its unanswered requests are lost); return its exit status."""
         worker, self._worker = self._worker, None
-        self._ahead = None
-        if worker is not None:
-            worker.kill()
-            self._pool.release(worker)
+        self._asked.clear()
+        self._guess = None
+        if worker is None:
+            return None
+        worker.kill()
+        self._pool.release(worker)
+        return worker.process.returncode
+
+
+_DOING = {"open": "opening the file", "read": "reading it", "draw": "drawing it"}
+_LOST = object()  # a request that went with a worker stopped before answering it
 
 
 def _how(code: int | None) -> str:

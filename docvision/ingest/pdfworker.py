@@ -78,11 +78,11 @@ def _address_space() -> int:
 class Worker:
     """One open PDF, its last display lists and the pixel buffer; one method per request."""
 
-    def __init__(self, fitz, pixels_fd: int) -> None:
+    def __init__(self, fitz, pixels_fds: tuple[int, ...]) -> None:
         self.fitz = fitz
         self.errors = (RuntimeError, ValueError, fitz.mupdf.FzErrorBase)
-        self.pixels_fd = pixels_fd
-        self.pixels: mmap.mmap | None = None
+        self.pixels_fds = pixels_fds
+        self.pixels: list[mmap.mmap | None] = [None] * len(pixels_fds)
         self.doc = None
         self.lists: OrderedDict[int, tuple] = OrderedDict()
 
@@ -125,22 +125,29 @@ class Worker:
             drawing, words = page, []  # draw straight from the page; it may still partly work
             damage.append(str(exc))
         scanned = not words and self._mostly_image(page)
+        self._keep(index, page, drawing)
+        return tuple(page.rect), words, scanned, damage
+
+    def _keep(self, index: int, page, drawing) -> None:
         self.lists[index] = (page, drawing)
         while len(self.lists) > KEPT_LISTS:
             self.lists.popitem(last=False)
-        return tuple(page.rect), words, scanned, damage
 
-    def draw(self, index: int, width: int, height: int, clip, capacity: int) -> list:
+    def draw(self, index: int, width: int, height: int, clip, slot: int, capacity: int, only_if=None) -> list | None:
         """Draw ``clip`` (points on the visible page; the whole page when None) at exactly width x height
-        into the pixel buffer, packed RGB rows; white where nothing is drawn. Returns MuPDF's complaints."""
+        into pixel buffer ``slot``, packed RGB rows; white where nothing is drawn. Returns MuPDF's
+        complaints; None, drawing nothing, when the page's rectangle is not ``only_if`` (a draw ahead
+        of its turn, guessed from the page before)."""
         mupdf = self.fitz.mupdf
         if index not in self.lists:
             page = self.doc.load_page(index)
-            self.lists[index] = (page, page)  # no display list: this page is drawn once, from its content
+            self._keep(index, page, page)  # no display list: this page is drawn from its content
         page, drawing = self.lists[index]
+        if only_if is not None and tuple(page.rect) != tuple(only_if):
+            return None
         x0, y0, x1, y1 = clip if clip is not None else tuple(page.rect)
         sx, sy = width / (x1 - x0), height / (y1 - y0)
-        buffer = self._buffer(capacity)
+        buffer = self._buffer(slot, capacity)
         # MuPDF draws straight into the shared buffer: no pixmap of its own, no copy on this side.
         pix = mupdf.fz_new_pixmap_with_bbox_and_data(mupdf.fz_device_rgb(), mupdf.FzIrect(0, 0, width, height),
                                                      mupdf.FzSeparations(), 0,
@@ -158,17 +165,18 @@ class Worker:
             del device, pix
         return []
 
-    def _buffer(self, capacity: int) -> mmap.mmap:
-        """The shared buffer mapped at the size the parent gave it (it grows and shrinks it)."""
-        if self.pixels is None or len(self.pixels) != capacity:
-            if self.pixels is not None:
-                self.pixels.close()
-                self.pixels = None
+    def _buffer(self, slot: int, capacity: int) -> mmap.mmap:
+        """Pixel buffer ``slot`` mapped at the size the parent gave it (it grows and shrinks it)."""
+        mapped = self.pixels[slot]
+        if mapped is None or len(mapped) != capacity:
+            if mapped is not None:
+                mapped.close()
+                self.pixels[slot] = None
             try:
-                self.pixels = mmap.mmap(self.pixels_fd, capacity)
+                self.pixels[slot] = mapped = mmap.mmap(self.pixels_fds[slot], capacity)
             except OSError as exc:  # ENOMEM: over this request's address-space limit
                 raise MemoryError(f"cannot map {capacity:,} bytes of pixels ({exc.strerror})") from None
-        return self.pixels
+        return mapped
 
     def _mostly_image(self, page) -> bool:
         """True when one image on the page covers most of it (a scanned page has no text layer)."""
@@ -226,7 +234,7 @@ def _answer(worker: Worker, request: tuple) -> tuple:
         complaints = _complaints(worker.fitz)
         if op == "read":
             result[3].extend(complaints)
-        elif op == "draw":
+        elif op == "draw" and result is not None:
             result = result + complaints
         return ("ok", result, resident())
     except (MemoryError, *worker.errors) as exc:
@@ -235,7 +243,7 @@ def _answer(worker: Worker, request: tuple) -> tuple:
         return ("error", " ".join(str(exc).split())[:300], resident())
 
 
-def serve(requests_fd: int, replies_fd: int, pixels_fd: int) -> None:
+def serve(requests_fd: int, replies_fd: int, *pixels_fds: int) -> None:
     """Answer requests until the parent closes its end of the pipe."""
     from multiprocessing.connection import Connection
 
@@ -245,7 +253,7 @@ def serve(requests_fd: int, replies_fd: int, pixels_fd: int) -> None:
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))  # a crash leaves no core file of a bomb's memory
     pymupdf.TOOLS.mupdf_display_errors(False)
     pymupdf.TOOLS.mupdf_display_warnings(False)
-    worker = Worker(pymupdf, pixels_fd)
+    worker = Worker(pymupdf, pixels_fds)
     inbox = Connection(requests_fd, writable=False)
     outbox = Connection(replies_fd, readable=False)
     outbox.send_bytes(marshal.dumps(("ok", "ready", resident())))

@@ -273,3 +273,50 @@ def test_a_pdf_whose_name_is_not_utf8_renders(tmp_path):
         [record] = json_lines(proc.stdout)
         assert proc.returncode == 0 and record["status"] == "ok", proc.stderr
         assert record["document"]["page_count"] == 2
+
+
+def mixed_sizes(path: Path) -> str:
+    """Pages of three sizes (Letter, landscape Letter, A5), each saying its number, with a red box."""
+    doc = pymupdf.open()
+    for number, size in enumerate([(612, 792), (612, 792), (792, 612), (420, 595), (420, 595)], 1):
+        page = doc.new_page(width=size[0], height=size[1])
+        page.insert_text((40, 60), f"Page {number}", fontsize=20)
+        page.draw_rect(pymupdf.Rect(100, 100, 200, 200), color=(1, 0, 0), fill=(1, 0, 0))
+    doc.save(path)
+    return str(path)
+
+
+def test_pages_drawn_ahead_of_their_turn_are_the_right_pages_at_the_right_sizes(tmp_path):
+    # Each page is drawn at its own size: the worker guesses the next page's size from this one's, and
+    # must neither hand a page drawn at a guessed size to a caller asking another nor mix up pages.
+    pool = Pool()
+    session = Session(mixed_sizes(tmp_path / "mixed.pdf"), None, Budget(60), [0, 1, 2, 3, 4], pools=lambda: pool)
+    try:
+        seen = []
+        for index in range(5):
+            info = session.read(index)
+            width, height = round(info.rect[2]), round(info.rect[3])
+            image, _ = session.draw(index, width, height)
+            assert image.size == (width, height) and image.getpixel((150, 150)) == RED
+            seen.append(info.words[1][4])
+            if index == 1:  # the caller asks another size than the one guessed for page 3
+                again, _ = session.draw(index, 306, 396)
+                assert again.size == (306, 396) and again.getpixel((75, 75)) == RED
+        assert seen == ["1", "2", "3", "4", "5"]
+        smaller, _ = session.draw(3, 210, 298)  # a page drawn again after later ones
+        assert smaller.size == (210, 298) and smaller.getpixel((75, 75)) == RED
+    finally:
+        session.close()
+        pool.close()
+    assert pool.started == 1
+
+
+def test_a_document_closed_with_work_ahead_gives_its_worker_to_the_next(tmp_path):
+    tools = Tools(IngestOptions())
+    path = make_pdf(tmp_path / "a.pdf", pages=4)
+    for _ in range(2):
+        with pdf.load(path, IngestOptions(), tools) as doc:
+            first = next(doc.pages())
+            first.render(612, 792)  # the worker now reads and draws page 2 ahead; nobody asks for it
+    assert tools.pdf_workers().started == 1
+    tools.close()
