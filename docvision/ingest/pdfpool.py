@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 BOOT = "import sys; sys.path.insert(0, {root!r}); from docvision.ingest.pdfworker import main; main(sys.argv[1:])"
 # A worker's start: Python and PyMuPDF's import, ~0.3 s idle, seconds on a loaded machine; not a page's time.
 START_S = 60.0
+BUFFERS = 3  # one being copied out by docvision, two drawn into ahead of their turn (pdfsession.AHEAD)
 KEEP_BUFFER = 64 << 20  # a pixel buffer larger than this is given back after its draw
 RETIRE_RSS = 1 << 30  # a worker holding more than this is stopped rather than reused
 TIMED_OUT, GONE = "timed out", "gone"  # what Worker.receive says when no reply came
@@ -87,12 +88,12 @@ class Buffer:
 
 
 class Worker:
-    """One worker process: a request pipe, a reply pipe, two shared pixel buffers (one is drawn into
-    while the other is read)."""
+    """One worker process: a request pipe, a reply pipe, shared pixel buffers (drawn into ahead while
+    another is read)."""
 
     def __init__(self) -> None:
         root = str(Path(__file__).resolve().parents[2])
-        self.buffers = (Buffer(), Buffer())
+        self.buffers = tuple(Buffer() for _ in range(BUFFERS))
         fds = [str(b.fd) for b in self.buffers]
         request_r, request_w = os.pipe()
         reply_r, reply_w = os.pipe()

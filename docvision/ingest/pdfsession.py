@@ -37,6 +37,11 @@ REFERENCE_PIXELS = 2550 * 3300
 # groups' 4-byte layers). The issue's XObject bomb grows ~26 MB/s: the 60 s --timeout ends it first.
 READ_BYTES = 2 << 30
 PIXEL_BYTES = 16
+# Pages asked for ahead of their turn (read, and drawn at the last page's size when theirs is the same):
+# with two, the worker always has the next request queued when it finishes one, and never waits for
+# this process to wake up and ask (milliseconds on a loaded machine). Each needs a pixel buffer
+# (pdfpool.BUFFERS = AHEAD + 1: one more is being copied).
+AHEAD = 2
 CLOSE_GRACE_S = 1.0  # how long a closing document waits for a read ahead before stopping its worker
 
 
@@ -87,9 +92,9 @@ class Session:
     ``order`` is the page indices in the order the document will ask for them; ``pools()`` gives the
     run's Pool, or None (then the session starts a pool of its own).
 
-    Ahead of their turn: once page N is drawn, the worker reads page N+1 and, if it is the size of page
-    N, draws it at the same pixel size into the other buffer, while this process copies page N's pixels
-    and its caller works on them. A guess that turns out wrong costs at most that one draw.
+    Ahead of their turn: once page N is drawn, the worker reads pages N+1 and N+2 and draws those that
+    are the size of page N at the same pixel size into other buffers, while this process copies page
+    N's pixels and its caller works on them. A guess that turns out wrong costs at most those draws.
     """
 
     def __init__(self, path: str, password: str | None, budget: Budget, order: list[int],
@@ -105,7 +110,7 @@ class Session:
         self._asked: deque[_Asked] = deque()  # in the order the worker answers them
         self._done: dict[tuple, object] = {}  # key -> PageInfo, damage list, None (a draw ahead declined), PageFailed
         self._last = 0.0  # when the last reply was taken: the next request started no earlier
-        self._guess: tuple | None = None  # the key of the draw ahead of its turn, if one is out
+        self._guesses: dict[int, tuple] = {}  # page index -> the key of its draw ahead of its turn
         self._rects: dict[int, tuple] = {}
 
     def read(self, index: int) -> PageInfo:
@@ -126,13 +131,14 @@ class Session:
         seconds, allowance = self.budget.draw(width, height)
         clip = None if clip is None else tuple(map(float, clip))
         with self._lock:
-            guess, self._guess = self._guess, None
-            result = None
-            if guess is not None:
-                result = self._take(guess)  # a wrong guess is waited for: the worker answers in order
+            guess = self._guesses.pop(index, None)
+            result = self._take(guess) if guess is not None else None
             if guess is not None and guess[1:5] == (index, width, height, clip) and isinstance(result, (list, PageFailed)):
                 slot = guess[5]
             else:
+                for other in list(self._guesses.values()):  # off the sequence: the other guesses are wrong too
+                    self._take(other)
+                self._guesses.clear()
                 slot = 0
                 result = self._result(
                     ("draw", index, width, height, clip, slot), "draw", seconds, allowance,
@@ -142,7 +148,7 @@ class Session:
                 raise result
             worker = self._worker
             if clip is None:
-                self._ahead(worker, index, width, height, 1 - slot)
+                self._ahead(worker, index, width, height, slot)
             image = worker.buffers[slot].image(width, height)
             worker.buffers[slot].trim()
         return image, result
@@ -159,7 +165,7 @@ class Session:
                     break
             self._asked.clear()
             self._done.clear()
-            self._guess = None
+            self._guesses.clear()
             if worker is not None:
                 self._pool.release(worker)
             if self._own_pool:
@@ -227,23 +233,30 @@ class Session:
         return worker
 
     def _ahead(self, worker: Worker, index: int, width: int, height: int, slot: int) -> None:
-        """Ask for the next page's read, and its draw at this size if it turns out to be this page's size."""
-        following = self._next.get(index)
-        if following is None or not worker.alive:
-            return
-        seconds, allowance = self.budget.read()
-        key = ("read", following)
-        if key not in self._done and not any(asked.key == key for asked in self._asked):
-            self._send(worker, key, "read", seconds, allowance, ("read", allowance, seconds, following))
+        """Ask for the reads of the next AHEAD pages, and their draws at this size where they turn out to
+        be this page's size, into buffers other than ``slot`` (which is being copied) and those taken."""
         rect = self._rects.get(index)
-        if rect is None or width * height * 3 > KEEP_BUFFER:  # no guess for large draws: memory
-            return
-        seconds, allowance = self.budget.draw(width, height)
-        key = ("draw", following, width, height, None, slot)
-        capacity = worker.buffers[slot].reserve(width * height * 3)
-        self._send(worker, key, "draw", seconds, allowance,
-                   ("draw", allowance, seconds, following, width, height, None, slot, capacity, rect))
-        self._guess = key
+        guess = rect is not None and width * height * 3 <= KEEP_BUFFER  # no guess for large draws: memory
+        taken = {slot, *(key[5] for key in self._guesses.values())}
+        following = index
+        for _ in range(AHEAD):
+            following = self._next.get(following)
+            if following is None or not worker.alive:
+                return
+            seconds, allowance = self.budget.read()
+            key = ("read", following)
+            if not self._pending(key):
+                self._send(worker, key, "read", seconds, allowance, ("read", allowance, seconds, following))
+            if not guess or following in self._guesses:
+                continue
+            free = next(n for n in range(len(worker.buffers)) if n not in taken)
+            taken.add(free)
+            seconds, allowance = self.budget.draw(width, height)
+            key = ("draw", following, width, height, None, free)
+            capacity = worker.buffers[free].reserve(width * height * 3)
+            self._send(worker, key, "draw", seconds, allowance,
+                       ("draw", allowance, seconds, following, width, height, None, free, capacity, rect))
+            self._guesses[following] = key
 
     def _outcome(self, reply, asked: _Asked):
         """A reply's result, or a PageFailed saying why; a worker that timed out, ran out of memory or
@@ -268,7 +281,7 @@ class Session:
         """Stop the worker (its unanswered requests are lost); return its exit status."""
         worker, self._worker = self._worker, None
         self._asked.clear()
-        self._guess = None
+        self._guesses.clear()
         if worker is None:
             return None
         worker.kill()
