@@ -118,7 +118,7 @@ class Worker:
         self.broken = False
         self.opened: tuple | None = None  # (path, password) of the document it has open
         self.rss = 0
-        self.peak_rss: int | None = None  # bytes, known once the process is reaped
+        self.peak_rss: int | None = None  # bytes, noted when it is stopped
 
     @property
     def alive(self) -> bool:
@@ -151,26 +151,22 @@ class Worker:
         return reply
 
     def kill(self) -> None:
-        """Stop the process now (safe from any thread; the owner still calls ``close``)."""
+        """Stop the process now, noting the peak memory it reached (safe from any thread; the owner still
+        calls ``close``)."""
         with self._lock:
             self.broken = True
             if self.process.returncode is None:
+                self.peak_rss = max(self.peak_rss or 0, _peak_of(self.process.pid))
                 try:
                     self.process.send_signal(signal.SIGKILL)
                 except OSError:
                     pass
 
     def close(self) -> None:
-        """Kill, reap (noting the peak memory it reached) and free the pipes and the buffer."""
+        """Kill, reap, and free the pipes and the buffers."""
         self.kill()
         with self._lock:
-            if self.process.returncode is None:
-                try:
-                    _, status, usage = os.wait4(self.process.pid, 0)
-                    self.process.returncode = os.waitstatus_to_exitcode(status)
-                    self.peak_rss = usage.ru_maxrss * 1024
-                except ChildProcessError:
-                    self.process.wait()
+            self.process.wait()
         for closing in (self._requests.close, self._replies.close, *(b.close for b in self.buffers)):
             try:
                 closing()
@@ -235,3 +231,16 @@ class Pool:
     def _start(self) -> Worker:
         self.started += 1
         return Worker()
+
+
+def _peak_of(pid: int) -> int:
+    """A live process's peak resident memory in bytes (VmHWM: its own since exec; getrusage's ru_maxrss
+    would carry the RSS of the process it was forked from, a pytest or a docvision holding a model)."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as fh:
+            for line in fh:
+                if line.startswith(b"VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0

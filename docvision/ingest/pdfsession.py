@@ -92,9 +92,10 @@ class Session:
     ``order`` is the page indices in the order the document will ask for them; ``pools()`` gives the
     run's Pool, or None (then the session starts a pool of its own).
 
-    Ahead of their turn: once page N is drawn, the worker reads pages N+1 and N+2 and draws those that
-    are the size of page N at the same pixel size into other buffers, while this process copies page
-    N's pixels and its caller works on them. A guess that turns out wrong costs at most those draws.
+    Ahead of their turn: once page N is drawn, the worker reads pages N+1 and N+2 and, when the caller
+    draws page after page, draws those that are the size of page N at the same pixel size into other
+    buffers, while this process copies page N's pixels and its caller works on them. A guess that
+    turns out wrong costs at most those draws.
     """
 
     def __init__(self, path: str, password: str | None, budget: Budget, order: list[int],
@@ -111,6 +112,7 @@ class Session:
         self._done: dict[tuple, object] = {}  # key -> PageInfo, damage list, None (a draw ahead declined), PageFailed
         self._last = 0.0  # when the last reply was taken: the next request started no earlier
         self._guesses: dict[int, tuple] = {}  # page index -> the key of its draw ahead of its turn
+        self._drawn: int | None = None  # the page drawn last
         self._rects: dict[int, tuple] = {}
 
     def read(self, index: int) -> PageInfo:
@@ -148,7 +150,11 @@ class Session:
                 raise result
             worker = self._worker
             if clip is None:
-                self._ahead(worker, index, width, height, slot)
+                # Draws are guessed only for a caller drawing page after page (a render, a summary), not
+                # for one picking pages here and there (routed questions): its guesses would be waste.
+                sequential = self._drawn is not None and self._next.get(self._drawn) == index
+                self._drawn = index
+                self._ahead(worker, index, width, height, slot, guess=sequential)
             image = worker.buffers[slot].image(width, height)
             worker.buffers[slot].trim()
         return image, result
@@ -232,30 +238,37 @@ class Session:
             worker.opened = self.key
         return worker
 
-    def _ahead(self, worker: Worker, index: int, width: int, height: int, slot: int) -> None:
-        """Ask for the reads of the next AHEAD pages, and their draws at this size where they turn out to
-        be this page's size, into buffers other than ``slot`` (which is being copied) and those taken."""
-        rect = self._rects.get(index)
-        guess = rect is not None and width * height * 3 <= KEEP_BUFFER  # no guess for large draws: memory
-        taken = {slot, *(key[5] for key in self._guesses.values())}
-        following = index
+    def _ahead(self, worker: Worker, index: int, width: int, height: int, slot: int, guess: bool) -> None:
+        """Ask for the reads of the next AHEAD pages and, with ``guess``, their draws at this size where
+        they turn out to be this page's size, into buffers other than ``slot`` (being copied) and those
+        of guesses still out; guesses for pages no longer ahead are dropped."""
+        upcoming, following = [], index
         for _ in range(AHEAD):
             following = self._next.get(following)
-            if following is None or not worker.alive:
+            if following is None:
+                break
+            upcoming.append(following)
+        for page in [page for page in self._guesses if page not in upcoming]:
+            self._take(self._guesses.pop(page))  # answered already: the worker answers in order
+        rect = self._rects.get(index)
+        guess = guess and rect is not None and width * height * 3 <= KEEP_BUFFER  # large draws: memory
+        taken = {slot, *(key[5] for key in self._guesses.values())}
+        for following in upcoming:
+            if not worker.alive:
                 return
             seconds, allowance = self.budget.read()
             key = ("read", following)
             if not self._pending(key):
                 self._send(worker, key, "read", seconds, allowance, ("read", allowance, seconds, following))
-            if not guess or following in self._guesses:
+            free = [n for n in range(len(worker.buffers)) if n not in taken]
+            if not guess or following in self._guesses or not free:
                 continue
-            free = next(n for n in range(len(worker.buffers)) if n not in taken)
-            taken.add(free)
+            taken.add(free[0])
             seconds, allowance = self.budget.draw(width, height)
-            key = ("draw", following, width, height, None, free)
-            capacity = worker.buffers[free].reserve(width * height * 3)
+            key = ("draw", following, width, height, None, free[0])
+            capacity = worker.buffers[free[0]].reserve(width * height * 3)
             self._send(worker, key, "draw", seconds, allowance,
-                       ("draw", allowance, seconds, following, width, height, None, free, capacity, rect))
+                       ("draw", allowance, seconds, following, width, height, None, free[0], capacity, rect))
             self._guesses[following] = key
 
     def _outcome(self, reply, asked: _Asked):
