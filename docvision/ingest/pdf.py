@@ -1,17 +1,17 @@
 """PDF ingestor (PyMuPDF): a PDF file in, a lazy Document of pages out.
 
-The file is opened here to check it (damage, password, page tree) and read its metadata; its pages are
-read and drawn by a worker process (``ingest.pdfpool``, ``ingest.pdfworker``), one at a time, each under
-a deadline (``--timeout``) and a memory limit, because MuPDF has neither: a page built to exhaust it
-becomes that page's damage, never a hang or docvision killed for memory. A page's source pixels are its
-size at ``options.render_dpi`` (300 by default: US Letter is 2550x3300), and its words come from the
-text layer, scaled into those pixels. ``Page.render(w, h)`` draws the page straight at the zoom that
-yields exactly w x h pixels, so nothing is rendered large and shrunk afterwards.
+The file is opened here to check it (damage, password, page tree) and read its metadata; its pages
+are read and drawn by a worker process (``ingest.pdfsession``), one at a time, each under a deadline
+(``--timeout``) and a memory limit, because MuPDF has neither: a page built to exhaust it becomes that
+page's damage, never a hang or docvision killed for memory (docs/pdf.md). A page's source pixels are
+its size at ``options.render_dpi`` (300 by default: US Letter is 2550x3300), and its words come from
+the text layer, scaled into those pixels. ``Page.render(w, h)`` draws the page straight at the zoom
+that yields exactly w x h pixels, so nothing is rendered large and shrunk afterwards.
 
 Traps on PyMuPDF 1.2x this module works around (docs/architecture.md, Bad input): a truncated file opens
 silently (``is_repaired`` and MuPDF's warning buffer tell), an HTML page named .pdf opens as HTML
 (magic bytes are checked first), ``pymupdf.FileNotFoundError`` is not the built-in one, and reading
-``needs_pass`` after ``authenticate()`` blanks the decrypted pages, and a file name that is not UTF-8
+``needs_pass`` after ``authenticate()`` blanks the decrypted pages; a file name that is not UTF-8
 cannot be given to MuPDF at all (``pdfworker.openable``).
 """
 

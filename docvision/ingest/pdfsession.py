@@ -109,7 +109,8 @@ class Session:
         self._own_pool = False
         self._worker: Worker | None = None
         self._asked: deque[_Asked] = deque()  # in the order the worker answers them
-        self._done: dict[tuple, object] = {}  # key -> PageInfo, damage list, None (a draw ahead declined), PageFailed
+        # key -> PageInfo, damage list, None (a draw ahead declined) or PageFailed
+        self._done: dict[tuple, object] = {}
         self._last = 0.0  # when the last reply was taken: the next request started no earlier
         self._guesses: dict[int, tuple] = {}  # page index -> the key of its draw ahead of its turn
         self._drawn: int | None = None  # the page drawn last
@@ -135,7 +136,8 @@ class Session:
         with self._lock:
             guess = self._guesses.pop(index, None)
             result = self._take(guess) if guess is not None else None
-            if guess is not None and guess[1:5] == (index, width, height, clip) and isinstance(result, (list, PageFailed)):
+            hit = guess is not None and guess[1:5] == (index, width, height, clip)
+            if hit and isinstance(result, (list, PageFailed)):
                 slot = guess[5]
             else:
                 for other in list(self._guesses.values()):  # off the sequence: the other guesses are wrong too

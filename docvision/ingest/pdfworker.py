@@ -133,7 +133,8 @@ class Worker:
         while len(self.lists) > KEPT_LISTS:
             self.lists.popitem(last=False)
 
-    def draw(self, index: int, width: int, height: int, clip, slot: int, capacity: int, only_if=None) -> list | None:
+    def draw(self, index: int, width: int, height: int, clip, slot: int, capacity: int,
+             only_if=None) -> list | None:
         """Draw ``clip`` (points on the visible page; the whole page when None) at exactly width x height
         into pixel buffer ``slot``, packed RGB rows; white where nothing is drawn. Returns MuPDF's
         complaints; None, drawing nothing, when the page's rectangle is not ``only_if`` (a draw ahead

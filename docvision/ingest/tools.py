@@ -1,4 +1,4 @@
-"""The external programs a run shares: one Chromium, one LibreOffice, PDF workers, started on first use, closed by the run.
+"""The external programs a run shares: Chromium, LibreOffice, PDF workers; started on first use, closed by the run.
 
 In: the run's IngestOptions. Out: ``browser()`` (a running Chromium, see ``ingest.web.browser``),
 ``converter()`` (office files to PDF, see ``ingest.office.convert``) and ``pdf_workers()`` (processes
@@ -80,7 +80,8 @@ class Tools:
         from docvision.ingest.web.ahead import is_web
 
         pdf = self.pdf_workers()
-        if pdf is not None and any(not is_url(s) and EXTENSIONS.get(Path(s).suffix.lower()) == "pdf" for s in sources):
+        kinds = {EXTENSIONS.get(Path(s).suffix.lower()) for s in sources if not is_url(s)}
+        if pdf is not None and "pdf" in kinds:
             pdf.warm()  # its start (~0.3 s) overlaps the model's loading
         web = [s for s in sources if is_web(s)]
         self._expected_web.extend(web)
