@@ -324,6 +324,7 @@ def many_frame_tiff(path, count: int, size=(8, 6)) -> None:
     path.write_bytes(bytes(out))
 
 
+@pytest.mark.slow  # ~5 s: 6,000 frames read and drawn
 def test_six_thousand_tiff_frames_are_read_once_in_order(tmp_path):
     # Each frame used to be found by walking the headers from the first: 6,000 frames ran past 180 s.
     many_frame_tiff(tmp_path / "fax.tif", 6000)

@@ -94,6 +94,7 @@ def test_a_pdf_whose_only_page_is_a_bomb_fails_with_the_reason(tmp_path):
             list(doc.pages())
 
 
+@pytest.mark.slow  # the bomb takes seconds to grow to the limit
 def test_a_page_over_its_memory_limit_fails_alone_and_the_worker_stays_under_it(tmp_path):
     path = with_page(tmp_path / "bomb.pdf", 3, 1, bomb)
     pool = Pool()
@@ -201,6 +202,7 @@ def _gone(pid: int) -> bool:
     return state == "Z"  # an orphan waiting for init to reap it no longer runs
 
 
+@pytest.mark.slow  # ~12 s each: the run waits up to 10 s for its render thread before closing its tools
 @pytest.mark.parametrize("signum, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_signal_ends_the_run_and_its_worker_mid_page(tmp_path, signum, status):
     import subprocess
