@@ -6,10 +6,11 @@ a page's visible rectangle and words (``Session.read``), its pixels as an exact-
 too slow, too much memory, the reader stopped, or MuPDF's own error. The processes are
 ``ingest.pdfpool``'s; what runs in them is ``ingest.pdfworker``.
 
-Cost: pixels travel through a buffer MuPDF draws into directly, so the only copy is the one into the
+Cost: pixels travel through buffers MuPDF draws into directly, so the only copy is the one into the
 PIL image, which in-process rendering makes too. While docvision copies the pixels of page N, the worker
-already reads page N+1 (the read ahead), so the two processes overlap. Waiting on the worker's pipe
-does not hold the GIL: pages are drawn while a model runs in this process.
+already reads the next two pages (and draws them, for a caller drawing page after page), so the two
+processes overlap. Waiting on the worker's pipe does not hold the GIL: pages are drawn while a model
+runs in this process. Measured costs are in docs/pdf.md.
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ PIXEL_BYTES = 16
 # this process to wake up and ask (milliseconds on a loaded machine). Each needs a pixel buffer
 # (pdfpool.BUFFERS = AHEAD + 1: one more is being copied).
 AHEAD = 2
-CLOSE_GRACE_S = 1.0  # how long a closing document waits for a read ahead before stopping its worker
+CLOSE_GRACE_S = 1.0  # how long a closing document waits for work ahead before stopping its worker
 
 
 class PageFailed(Exception):
