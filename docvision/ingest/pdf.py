@@ -1,14 +1,18 @@
 """PDF ingestor (PyMuPDF): a PDF file in, a lazy Document of pages out.
 
-The file is opened once; pages are produced one at a time. A page's source pixels are its size at
-``options.render_dpi`` (300 by default: US Letter is 2550x3300), and its words come from the text
-layer, scaled into those pixels. ``Page.render(w, h)`` draws the page straight at the zoom that
-yields exactly w x h pixels, so nothing is rendered large and shrunk afterwards.
+The file is opened here to check it (damage, password, page tree) and read its metadata; its pages
+are read and drawn by a worker process (``ingest.pdfsession``), one at a time, each under a deadline
+(``--timeout``) and a memory limit, because MuPDF has neither: a page built to exhaust it becomes that
+page's damage, never a hang or docvision killed for memory (docs/pdf.md). A page's source pixels are
+its size at ``options.render_dpi`` (300 by default: US Letter is 2550x3300), and its words come from
+the text layer, scaled into those pixels. ``Page.render(w, h)`` draws the page straight at the zoom
+that yields exactly w x h pixels, so nothing is rendered large and shrunk afterwards.
 
 Traps on PyMuPDF 1.2x this module works around (docs/architecture.md, Bad input): a truncated file opens
 silently (``is_repaired`` and MuPDF's warning buffer tell), an HTML page named .pdf opens as HTML
 (magic bytes are checked first), ``pymupdf.FileNotFoundError`` is not the built-in one, and reading
-``needs_pass`` after ``authenticate()`` blanks the decrypted pages.
+``needs_pass`` after ``authenticate()`` blanks the decrypted pages; a file name that is not UTF-8
+cannot be given to MuPDF at all (``pdfworker.openable``).
 """
 
 from __future__ import annotations
@@ -18,14 +22,14 @@ from typing import TYPE_CHECKING, Iterator
 from docvision.document import Document, IngestOptions, Page, Word, parse_page_range
 from docvision.errors import DamagedSource, EmptySource, PasswordRequired, SourceNotFound
 from docvision.ingest.checks import check_content, check_file
+from docvision.ingest.pdfsession import Budget, PageFailed, PageInfo, Session
+from docvision.ingest.pdfworker import openable
 
 if TYPE_CHECKING:
     import pymupdf
     from PIL import Image
 
 POINTS_PER_INCH = 72.0
-# A page counts as scanned when it has no words and one image covers at least this much of it.
-SCANNED_COVERAGE = 0.6
 
 
 # What a damaged file makes PyMuPDF raise. Some MuPDF errors (FzErrorFormat: "malformed page tree")
@@ -62,7 +66,8 @@ def _open(fitz, source: str, options: IngestOptions) -> tuple["pymupdf.Document"
     check_content(path, "pdf", source)
     _mupdf_messages(fitz)  # start with an empty buffer so warnings below are this file's
     try:
-        doc = fitz.open(str(path), filetype="pdf")
+        with openable(str(path)) as name:
+            doc = fitz.open(name, filetype="pdf")
     except fitz.FileNotFoundError:  # PyMuPDF's own class, a RuntimeError, not the built-in one
         raise SourceNotFound("no such file", source=source) from None
     except (fitz.FileDataError, *MUPDF_ERRORS):
@@ -83,7 +88,7 @@ def _open(fitz, source: str, options: IngestOptions) -> tuple["pymupdf.Document"
 
 
 def load(source: str, options: IngestOptions, tools=None) -> Document:
-    """Open a PDF as a Document whose pages are produced lazily, one at a time."""
+    """Open a PDF as a Document whose pages are read and drawn lazily, one at a time, by a worker process."""
     fitz = quiet_pymupdf()
     doc, encrypted = _open(fitz, source, options)
     try:
@@ -95,119 +100,92 @@ def load(source: str, options: IngestOptions, tools=None) -> Document:
         if page_count == 0:
             raise EmptySource("the PDF has no pages", source=source)
         indices = parse_page_range(options.pages, page_count, source)
-    except Exception:
-        doc.close()
-        raise
-    warnings = []
-    repaired = bool(doc.is_repaired)
-    if repaired:
-        try:  # loading a page loads the (repaired) page tree, whose complaints are the file's
-            doc.load_page(indices[0])
-        except MUPDF_ERRORS:
-            pass
-    opening = _mupdf_messages(fitz)
-    if repaired:
-        detail = f" ({opening[0]})" if opening else ""
-        warnings.append(f"the file is damaged and was repaired on opening{detail}")
-    metadata = {key: value for key, value in (doc.metadata or {}).items() if value}
-    metadata["encrypted"] = encrypted
+        warnings = []
+        if doc.is_repaired:
+            try:  # loading a page loads the (repaired) page tree, whose complaints are the file's
+                doc.load_page(indices[0])
+            except MUPDF_ERRORS:
+                pass
+            opening = _mupdf_messages(fitz)
+            detail = f" ({opening[0]})" if opening else ""
+            warnings.append(f"the file is damaged and was repaired on opening{detail}")
+        metadata = {key: value for key, value in (doc.metadata or {}).items() if value}
+        metadata["encrypted"] = encrypted
+    finally:
+        doc.close()  # the worker opens the file again; nothing here interprets a page's content
+    session = Session(source, options.password, Budget(options.timeout), indices,
+                      pools=lambda: tools.pdf_workers() if tools is not None else None)
     # _pages appends to the same warnings and damaged lists the Document holds, found as pages are read.
     damaged: list[int] = []
     return Document(source=source, kind="pdf", page_count=page_count,
-                    iter_pages=lambda: _pages(fitz, doc, indices, options.render_dpi, warnings, damaged),
-                    warnings=warnings, metadata=metadata, closer=doc.close, damaged=damaged)
+                    iter_pages=lambda: _pages(session, indices, options.render_dpi, warnings, damaged, source),
+                    warnings=warnings, metadata=metadata, closer=session.close, damaged=damaged)
 
 
-def _pages(fitz, doc, indices: list[int], dpi: float, warnings: list[str], damaged: list[int]) -> Iterator[Page]:
-    """Yield the selected pages; at the end, name the damaged ones in ``damaged`` and a document warning."""
+def _pages(session: Session, indices: list[int], dpi: float, warnings: list[str], damaged: list[int],
+           source: str) -> Iterator[Page]:
+    """Yield the selected pages; at the end, name the damaged ones in ``damaged`` and a document warning.
+
+    A page the worker cannot read (MuPDF's error, or past its deadline or memory limit) is skipped and
+    named; the pages after it are still read. When no page at all could be read, the first one's reason
+    is the source's error.
+    """
     damaged.clear()  # a second pass over the pages finds them again
+    reasons = []
     for index in indices:
-        _mupdf_messages(fitz)
         try:
-            page = doc.load_page(index)
-            page_obj = _make_page(fitz, page, index, dpi)
-        except MUPDF_ERRORS as exc:
+            info = session.read(index)
+        except PageFailed as exc:
             damaged.append(index + 1)
+            reasons.append(f"page {index + 1}: {exc}")
             warnings.append(f"page {index + 1} cannot be read and was skipped ({exc})")
             continue
-        _note_damage(fitz, page_obj)
+        page_obj = _make_page(session, info, index, dpi)
         yield page_obj  # the consumer renders it before asking for the next one
         if page_obj.warnings:
             damaged.append(index + 1)
+    if len(reasons) == len(indices):
+        more = f" (and {len(reasons) - 1} more)" if len(reasons) > 1 else ""
+        raise DamagedSource(f"no page could be read; {reasons[0]}{more}", source=source)
     if damaged:
         listed = ", ".join(map(str, damaged))
         warnings.append(f"damaged page{'s' if len(damaged) > 1 else ''}: {listed} "
-                                 "(what survived is rendered)")
+                        "(what survived is rendered)")
 
 
-def _note_damage(fitz, page_obj: Page) -> None:
+def _make_page(session: Session, info: PageInfo, index: int, dpi: float) -> Page:
+    """A Page from a read page: size at ``dpi``, words scaled into those pixels, a renderer."""
+    x0, y0, x1, y1 = info.rect  # the visible (cropped, rotated) page, origin at (0, 0), in points
+    zoom = dpi / POINTS_PER_INCH
+    size = (max(1, round((x1 - x0) * zoom)), max(1, round((y1 - y0) * zoom)))
+    sx, sy = size[0] / (x1 - x0), size[1] / (y1 - y0)
+    words = tuple(Word(text, (a * sx, b * sy, c * sx, d * sy)) for a, b, c, d, text in info.words)
+    result = Page(label=f"page {index + 1}", number=index + 1, size=size, render=lambda w, h: None,
+                  words=words, scanned=info.scanned)
+    _note_damage(result, info.damage)
+    result.render = lambda w, h: _render(session, index, w, h, result)
+    return result
+
+
+def _note_damage(page_obj: Page, damage: list[str]) -> None:
     """Turn MuPDF's complaints about this page (if any) into one page warning."""
-    damage = _mupdf_messages(fitz)
     if damage and not any(w.startswith("damaged") for w in page_obj.warnings):
         page_obj.warnings.append(f"damaged: {damage[0]}")
 
 
-def _make_page(fitz, page, index: int, dpi: float) -> Page:
-    """A Page for one PyMuPDF page: size at ``dpi``, words in those pixels, a lazy renderer."""
-    rect = page.rect  # the visible (cropped, rotated) page, origin at (0, 0), in points
-    zoom = dpi / POINTS_PER_INCH
-    size = (max(1, round(rect.width * zoom)), max(1, round(rect.height * zoom)))
-    label = f"page {index + 1}"
-    result = Page(label=label, number=index + 1, size=size, render=lambda w, h: None)
-    try:
-        # One display list per page: the content stream is interpreted once for both the text
-        # layer and the pixels (about 20% faster than get_text + get_pixmap, measured), and its
-        # words come out already on the visible page, cropped and rotated like the pixels.
-        drawing = page.get_displaylist()
-        result.words = _words(fitz, drawing, rect, size)
-    except MUPDF_ERRORS as exc:
-        drawing = page  # draw straight from the page; it may still partly work
-        result.warnings.append(f"damaged: {exc}")
-    result.scanned = not result.words and _mostly_image(page)
-    result.render = lambda w, h: _render(fitz, drawing, rect, w, h, result)
-    return result
-
-
-def _words(fitz, drawing, rect, size: tuple[int, int]) -> tuple[Word, ...]:
-    """The text layer's words, boxes mapped from points on the visible page into source pixels."""
-    sx, sy = size[0] / rect.width, size[1] / rect.height
-    text_page = fitz.TextPage(drawing.get_textpage(flags=fitz.TEXTFLAGS_WORDS))
-    return tuple(Word(text, (x0 * sx, y0 * sy, x1 * sx, y1 * sy))
-                 for x0, y0, x1, y1, text, *_ in text_page.extractWORDS())
-
-
-def _mostly_image(page) -> bool:
-    """True when one image on the page covers most of it (a scanned page has no text layer)."""
-    area = abs(page.rect)
-    if area <= 0:
-        return False
-    try:
-        infos = page.get_image_info()
-    except MUPDF_ERRORS:
-        return False
-    for info in infos:
-        box = page.rect & info["bbox"]  # the part of the image on the visible page
-        if not box.is_empty and abs(box) >= SCANNED_COVERAGE * area:
-            return True
-    return False
-
-
-def _render(fitz, drawing, rect, width: int, height: int, page_obj: Page) -> "Image.Image":
-    """Draw the page (``rect`` in points) at exactly width x height pixels, RGB, no alpha.
-
-    The zoom differs per axis by at most a pixel's worth, so the page fills the image exactly.
-    A page that fails to draw gets a warning and a white image instead of stopping the document.
-    """
+def _render(session: Session, index: int, width: int, height: int, page_obj: Page) -> "Image.Image":
+    """Draw the page at exactly width x height pixels, RGB, no alpha (the worker stretches each axis
+    to fill the image exactly). A page that fails to draw -- MuPDF's error, past its deadline or memory
+    limit -- gets a warning and a white image instead of stopping the document."""
     from PIL import Image
 
-    matrix = fitz.Matrix(width / rect.width, height / rect.height)
-    try:  # drawing: the page's display list (or the page itself); both take these arguments
-        pix = drawing.get_pixmap(matrix=matrix, clip=rect, alpha=False, colorspace=fitz.csRGB)
-    except MUPDF_ERRORS as exc:
+    try:
+        image, damage = session.draw(index, width, height)
+    except PageFailed as exc:
         page_obj.warnings.append(f"damaged: cannot be drawn, left blank ({exc})")
         return Image.new("RGB", (width, height), (255, 255, 255))
-    _note_damage(fitz, page_obj)
-    return pixmap_image(pix, width, height)
+    _note_damage(page_obj, damage)
+    return image
 
 
 def pixmap_image(pix, width: int, height: int) -> "Image.Image":

@@ -1,11 +1,12 @@
-"""The external programs a run shares: one Chromium, one LibreOffice, started on first use, closed by the run.
+"""The external programs a run shares: Chromium, LibreOffice, PDF workers; started on first use, closed by the run.
 
-In: the run's IngestOptions. Out: ``browser()`` (a running Chromium, see ``ingest.web.browser``) and
-``converter()`` (office files to PDF, see ``ingest.office.convert``), each started only when a source
-needs it and restarted when it died. ``expect(sources)`` announces a batch, so LibreOffice starts while
+In: the run's IngestOptions. Out: ``browser()`` (a running Chromium, see ``ingest.web.browser``),
+``converter()`` (office files to PDF, see ``ingest.office.convert``) and ``pdf_workers()`` (processes
+that read and draw PDF pages, see ``ingest.pdfpool``), each started only when a source needs it and
+restarted when it died. ``expect(sources)`` announces a batch, so LibreOffice starts while
 the run opens its first source (or, without UNO, converts several files per start) and web pages are
 captured ahead of their turn. ``close()`` stops both; the run calls it in a ``finally`` (and may from a
-signal handler: both parts are safe from any thread), so nothing is left running whatever happened (no
+signal handler: every part is safe from any thread), so nothing is left running whatever happened (no
 atexit hooks, no module-level singletons).
 
 A Tools object belongs to one thread at a time: the run's render thread opens every document. The
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from docvision.document import IngestOptions
     from docvision.ingest.office.convert import Converter
+    from docvision.ingest.pdfpool import Pool
     from docvision.ingest.web.browser import Browser
 
 
@@ -30,6 +32,7 @@ class Tools:
         self.options = options
         self._browser: "Browser | None" = None
         self._converter: "Converter | None" = None
+        self._pdf: "Pool | None" = None
         self._expected: list[str] = []
         self._expected_web: list[str] = []
         self.closed = False
@@ -59,12 +62,27 @@ class Tools:
                 self._converter.expect(self._expected)
         return self._converter
 
+    def pdf_workers(self) -> "Pool | None":
+        """The run's PDF worker processes (pages read and drawn under a deadline and a memory limit), or
+        None once the run is ending (a document then starts a worker of its own, stopped when it closes)."""
+        from docvision.ingest.pdfpool import Pool
+
+        if self.closed:
+            return None
+        if self._pdf is None:
+            self._pdf = Pool()
+        return self._pdf
+
     def expect(self, sources: list[str]) -> None:
         """Announce a batch's sources, in the order they will be opened: office files are then converted
         several per LibreOffice start, web pages captured ahead of their turn."""
         from docvision.ingest.checks import EXTENSIONS, is_url
         from docvision.ingest.web.ahead import is_web
 
+        pdf = self.pdf_workers()
+        kinds = {EXTENSIONS.get(Path(s).suffix.lower()) for s in sources if not is_url(s)}
+        if pdf is not None and "pdf" in kinds:
+            pdf.warm()  # its start (~0.3 s) overlaps the model's loading
         web = [s for s in sources if is_web(s)]
         self._expected_web.extend(web)
         if self._browser is not None and web:
@@ -79,8 +97,10 @@ class Tools:
     def close(self) -> None:
         """Stop what was started; safe to call twice."""
         self.closed = True
-        browser, converter = self._browser, self._converter
-        self._browser = self._converter = None
+        browser, converter, pdf = self._browser, self._converter, self._pdf
+        self._browser = self._converter = self._pdf = None
+        if pdf is not None:
+            pdf.close()  # kills: it cannot fail, and it wakes a render waiting on a worker
         try:
             if converter is not None:
                 converter.close()

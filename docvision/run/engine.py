@@ -193,6 +193,11 @@ def run(todo: list[Entry], task: Task, sink: RecordSink, *, opener: Callable[[st
                 _parallel(todo, worker, workers, sink, bar, settings.ordered, stop)
     finally:
         stop.set()
+        producer.join(timeout=1)
+        if producer.is_alive() and finish is not None:
+            # Stopped mid-source (Ctrl-C, SIGTERM, an error): stop the browser, converter and PDF workers
+            # from here, which ends whatever the render thread waits on, instead of waiting for it.
+            finish()
         producer.join(timeout=10)
 
 

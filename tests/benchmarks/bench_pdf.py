@@ -4,12 +4,19 @@ Generates a 50-page US Letter report (dense text in two fonts, tables with rules
 charts drawn as vectors), then renders every page to an RGB image at the HD-25 content size
 (1298x1680 for Letter):
 
-  ours      docvision.ingest.pdf: iterate pages (words + scanned check included) and render each
-            to an in-memory PIL RGB image;
-  ours/draw pixels only (no text layer, no display list): the same _render on each PyMuPDF page;
-  pdftoppm  one `pdftoppm -scale-to-x W -scale-to-y H` run writing PPM files to a RAM folder.
+  ours         docvision.ingest.pdf as a run uses it: pages read and drawn by the run's PDF worker
+               (started before the clock, as a run starts it while it loads the model; reused by
+               every document), words and scanned check included, each page an in-memory PIL image;
+  in-process   the same work done in this process with PyMuPDF, as docvision did before the worker
+               (display list, words, scanned check, get_pixmap, PIL image): the baseline of the
+               worker's cost per page;
+  draw only    pixels only, in this process (no text layer, no display list);
+  pdftoppm     one `pdftoppm -scale-to-x W -scale-to-y H` run writing PPM files to a RAM folder.
 
-Prints pages/s for each and the ratio. Run: python3 tests/benchmarks/bench_pdf.py [--pages 50] [--repeat 3]
+Prints pages/s for each, the ratio against pdftoppm, the worker's cost per page against in-process
+rendering (negative: the worker is faster, as it reads the next page while this process copies the
+last one's pixels) and what starting a worker costs (paid once per run, or after a page that failed).
+Run: python3 tests/benchmarks/bench_pdf.py [--pages 50] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -27,8 +34,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from docvision.document import IngestOptions  # noqa: E402
+from docvision.document import IngestOptions, Word  # noqa: E402
 from docvision.ingest import pdf  # noqa: E402
+from docvision.ingest.tools import Tools  # noqa: E402
 from docvision.tiling import plan  # noqa: E402
 
 WORDS = ("revenue margin quarter growth segment customer outlook capital operating income expense "
@@ -94,11 +102,11 @@ def _chart(page, rng, box, bars: bool) -> None:
         page.draw_polyline(wave, color=(0.1, 0.5, 0.1), width=1)
 
 
-def run_ours(path: Path) -> tuple[float, int, tuple[int, int]]:
+def run_ours(path: Path, tools: Tools) -> tuple[float, int, tuple[int, int]]:
     """Seconds to produce every page as a PIL RGB image at the HD-25 content size."""
     started = time.perf_counter()
     count, size = 0, (0, 0)
-    with pdf.load(str(path), IngestOptions()) as document:
+    with pdf.load(str(path), IngestOptions(), tools) as document:
         for page in document.pages():
             size = plan(page.size, 25).content_size
             image = page.render(*size)
@@ -107,20 +115,51 @@ def run_ours(path: Path) -> tuple[float, int, tuple[int, int]]:
     return time.perf_counter() - started, count, size
 
 
-def run_ours_draw_only(path: Path, size: tuple[int, int]) -> float:
+def run_in_process(path: Path, size: tuple[int, int]) -> float:
+    """The same work in this process: display list, words, scanned check, pixels, PIL image."""
+    fitz = pdf.quiet_pymupdf()
+    started = time.perf_counter()
+    doc = fitz.open(str(path))
+    for page in doc:
+        rect = page.rect
+        drawing = page.get_displaylist()
+        text = fitz.TextPage(drawing.get_textpage(flags=fitz.TEXTFLAGS_WORDS))
+        sx, sy = 300 / 72, 300 / 72  # words into source pixels, as the ingestor does
+        words = tuple(Word(w, (x0 * sx, y0 * sy, x1 * sx, y1 * sy)) for x0, y0, x1, y1, w, *_ in text.extractWORDS())
+        if not words:
+            page.get_image_info()
+        pix = drawing.get_pixmap(matrix=fitz.Matrix(size[0] / rect.width, size[1] / rect.height), clip=rect,
+                                 alpha=False, colorspace=fitz.csRGB)
+        image = pdf.pixmap_image(pix, *size)
+        assert image.size == size
+    doc.close()
+    return time.perf_counter() - started
+
+
+def run_draw_only(path: Path, size: tuple[int, int]) -> float:
     """The pixels alone: open once, draw each page at the size, no text layer."""
     fitz = pdf.quiet_pymupdf()
     started = time.perf_counter()
     doc = fitz.open(str(path))
     for page in doc:
-        pdf._render(fitz, page, page.rect, *size, page_obj=_Quiet())
+        rect = page.rect
+        pix = page.get_pixmap(matrix=fitz.Matrix(size[0] / rect.width, size[1] / rect.height), clip=rect,
+                              alpha=False, colorspace=fitz.csRGB)
+        pdf.pixmap_image(pix, *size)
     doc.close()
     return time.perf_counter() - started
 
 
-class _Quiet:
-    label = "page"
-    warnings: list = []
+def worker_start() -> float:
+    """Seconds from starting a worker to its first answer (Python and PyMuPDF's import)."""
+    from docvision.ingest.pdfpool import Worker
+
+    started = time.perf_counter()
+    worker = Worker()
+    worker.receive(0)  # nothing was asked: this waits for its "ready" only, then times out at once
+    elapsed = time.perf_counter() - started
+    worker.close()
+    return elapsed
 
 
 def run_pdftoppm(path: Path, size: tuple[int, int], folder: Path) -> float:
@@ -145,30 +184,36 @@ def main() -> None:
     if shutil.which("pdftoppm") is None:
         sys.exit("pdftoppm is not installed (Debian poppler-utils)")
     ram = Path("/dev/shm") if Path("/dev/shm").is_dir() else None
-    with tempfile.TemporaryDirectory(dir=ram) as tmp:
+    with tempfile.TemporaryDirectory(dir=ram) as tmp, Tools(IngestOptions()) as tools:
         folder = Path(tmp)
         path = folder / "report.pdf"
         make_report(path, args.pages)
         print(f"{args.pages}-page report, {path.stat().st_size / 1024:.0f} KiB, "
-              f"{os.cpu_count()} CPUs, one thread each")
-        ours, ours_draw, theirs = [], [], []
-        size = None
+              f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
+        tools.pdf_workers().warm()
+        times: dict[str, list[float]] = {"ours": [], "in-process": [], "draw only": [], "pdftoppm": []}
+        starts, size = [], None
         for _ in range(args.repeat):  # interleaved, so load on a shared machine hits all alike
-            seconds, count, size = run_ours(path)
-            ours.append(seconds)
-            ours_draw.append(run_ours_draw_only(path, size))
-            theirs.append(run_pdftoppm(path, size, folder))
+            seconds, count, size = run_ours(path, tools)
+            times["ours"].append(seconds)
+            times["in-process"].append(run_in_process(path, size))
+            times["draw only"].append(run_draw_only(path, size))
+            times["pdftoppm"].append(run_pdftoppm(path, size, folder))
+            starts.append(worker_start())
         n = args.pages
-        rate = {name: n / min(times) for name, times in
-                (("ours", ours), ("ours/draw", ours_draw), ("pdftoppm", theirs))}
+        rate = {name: n / min(values) for name, values in times.items()}
         print(f"page size at HD-25: {size[0]}x{size[1]} px (best of {args.repeat})")
         for name, value in rate.items():
-            print(f"  {name:10s} {value:7.1f} pages/s")
+            print(f"  {name:11s} {value:7.1f} pages/s")
         print(f"ratio ours / pdftoppm: {rate['ours'] / rate['pdftoppm']:.2f}x "
-              f"(draw only: {rate['ours/draw'] / rate['pdftoppm']:.2f}x)")
-        # The first run of ours pays one-time costs in this process (PIL import, MuPDF's fonts);
-        # pdftoppm pays its start-up in every run. Shown so that a short document is judged fairly.
-        print(f"first (cold) runs: ours {n / ours[0]:.1f} pages/s, pdftoppm {n / theirs[0]:.1f} pages/s")
+              f"(in-process: {rate['in-process'] / rate['pdftoppm']:.2f}x, "
+              f"draw only: {rate['draw only'] / rate['pdftoppm']:.2f}x)")
+        cost = 1000 * (1 / rate["ours"] - 1 / rate["in-process"])
+        print(f"the worker's cost per page against in-process: {cost:+.2f} ms "
+              f"({1000 / rate['ours']:.2f} against {1000 / rate['in-process']:.2f} ms)")
+        print(f"starting a worker: {1000 * min(starts):.0f} ms (best of {len(starts)}), once per run; "
+              f"workers started here: {tools.pdf_workers().started}")
+        print(f"load average at the end: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

@@ -300,3 +300,62 @@ def test_pages_pick_tiff_frames(tmp_path):
         load(tmp_path / "scan.tiff", pages="4")
     frames[0].save(tmp_path / "one.png")
     assert only_page(tmp_path / "one.png", pages="2").label == "image"  # one picture: --pages does not apply
+
+
+def many_frame_tiff(path, count: int, size=(8, 6)) -> None:
+    """A baseline TIFF of ``count`` 8-bit grey frames, frame i filled with i % 251, written here directly
+    (Pillow's own writer takes ~3 ms a frame)."""
+    width, height = size
+    out = bytearray(b"II*\x00\x00\x00\x00\x00")
+    link = 4  # where the offset of the next frame's header goes
+    for i in range(count):
+        strip = len(out)
+        out += bytes([i % 251]) * (width * height)
+        if len(out) % 2:
+            out += b"\x00"  # headers start on a word boundary
+        struct.pack_into("<I", out, link, len(out))
+        tags = [(256, width), (257, height), (258, 8), (259, 1), (262, 1), (273, strip), (277, 1),
+                (278, height), (279, width * height)]
+        out += struct.pack("<H", len(tags))
+        for tag, value in tags:
+            out += struct.pack("<HHII", tag, 4, 1, value)  # LONG values fit in the entry
+        link = len(out)
+        out += b"\x00\x00\x00\x00"  # the last frame's "next" stays 0
+    path.write_bytes(bytes(out))
+
+
+@pytest.mark.slow  # ~5 s: 6,000 frames read and drawn
+def test_six_thousand_tiff_frames_are_read_once_in_order(tmp_path):
+    # Each frame used to be found by walking the headers from the first: 6,000 frames ran past 180 s.
+    many_frame_tiff(tmp_path / "fax.tif", 6000)
+    with load(tmp_path / "fax.tif") as doc:
+        assert doc.page_count == 6000
+        seen = [(page.number, page.render(8, 6).getpixel((3, 3))[0]) for page in doc.pages()]
+    assert seen == [(i + 1, i % 251) for i in range(6000)]
+    with load(tmp_path / "fax.tif", pages="5990-") as doc:
+        tail = [(page.label, page.render(4, 3).getpixel((1, 1))) for page in doc.pages()]
+    assert tail == [(f"frame {n}", ((n - 1) % 251,) * 3) for n in range(5990, 6001)]
+
+
+def test_a_frame_rendered_again_after_later_frames_is_itself(tmp_path):
+    many_frame_tiff(tmp_path / "fax.tif", 5)
+    with load(tmp_path / "fax.tif") as doc:
+        pages = list(doc.pages())
+        images = [page.render(8, 6) for page in pages]  # exact size: no resize makes a new image
+        again = pages[1].render(8, 6)
+    assert [image.getpixel((0, 0))[0] for image in images] == [0, 1, 2, 3, 4]
+    assert again.getpixel((0, 0))[0] == 1
+
+
+def test_an_image_whose_name_is_not_utf8_renders(tmp_path):
+    import os
+
+    source = os.fsdecode(os.fsencode(tmp_path) + b"/caf\xe9.png")  # Latin-1 "é" as Python hands it over
+    quadrants().save(os.fsencode(source))
+    page = only_page(source)
+    assert page.render(240, 160).getpixel((10, 10)) == RED
+    for extra in ([], ["--no-cache"]):
+        proc = run_cli("render", "--json", *extra, source)
+        assert proc.returncode == 0, proc.stderr
+        [record] = [json.loads(line) for line in proc.stdout.splitlines()]
+        assert record["status"] == "ok" and record["document"]["type"] == "image"

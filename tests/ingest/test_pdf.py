@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import types
 
 import pymupdf
 import pytest
@@ -216,19 +215,6 @@ def test_unopenable_pdf_is_damaged(tmp_path):
     with pytest.raises(DamagedSource):
         with load(tmp_path / "stub.pdf") as doc:
             list(doc.pages())
-
-
-def test_a_page_that_fails_to_draw_gets_a_warning_and_a_blank_image():
-    fitz = pdf.quiet_pymupdf()
-
-    class Broken:
-        def get_pixmap(self, **kwargs):
-            raise RuntimeError("code=2: broken content stream")
-
-    page_obj = types.SimpleNamespace(label="page 4", warnings=[])
-    image = pdf._render(fitz, Broken(), fitz.Rect(0, 0, 612, 792), 100, 120, page_obj)
-    assert image.size == (100, 120) and image.getextrema() == ((255, 255),) * 3
-    assert page_obj.warnings and "damaged" in page_obj.warnings[0]
 
 
 def test_cropbox_words_and_pixels_agree(tmp_path):
