@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -102,22 +103,31 @@ main(sys.argv[1:])
 
 
 def scripted_cli(args, *, delay: float = 0.0, env: dict | None = None, stdin=subprocess.DEVNULL,
-                 fsize: int | None = None) -> subprocess.Popen:
+                 fsize: int | None = None, full_disk: Path | None = None) -> subprocess.Popen:
     """Start ``docvision ARGS`` with the scripted backend in place of a model; the caller waits on it.
-    ``fsize``: the most bytes a file the process writes may hold (RLIMIT_FSIZE)."""
+    ``fsize``: the most bytes a file the process writes may hold (RLIMIT_FSIZE, which also bounds memory
+    files). ``full_disk``: a folder the process sees as a full file system of its own (a filled 4 KiB tmpfs
+    mounted there in a private mount namespace; `unshare` maps the caller to root, so no privilege is needed
+    where user namespaces are allowed)."""
     import resource
 
     full_env = {**os.environ, "SCRIPTED_DELAY": str(delay), "PYTHONPATH": ROOT, "NO_COLOR": "1", **(env or {})}
     limit = (lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))) if fsize else None
-    return subprocess.Popen([sys.executable, "-c", _SCRIPTED, *map(str, args)], env=full_env, cwd=ROOT,
+    command = [sys.executable, "-c", _SCRIPTED, *map(str, args)]
+    if full_disk is not None:
+        assert shutil.which("unshare"), "util-linux's unshare is needed to give a test a full disk"
+        Path(full_disk).mkdir(parents=True, exist_ok=True)
+        fill = 'mount -t tmpfs -o size=4k docvision-full "$0" && { cat /dev/zero > "$0/fill" 2>/dev/null; exec "$@"; }'
+        command = ["unshare", "--map-root-user", "--mount", "sh", "-c", fill, str(full_disk), *command]
+    return subprocess.Popen(command, env=full_env, cwd=ROOT,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=stdin, text=True,
                             preexec_fn=limit)
 
 
 def run_scripted(*args, env: dict | None = None, timeout: float = 300, input: str | None = None,
-                 fsize: int | None = None) -> subprocess.CompletedProcess:
+                 fsize: int | None = None, full_disk: Path | None = None) -> subprocess.CompletedProcess:
     """Run ``docvision ARGS`` with the scripted backend to the end (``input``: what stdin holds)."""
     proc = scripted_cli(args, env=env, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-                        fsize=fsize)
+                        fsize=fsize, full_disk=full_disk)
     stdout, stderr = proc.communicate(input=input, timeout=timeout)
     return subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)

@@ -25,7 +25,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from docvision.errors import ExternalTimeout
+from docvision.errors import ExternalTimeout, OutOfMemory
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -56,9 +56,17 @@ class Buffer:
         """Make it hold at least ``nbytes`` (rounded up to whole MiB); return its capacity."""
         if self.capacity < nbytes:
             self._unmap()
-            self.capacity = -(-nbytes // (1 << 20)) * (1 << 20)
-            os.ftruncate(self.fd, self.capacity)
-            self._view = mmap.mmap(self.fd, self.capacity)
+            capacity = -(-nbytes // (1 << 20)) * (1 << 20)
+            try:
+                os.ftruncate(self.fd, capacity)
+                self._view = mmap.mmap(self.fd, capacity)
+            except OSError as exc:
+                # ENOMEM, or EFBIG under `ulimit -f`: the buffer stays empty, so no worker is ever told
+                # to draw into pages the file does not have (a write there is a SIGBUS).
+                self.capacity = 0
+                os.ftruncate(self.fd, 0)
+                raise OutOfMemory(f"no room for {capacity:,} bytes of page pixels ({exc.strerror})") from None
+            self.capacity = capacity
         return self.capacity
 
     def image(self, width: int, height: int) -> "Image.Image":

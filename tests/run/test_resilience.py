@@ -53,15 +53,30 @@ def test_garbage_and_half_written_manifests_are_misses(tmp_path):
 
 
 def test_a_full_cache_disk_is_one_warning(tmp_path):
-    """A disk that refuses writes: files may not grow past 2 KB (RLIMIT_FSIZE; Python ignores SIGXFSZ, so a
-    write past it fails with EFBIG as one past a full disk fails with ENOSPC). stdout is a pipe: unlimited."""
-    _check_cache(tmp_path, tmp_path / "cache", fsize=2048)
+    """The cache's folder is a file system with no byte free (ENOSPC on every write); the rest of the
+    machine is not full, as on a real full cache disk."""
+    cache = tmp_path / "cache"
+    _check_cache(tmp_path, cache, full_disk=cache)
 
 
-def _check_cache(tmp_path, cache_dir, fsize=None):
+def test_a_file_size_limit_fails_pdfs_in_one_line_each(tmp_path):
+    """Under `ulimit -f 2` even the in-memory buffers PDF pages are drawn into cannot grow (Linux counts
+    them as files): every PDF fails with one line saying so, none is called damaged, and a later document
+    never draws into a buffer that a failed one left half made. The picture is read in this process: ok."""
+    paths = batch_folder(tmp_path / "in", 3)  # s00.pdf, s01.pdf, s02.png
+    proc = run_scripted("summarize", *paths, "--hd", "1", "--json", "--no-cache", fsize=2048)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    records = json_lines(proc.stdout)
+    assert [r["status"] for r in records] == ["error", "error", "ok"]
+    assert all(r["error"]["kind"] == "out_of_memory" and "page pixels (File too large)" in r["error"]["message"]
+               for r in records[:2]), records
+    assert len(proc.stderr.splitlines()) == 2 and "damaged" not in proc.stderr
+
+
+def _check_cache(tmp_path, cache_dir, full_disk=None):
     paths = batch_folder(tmp_path / "in", 3)
     proc = run_scripted("summarize", *paths, "--hd", "1", "--json", env={"DOCVISION_CACHE_DIR": str(cache_dir)},
-                        fsize=fsize)
+                        full_disk=full_disk)
     assert proc.returncode == 0, proc.stderr
     assert all(r["status"] == "ok" for r in json_lines(proc.stdout))
     warnings = [line for line in proc.stderr.splitlines() if "render cache" in line]
