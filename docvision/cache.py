@@ -29,9 +29,9 @@ import tempfile
 from pathlib import Path
 from typing import Callable, Iterator
 
-from docvision import ingest
+import docvision.ingest as ingest
 from docvision.document import Document, IngestOptions, Page, Word
-from docvision.ingest import ocr
+import docvision.ingest.ocr as ocr
 from docvision.errors import DocvisionError, EmptySource
 
 DEFAULT_MAX_BYTES = 2 * 1024**3

@@ -9,7 +9,7 @@ from pathlib import Path
 from PIL import Image
 
 from docvision import views
-from docvision.document import IngestOptions, Page, Word
+from docvision.document import Page, Word
 from docvision.tiling import plan
 from tests.scripted import make_pdf
 

@@ -13,7 +13,8 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from docvision.cli import options as o, runner
+import docvision.cli.options as o
+import docvision.cli.runner as runner
 
 Arguments = Annotated[List[str], typer.Argument(
     metavar="SOURCE... QUESTION", help="Files, folders, globs, URLs, or - (paths from stdin); then the question "
@@ -75,7 +76,7 @@ def ask(
       docvision ask invoices/*.pdf "what is the total?" --json
       docvision ask report.pdf -q "who wrote it?" -q "when?" --json
     """
-    from docvision.cli import human
+    import docvision.cli.human as human
     from docvision.tasks.ask import AskTask
     from docvision.tasks.routing import Budget
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from docvision.cli import options as o, runner
+import docvision.cli.options as o
+import docvision.cli.runner as runner
 
 HELP = ("/pages 3-5  hold the conversation to these pages (/pages all: every page)\n"
         "/hd N       the resolution budget for the next answers\n"
@@ -79,7 +80,7 @@ def chat(
 
 
 def _record(talk, sources: list[str], body: dict | None = None, error: BaseException | None = None) -> dict:
-    from docvision import records
+    import docvision.records as records
 
     source = ", ".join(sources)
     if len(talk.documents) == 1:
@@ -111,7 +112,7 @@ def _command(talk, line: str, saved: list[dict]) -> str | None:
     if word == "/save":
         if not rest:
             raise UsageError("/save needs a file name")
-        from docvision import records
+        import docvision.records as records
 
         Path(rest).write_text("".join(records.dumps(r) + "\n" for r in saved), encoding="utf-8")
         return f"{len(saved)} answer(s) written to {rest}"
@@ -122,7 +123,7 @@ def _command(talk, line: str, saved: list[dict]) -> str | None:
 
 def _pipe(talk, sources: list[str]) -> int:
     """One question or command per line of stdin; one JSON record per answer on stdout."""
-    from docvision import records
+    import docvision.records as records
     from docvision.cli.console import say_error
     from docvision.errors import DocvisionError
 
@@ -160,7 +161,7 @@ def _terminal(talk, sources: list[str]) -> int:
 
 
 def _converse(talk, sources: list[str]) -> int:
-    from docvision.cli import human
+    import docvision.cli.human as human
     from docvision.cli.console import say_error
     from docvision.errors import DocvisionError
 

@@ -6,7 +6,7 @@ import json
 
 import typer
 
-from docvision.cli import options as o
+import docvision.cli.options as o
 
 
 def config(
@@ -19,7 +19,7 @@ def config(
     json_out: o.Json = False,
 ) -> int:
     """Show the effective settings: flags win over DOCVISION_* variables, over the config file, over defaults."""
-    from docvision import config as settings_module
+    import docvision.config as settings_module
 
     flags = {"backend": backend, "base_url": base_url, "model": model, "hd": hd, "concurrency": concurrency}
     settings = settings_module.resolve(flags, config=config_file)

@@ -14,7 +14,7 @@ import sys
 import traceback
 from typing import Callable
 
-from docvision import records
+import docvision.records as records
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 

@@ -7,7 +7,8 @@ from typing import Annotated, List, Optional
 
 import typer
 
-from docvision.cli import options as o, runner
+import docvision.cli.options as o
+import docvision.cli.runner as runner
 
 Field = Annotated[List[str], typer.Option(
     "--field", "-f", help="NAME[:TYPE], TYPE one of string, number, date, bool, list (default string). Repeat "

@@ -6,7 +6,7 @@ import json
 
 import typer
 
-from docvision.cli import options as o
+import docvision.cli.options as o
 
 
 def _human_size(size: int) -> str:
@@ -31,7 +31,7 @@ def models(
     json_out: o.Json = False,
 ) -> int:
     """List the model aliases, whether each is in the local Hugging Face cache, and how it would run."""
-    from docvision.models import registry
+    import docvision.models.registry as registry
 
     run = runtime(device or "auto", quant or "auto")
     rows = [{**row, **run, "default": row["alias"] == registry.default_reference()} for row in registry.listing()]

@@ -8,7 +8,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from docvision.cli import options as o, runner
+import docvision.cli.options as o
+import docvision.cli.runner as runner
 
 Views = Annotated[Optional[Path], typer.Option(
     "--views", "--out", help="Write canvas, global view, overview and anchors per page into this folder "
@@ -65,7 +66,8 @@ def render(
     check_folder(views, "--views")
     family = model_id = None
     if model is not None:
-        from docvision.models import families, registry
+        import docvision.models.families as families
+        import docvision.models.registry as registry
 
         resolved = registry.resolve(model, download=False)
         family, model_id = families.detect(resolved.config), resolved.model_id

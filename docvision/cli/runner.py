@@ -12,7 +12,9 @@ import re
 from pathlib import Path
 from typing import Any, Callable
 
-from docvision.cli import console, human, options
+import docvision.cli.console as console
+import docvision.cli.human as human
+import docvision.cli.options as options
 from docvision.errors import UsageError
 
 
@@ -27,7 +29,7 @@ def ingest_options(chosen, pages: str | None, password: str | None):
     """The IngestOptions every ingestor reads, from the settings and the page range."""
     from docvision.document import IngestOptions
 
-    from docvision.ingest import ocr
+    import docvision.ingest.ocr as ocr
 
     check_pages(pages)
     mode = chosen.ocr

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from docvision.cli import options as o, runner
+import docvision.cli.options as o
+import docvision.cli.runner as runner
 
 
 def summarize(

@@ -65,7 +65,8 @@ def load_backend(settings: LocalSettings | ServerSettings) -> Backend:
 def _is_ixc(model: str | None) -> bool:
     """Whether ``model`` resolves to an InternLM-XComposer2 checkpoint (by its config.json)."""
     from docvision.errors import DocvisionError
-    from docvision.models import ixc, registry
+    import docvision.models.ixc as ixc
+    import docvision.models.registry as registry
 
     try:
         return ixc.is_ixc(registry.resolve(model).config)

@@ -64,7 +64,7 @@ class Family:
 
     def images(self, views: Sequence["PageView"]) -> list["Image.Image"]:
         """The images to hand the processor, in the order the message's image parts name them."""
-        from docvision import views as drawing
+        import docvision.views as drawing
 
         out = []
         for view in views:

@@ -17,7 +17,7 @@ import os
 import random
 import re
 import time
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 from docvision.models import DEFAULT_BASE_URL
 from docvision.models.base import Backend, Generation, PageView
@@ -376,7 +376,7 @@ def family_of(model: str) -> "Family":
     (``transformers serve PATH``), else inferred from its name; the generic 336 px path otherwise."""
     from pathlib import Path
 
-    from docvision.models import families
+    import docvision.models.families as families
 
     folder = Path(model) if model else None
     if folder is not None and (folder / "config.json").is_file():

@@ -107,7 +107,7 @@ def _local(reference: str, folder: Path) -> ResolvedModel:
 
 def check_image_text_to_text(config: dict, reference: str) -> None:
     """Raise unless the config's model_type has a native image-text-to-text class in transformers."""
-    from docvision.models import families
+    import docvision.models.families as families
     from docvision.models.ixc import is_ixc
 
     model_type = config.get("model_type")

@@ -22,7 +22,9 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
-from docvision.models import families, prefix, registry as models
+import docvision.models.families as families
+import docvision.models.prefix as prefix
+import docvision.models.registry as models
 from docvision.models.base import Backend, Generation, PageView
 from docvision.errors import ModelError, OutOfMemory, UsageError
 

@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
-from docvision import records
+import docvision.records as records
 from docvision.document import IngestOptions
 from docvision.errors import DocvisionError, UsageError
-from docvision.run import engine
+import docvision.run.engine as engine
 from docvision.run.sink import OutputFile, RecordSink, resume
 from docvision.run.status import ExitStatus, exit_status
 from docvision.sources import Entry, expand, redact

@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Protocol
 
-from docvision import records
+import docvision.records as records
 from docvision.document import Document
 from docvision.errors import DamagedSource
 from docvision.run.progress import Progress

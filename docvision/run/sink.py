@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable
 
-from docvision import records
+import docvision.records as records
 from docvision.errors import UsageError
 
 

@@ -13,7 +13,8 @@ import itertools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
-from docvision.tasks import grounding, routing
+import docvision.tasks.grounding as grounding
+import docvision.tasks.routing as routing
 from docvision.tasks.base import tail
 from docvision.tasks.multipage import answer, build_prompt, drop_pixels, evidence
 from docvision.tasks.pages import Chunk, routed_chunks, survey, token_cost
@@ -118,7 +119,7 @@ def place(chunks: list[Chunk], answer_text: str) -> None:
 
 def pictures(chunks: list[Chunk], folder: Path, prefix: str) -> None:
     """Write a picture of each evidence page (its regions or matched words boxed) and a crop per region."""
-    from docvision import evidence as drawing
+    import docvision.evidence as drawing
 
     for chunk in chunks:
         for view, entry in zip(chunk.views, chunk.evidence):

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Callable
 
 from docvision.document import Page, parse_page_range
 from docvision.errors import EmptySource, UsageError
-from docvision.tasks import routing
+import docvision.tasks.routing as routing
 from docvision.tasks.base import tail
 from docvision.tasks.multipage import answer, evidence
 from docvision.tasks.pages import Chunk, draw, evidence_entry, survey, token_cost

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
 from docvision.errors import UsageError, ValidationFailed
-from docvision.tasks import routing
+import docvision.tasks.routing as routing
 from docvision.tasks.base import Usage, tail
 from docvision.tasks.pages import Chunk, evidence_of_words, routed_chunks, survey, token_cost
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
-from docvision.tasks import grounding
+import docvision.tasks.grounding as grounding
 from docvision.tasks.base import Usage
 from docvision.tasks.pages import Chunk
 

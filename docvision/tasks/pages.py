@@ -16,8 +16,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterator, Sequence
 
-from docvision import views
-from docvision.tasks import routing
+import docvision.views as views
+import docvision.tasks.routing as routing
 from docvision.models.base import PageView
 from docvision.document import Document, Page
 from docvision.errors import EmptySource

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
-from docvision import views
+import docvision.views as views
 from docvision.document import Document, Page
 from docvision.errors import DamagedSource
-from docvision.ingest import ocr
+import docvision.ingest.ocr as ocr
 from docvision.tiling import DEFAULT_TILE, Plan, plan
 
 if TYPE_CHECKING:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterable, Iterator
 
-from docvision.tasks import routing
+import docvision.tasks.routing as routing
 from docvision.tasks.base import Usage, tail
 from docvision.tasks.multipage import drop_pixels, evidence, pages_phrase, text_call
 from docvision.tasks.pages import Chunk, sequential_chunks

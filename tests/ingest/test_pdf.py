@@ -122,7 +122,7 @@ def test_anchors_land_on_their_words_in_canvas_pixels(tmp_path, rotate):
         assert cx0 <= x0 < x1 <= cx1 and cy0 <= y0 < y1 <= cy1
         assert dark_fraction(board, (x0, y0, x1, y1)) > 0.1, (text, rotate)
         # the same box moved off the word, well away from any text, is white
-        width, height = x1 - x0, y1 - y0
+        height = y1 - y0
         if rotate == 0:
             assert dark_fraction(board, (x0, y0 - 3 * height, x1, y0 - 2 * height)) == 0
 

@@ -25,7 +25,11 @@ from pathlib import Path
 from docvision.document import Document, IngestOptions, parse_page_range
 from docvision.errors import DamagedSource, EmptySource, ToolMissing
 from docvision.ingest.checks import check_file
-from docvision.ingest.office import convert as officeconvert, files as officefile, segments, sheets as sheetlist, workbook
+import docvision.ingest.office.convert as officeconvert
+import docvision.ingest.office.files as officefile
+import docvision.ingest.office.segments as segments
+import docvision.ingest.office.sheets as sheetlist
+import docvision.ingest.office.workbook as workbook
 from docvision.ingest.office.percall import CALC, IMPRESS, WRITER
 
 WORKBOOKS = {".xlsx", ".xlsm"}  # what openpyxl reads
@@ -40,7 +44,7 @@ OPENPYXL_CHARTS = {"barChart": "BarDiagram", "bar3DChart": "BarDiagram", "lineCh
 
 def load(source: str, options: IngestOptions, tools) -> Document:
     """Open an office file as a Document of rendered sheets, pages or slides."""
-    from docvision.ingest.office import soffice as libreoffice
+    import docvision.ingest.office.soffice as libreoffice
 
     path = check_file(source)
     ext = path.suffix.lower()
@@ -52,7 +56,7 @@ def load(source: str, options: IngestOptions, tools) -> Document:
         libreoffice.find_soffice()
     except ToolMissing as missing:
         if ext in WORKBOOKS or ext == ".csv":
-            from docvision.ingest.office import cells
+            import docvision.ingest.office.cells as cells
 
             return cells.load(path, source, options, missing, tools)
         raise
@@ -104,7 +108,7 @@ def _groups(doc, ext: str, names: list | None, info: dict | None, layout_file: P
             source: str, options: IngestOptions) -> list[list[segments.Part]]:
     """The Parts of each shown sheet (or page, or slide), in order."""
     if ext in CALC and layout_file.is_file():
-        from docvision.ingest.office import layout
+        import docvision.ingest.office.layout as layout
 
         try:
             return [parts for _name, parts in layout.sheet_parts(doc, json.loads(layout_file.read_text()), warnings)]

@@ -17,7 +17,7 @@ from typing import Iterator
 
 from docvision.document import Document, IngestOptions, Page, parse_page_range
 from docvision.errors import EmptySource, ToolMissing
-from docvision.ingest.office import workbook
+import docvision.ingest.office.workbook as workbook
 
 TRIM_MARGIN = 24  # source pixels kept past the last word: the cell padding and border
 
@@ -50,7 +50,7 @@ def _number(text: str):
 
 def load(path: Path, source: str, options: IngestOptions, missing: ToolMissing, tools) -> Document:
     """Render the visible sheets' cells through the web ingestor; warn that this is a fallback."""
-    from docvision.ingest import web
+    import docvision.ingest.web as web
 
     book = _csv_workbook(path) if path.suffix.lower() == ".csv" else workbook.open_workbook(path, source)
     sheets = [ws for ws in book.worksheets if ws.sheet_state == "visible" and workbook.has_cells(ws)]

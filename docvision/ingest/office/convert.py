@@ -26,7 +26,10 @@ from pathlib import Path
 
 from docvision.document import IngestOptions
 from docvision.errors import DamagedSource, DocvisionError, EmptySource, ExternalTimeout, ToolMissing
-from docvision.ingest.office import files as officefile, percall, profile as officeprofile, soffice as libreoffice
+import docvision.ingest.office.files as officefile
+import docvision.ingest.office.percall as percall
+import docvision.ingest.office.profile as officeprofile
+import docvision.ingest.office.soffice as libreoffice
 from docvision.ingest.office.percall import CALC, IMPRESS, WRITER, csv_options
 from docvision.ingest.office.warm import Crashed, Unavailable, WarmOffice, python_for_uno
 

@@ -21,7 +21,9 @@ from pathlib import Path
 
 from docvision.document import IngestOptions
 from docvision.errors import DamagedSource
-from docvision.ingest.office import files as officefile, profile as officeprofile, soffice as libreoffice
+import docvision.ingest.office.files as officefile
+import docvision.ingest.office.profile as officeprofile
+import docvision.ingest.office.soffice as libreoffice
 
 CALC = {".xlsx", ".xlsm", ".xls", ".ods", ".csv"}
 WRITER = {".docx", ".odt", ".rtf"}

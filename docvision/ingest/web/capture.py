@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from docvision.document import IngestOptions
 from docvision.errors import DocvisionError, ExternalTimeout, FetchError
-from docvision.ingest.web import scripts
+import docvision.ingest.web.scripts as scripts
 from docvision.ingest.web.guard import Guard
 from docvision.sources import redact
 

@@ -51,8 +51,11 @@ class Download:
 
     def document(self, options: IngestOptions, tools) -> Document:
         """Open the saved file with its ingestor; the folder goes when the Document closes."""
-        from docvision.ingest import image, pdf  # a URL is routed only to these two (not the registry,
-        from docvision.ingest.checks import kind_of  # which would import the web ingestor back)
+        # A URL is routed only to these two (not through the registry, which would import the web
+        # ingestor back).
+        import docvision.ingest.image as image
+        import docvision.ingest.pdf as pdf
+        from docvision.ingest.checks import kind_of
 
         shown = redact(self.source)
         self.opened = True

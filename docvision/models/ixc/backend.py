@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from docvision.errors import ModelError, OutOfMemory
-from docvision.models import prefix, registry
+import docvision.models.prefix as prefix
+import docvision.models.registry as registry
 from docvision.models.base import Backend, Generation, PageView
 from docvision.models.ixc import is_ixc
 from docvision.models.transformers import OOM_HINT, _Streamer, settle
@@ -67,7 +68,7 @@ class IXCBackend(Backend):
 
     def __init__(self, model: str | None = None, device: str = "auto", quant: str = "auto", dtype: str = "auto",
                  prefix_cache_mb: int = 2048):
-        from docvision.models.ixc import load
+        import docvision.models.ixc.load as load
 
         started = time.perf_counter()
         resolved = registry.resolve(model)
@@ -94,7 +95,7 @@ class IXCBackend(Backend):
     def _setup_generation(self) -> None:
         from transformers import GenerationConfig
 
-        from docvision.models.ixc import chat
+        import docvision.models.ixc.chat as chat
 
         self.stops = chat.stop_ids(self.tokenizer)
         # Replaces the checkpoint's generation_config.json (its max_length 4480 only draws warnings here).
@@ -115,7 +116,8 @@ class IXCBackend(Backend):
         the pages' part) that part is left as zeros and the vision tower does not run."""
         import torch
 
-        from docvision.models.ixc import chat, vision
+        import docvision.models.ixc.chat as chat
+        import docvision.models.ixc.vision as vision
         from docvision.tiling import ixc_tokens
 
         pieces = [chat.encode(self.tokenizer, text) for text in chat.pieces([v.label for v in views], prompt, system)]
@@ -207,7 +209,7 @@ class IXCBackend(Backend):
         return cache, copy.deepcopy(cache)
 
     def _generation(self, request: Request, new, started: float, streamer) -> Generation:
-        from docvision.models.ixc import chat
+        import docvision.models.ixc.chat as chat
 
         ended = time.perf_counter()
         first = streamer.first_token_at or ended

@@ -92,7 +92,7 @@ def _from_pretrained(folder: Path, dtype: str, device: str, quantization_config=
 
 def load(folder: Path, model_id: str, revision: str, device: str, quant: str, dtype: str) -> Loaded:
     """Load the checkpoint in ``folder`` as asked, from or into the pre-quantized cache when quantized."""
-    from docvision.models.ixc import chat
+    import docvision.models.ixc.chat as chat
     from docvision.models.transformers import _quant_config, _save_atomically, quantized_path
 
     folder = Path(folder)
