@@ -36,6 +36,29 @@ def require_tool(*names: str) -> str:
     pytest.fail(f"system tool {' or '.join(names)} is not installed; .ci/run installs it", pytrace=False)
 
 
+def read_back(image, psm: int = 6, lang: str = "eng", timeout: float = 120) -> str:
+    """What tesseract reads in ``image`` (a PIL image or a path): the independent judge of what was drawn.
+
+    tesseract runs with OMP_THREAD_LIMIT=1 in its own environment only: its OpenMP threads fight over
+    shared cores, and the variable must never leak into the test process, where it makes torch's CPU
+    kernels plan for more threads than OpenMP then runs (bf16 matmuls came out as NaN;
+    docs/architecture.md, "Threads").
+    """
+    import tempfile
+
+    from PIL import Image
+
+    tesseract = require_tool("tesseract")
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "image.png"
+        (image if isinstance(image, Image.Image) else Image.open(image)).save(path)
+        proc = subprocess.run([tesseract, str(path), "stdout", "--psm", str(psm), "-l", lang],
+                              capture_output=True, text=True, timeout=timeout,
+                              env={**os.environ, "OMP_THREAD_LIMIT": "1"})
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
 def assert_one_error_line(proc: subprocess.CompletedProcess, *fragments: str) -> str:
     """The process failed with one clear line on stderr (no traceback) containing ``fragments``."""
     assert proc.returncode != 0, proc

@@ -13,14 +13,12 @@ from docvision.tasks import routing
 from docvision.tasks.pages import evidence_entry
 from docvision.tiling import plan
 from tests import scans
-from tests.helpers import require_tool
+from tests.helpers import read_back, require_tool
 from tests.scripted import FILLER, make_pdf
 
 
 def _read(path: str) -> set[str]:
-    import pytesseract
-
-    text = pytesseract.image_to_string(Image.open(path), lang="eng", config="--psm 6", timeout=60)
+    text = read_back(path)
     return {scans.clean(token) for token in text.split()}
 
 
@@ -28,7 +26,6 @@ def _read(path: str) -> set[str]:
 @pytest.mark.parametrize("hd", [9, 25])
 def test_crops_of_a_pdf_answer_show_the_matched_words(tmp_path, monkeypatch, hd):
     require_tool("tesseract")
-    monkeypatch.setenv("OMP_THREAD_LIMIT", "1")
     text = FILLER + "The axolotl census counted 4312 animals in the northern lakes. " + FILLER * 2
     path = make_pdf(tmp_path / "doc.pdf", [text + "\n\n\n\n\nAppendix: one more axolotl sighting."])
     with ingest.load(str(path), IngestOptions()) as document:
@@ -57,7 +54,6 @@ def test_crops_of_a_pdf_answer_show_the_matched_words(tmp_path, monkeypatch, hd)
 @pytest.mark.ocr
 def test_a_crop_from_a_scanned_page_shows_the_words_ocr_found(tmp_path, monkeypatch):
     require_tool("tesseract")
-    monkeypatch.setenv("OMP_THREAD_LIMIT", "1")
     scan = scans.report_page(21, fact=["The", "quarry", "inspection", "logged", "7821", "hours."])
     scan.image.save(tmp_path / "scan.png")
     with ocr.with_ocr(ingest.load(str(tmp_path / "scan.png"), IngestOptions())) as document:

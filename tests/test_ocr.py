@@ -9,7 +9,7 @@ from docvision import views
 from docvision.document import IngestOptions
 from docvision.ingest import pdf
 from docvision.tiling import plan
-from tests.helpers import require_tool
+from tests.helpers import read_back, require_tool
 
 FIGURES = ["$1,234,567.89", "$98,765.43", "42.7%", "(12,345)", "2024-03-31", "0.0031", "-8,901.25", "INV-20931"]
 
@@ -17,9 +17,7 @@ FIGURES = ["$1,234,567.89", "$98,765.43", "42.7%", "(12,345)", "2024-03-31", "0.
 @pytest.mark.ocr
 def test_tesseract_reads_the_exact_figures_from_the_canvas(tmp_path, monkeypatch):
     require_tool("tesseract")
-    import pytesseract
 
-    monkeypatch.setenv("OMP_THREAD_LIMIT", "1")  # tesseract's threads fight over shared cores
     doc = pymupdf.open()
     page = doc.new_page(width=612, height=792)  # US Letter
     page.insert_text((72, 72), "Quarterly statement", fontsize=16)
@@ -36,7 +34,7 @@ def test_tesseract_reads_the_exact_figures_from_the_canvas(tmp_path, monkeypatch
         letter_plan = plan(letter.size, 25)
         board = views.canvas(letter, letter_plan)
     assert board.size == (1344, 1680)
-    text = pytesseract.image_to_string(board, lang="eng", config="--psm 11", timeout=120)
+    text = read_back(board, psm=11)
     tokens = set(text.split())
     missing = [f for f in FIGURES if f not in tokens]
     assert not missing, (missing, text)

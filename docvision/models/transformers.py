@@ -238,7 +238,23 @@ def settle(backend: Backend, resolved, device: str, quant: str, dtype: str, pref
     backend.dtype = choose_dtype(dtype, backend.quant)
     backend.prefix_cache_mb = prefix_cache_mb
     backend.prefixes = prefix.PrefixCache.from_mb(prefix_cache_mb)
+    _fit_threads()
     _quiet()
+
+
+def _fit_threads() -> None:
+    """Hold torch's thread count to OMP_THREAD_LIMIT. torch sizes its CPU kernels for
+    ``torch.get_num_threads()`` workers; when OpenMP then grants fewer (the limit), part of the output is
+    never written: every bf16 matmul came out with NaN or garbage here (torch 2.14, docs/architecture.md,
+    "Threads")."""
+    import torch
+
+    try:
+        limit = int(os.environ.get("OMP_THREAD_LIMIT", "0"))
+    except ValueError:
+        return
+    if 0 < limit < torch.get_num_threads():
+        torch.set_num_threads(limit)
 
 
 class TransformersBackend(Backend):

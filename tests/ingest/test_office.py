@@ -10,7 +10,6 @@ displayed, and the anchors must hold the same strings with their cells.
 
 from __future__ import annotations
 
-import os
 import re
 
 import numpy as np
@@ -20,9 +19,8 @@ from docvision import ingest, views
 from docvision.document import IngestOptions
 from docvision.ingest.tools import Tools
 from docvision.tiling import plan
-from tests.helpers import require_tool
+from tests.helpers import read_back, require_tool
 
-os.environ.setdefault("OMP_THREAD_LIMIT", "1")
 pytestmark = pytest.mark.office
 
 NOTE = "The whole note must be readable: payment is due on 31 January 2026 at the latest."
@@ -135,24 +133,22 @@ def test_numbers_are_drawn_as_displayed_and_anchors_name_their_cells(report):
 
 @pytest.mark.ocr
 def test_tesseract_reads_every_value_as_displayed(report):
-    import pytesseract
 
     require_tool("tesseract")
     board = _canvas(_page(report, "Sales"))
-    text = pytesseract.image_to_string(board.crop((0, 0, board.width // 2, board.height // 2)), config="--psm 6")
+    text = read_back(board.crop((0, 0, board.width // 2, board.height // 2)))
     missing = [value for value in SHOWN if value not in text]
     assert not missing, text
 
 
 @pytest.mark.ocr
 def test_a_long_note_in_a_one_column_sheet_is_drawn_whole(report):
-    import pytesseract
 
     require_tool("tesseract")
     page = _page(report, "Notes")
     assert " ".join(w.text for w in page.words) == NOTE
     assert {w.ref for w in page.words} == {"Notes!A1"}
-    text = " ".join(pytesseract.image_to_string(_canvas(page), config="--psm 6").split())
+    text = " ".join(read_back(_canvas(page)).split())
     assert NOTE in text, text
 
 

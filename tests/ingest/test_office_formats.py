@@ -7,7 +7,6 @@ RTF and a flat ODP saved as .docx and .pptx. Tesseract judges the pixels as for 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 
 import pytest
@@ -16,10 +15,9 @@ from docvision import ingest, views
 from docvision.document import IngestOptions
 from docvision.ingest.tools import Tools
 from docvision.tiling import plan
-from tests.helpers import json_lines, require_tool, run_cli
+from tests.helpers import json_lines, read_back, require_tool, run_cli
 from tests.ingest.test_office import NOTE, SHOWN, build_workbook
 
-os.environ.setdefault("OMP_THREAD_LIMIT", "1")
 pytestmark = pytest.mark.office
 
 
@@ -47,7 +45,6 @@ def convert(soffice: str, source, target: str):
 @pytest.mark.ocr
 @pytest.mark.parametrize("target", ["xls", "ods"])
 def test_xls_and_ods_written_by_libreoffice(tmp_path, soffice, tools, target):
-    import pytesseract
 
     require_tool("tesseract")
     source = tmp_path / "report.xlsx"
@@ -61,7 +58,7 @@ def test_xls_and_ods_written_by_libreoffice(tmp_path, soffice, tools, target):
         assert set(SHOWN.items()) <= {(w.text, w.ref) for w in sales.words}
         assert " ".join(w.text for w in pages[1].words) == NOTE
         board = views.canvas(sales, plan(sales.size, 25))
-        text = pytesseract.image_to_string(board.crop((0, 0, board.width // 2, board.height // 2)), config="--psm 6")
+        text = read_back(board.crop((0, 0, board.width // 2, board.height // 2)))
         assert [value for value in SHOWN if value not in text] == [], text
 
 

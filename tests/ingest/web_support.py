@@ -5,7 +5,6 @@ tesseract as the judge of pixels, and the fixtures built on them (imported by ea
 from __future__ import annotations
 
 import io
-import os
 import threading
 import time
 from http.server import BaseHTTPRequestHandler
@@ -14,9 +13,8 @@ import pytest
 
 from docvision.errors import ToolMissing
 from docvision.ingest.web import browser
-from tests.helpers import require_tool, serve_http
+from tests.helpers import read_back, require_tool, serve_http
 
-os.environ.setdefault("OMP_THREAD_LIMIT", "1")
 
 LONG_SECTIONS = 9  # sections of 1000 CSS px each
 BOTTOM_TOP = 8700  # CSS px: where the bottom marker sits
@@ -178,10 +176,9 @@ def chromium():
 
 def ocr(image, psm: int = 11) -> str:
     """What tesseract reads in an image (the independent judge of what was drawn)."""
-    import pytesseract
 
     require_tool("tesseract")
-    return pytesseract.image_to_string(image, config=f"--psm {psm}")
+    return read_back(image, psm=psm)
 
 
 def in_thread(target, limit: float):

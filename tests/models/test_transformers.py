@@ -94,17 +94,19 @@ def test_4bit_on_cpu_and_the_quantized_cache(tiny_model_dir, tmp_path, monkeypat
     cached = list((tmp_path / "cache" / "quantized").iterdir())
     assert len(cached) == 1 and (cached[0] / "config.json").is_file()
     assert (cached[0] / "processor_config.json").is_file()
-    view = page_view(first.tile, 4)
-    answer = first.generate([view], "What is the total?", max_new_tokens=2)
-    assert answer.visual_tokens == first.visual_tokens(view.plan)
     second = tb.TransformersBackend(model=str(tiny_model_dir(family)), device="cpu", quant="4bit")
     assert second.from_cache and "Linear4bit" in {type(m).__name__ for m in second.model.modules()}
     # The cached copy is the same model: every tensor, the 4-bit ones included, byte for byte. (Comparing
     # the two models' greedy text instead was flaky: a random model's top two logits can sit within one
-    # bf16 step, and which bf16 kernel path a matmul takes depends on the heap the process had.)
+    # bf16 step, and which bf16 kernel path a matmul takes depends on the heap the process had.) Compared
+    # before any forward: bitsandbytes (0.50 here) repacks 4-bit weights for its CPU kernel on the first call,
+    # which changes what state_dict() shows.
     one, two = first.model.state_dict(), second.model.state_dict()
     assert set(one) == set(two)
     assert all(one[k].dtype == two[k].dtype and torch.equal(one[k], two[k]) for k in one)
+    view = page_view(first.tile, 4)
+    answer = first.generate([view], "What is the total?", max_new_tokens=2)
+    assert answer.visual_tokens == first.visual_tokens(view.plan)
     assert second.generate([view], "What is the total?", max_new_tokens=2).new_tokens >= 1
 
 
@@ -173,3 +175,30 @@ def test_system_text_reaches_the_chat_template_and_dtype_float32_loads(tiny_mode
     assert backend.generate([view], "Total?", max_new_tokens=2, system="Be brief.").new_tokens >= 1
     with pytest.raises(UsageError, match="--dtype float16 is for unquantized models"):
         tb.TransformersBackend(model=str(tiny_model_dir("qwen3_vl")), device="cpu", quant="4bit", dtype="float16")
+
+
+@pytest.mark.model
+def test_a_thread_limit_does_not_corrupt_bf16_matmuls(tiny_model_dir):
+    """OMP_THREAD_LIMIT below torch's thread count left bf16 matmul outputs half unwritten (NaN); a
+    backend holds torch to the limit, so after loading, matmuls match float32 and the answer is text."""
+    import os
+    import subprocess
+    import sys
+
+    script = f"""
+import torch
+from docvision.models import transformers as tb
+from tests.models.test_transformers import page_view
+backend = tb.TransformersBackend(model={str(tiny_model_dir("qwen2_5_vl"))!r}, device="cpu", quant="none")
+torch.manual_seed(0)
+wrong = 0
+for n in [1, 2, 16, 100, 1000] * 8:
+    x, w = torch.randn(1, n, 128, dtype=torch.bfloat16), torch.randn(256, 128, dtype=torch.bfloat16) * 0.05
+    exact = torch.nn.functional.linear(x.float(), w.float())
+    wrong += not (torch.nn.functional.linear(x, w).float() - exact).abs().max() < 0.1
+print(wrong, torch.get_num_threads())
+"""
+    env = {**os.environ, "OMP_THREAD_LIMIT": "1"}
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["0", "1"], proc.stdout

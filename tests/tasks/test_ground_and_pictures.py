@@ -6,13 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
 from docvision.models.families import detect
 from docvision.tasks.ask import AskTask
 from docvision.tasks.render import ViewFolders
 from docvision.tiling import plan
-from tests.helpers import run_task
+from tests.helpers import read_back, run_task
 from tests.scripted import ScriptedBackend, make_pdf
 
 PAGES = ["Quarterly notes. Nothing to see here.", "Invoice summary. Total due: 1,234.50 EUR. Thank you."]
@@ -41,7 +40,6 @@ def _box_of(tmp_path, word: str) -> tuple[list[float], Path]:
 
 @pytest.mark.ocr
 def test_a_grounded_answer_names_its_region_and_the_pictures_show_it(tmp_path):
-    import pytesseract
 
     box, pdf = _box_of(tmp_path, "1,234.50")
     reply = f'The total due is 1,234.50 EUR.\n{{"bbox_2d": [{", ".join(f"{v:.0f}" for v in box)}]}}'
@@ -56,7 +54,7 @@ def test_a_grounded_answer_names_its_region_and_the_pictures_show_it(tmp_path):
     assert entry["region"]["agrees"] is True and len(entry["region"]["source_box"]) == 4
     crop = Path(entry["pictures"]["regions"][0]["file"])
     assert crop.is_file() and Path(entry["pictures"]["page"]).is_file()
-    assert "1,234.50" in pytesseract.image_to_string(Image.open(crop), config="--psm 6")
+    assert "1,234.50" in read_back(crop)
 
 
 def test_a_model_without_boxes_falls_back_to_the_matched_words(tmp_path):
