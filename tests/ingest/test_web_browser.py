@@ -118,6 +118,22 @@ def _facts(document) -> list:
              hashlib.sha256(p.render(*p.size).tobytes()).hexdigest()) for p in document.pages()]
 
 
+def _first_difference(alone: list, batch: list) -> str:
+    """Where two lists of _facts first differ: document, segment, and which fact."""
+    for number, (one, two) in enumerate(zip(alone, batch)):
+        for (label, size, words, pixels), (label2, size2, words2, pixels2) in zip(one, two):
+            if (label, size) != (label2, size2):
+                return f"document {number} {label}: {size} alone, {label2} {size2} in the batch"
+            if words != words2:
+                index = next((i for i, (a, b) in enumerate(zip(words, words2)) if a != b),
+                             min(len(words), len(words2)))
+                return (f"document {number} {label}: {len(words)} words alone, {len(words2)} in the batch; "
+                        f"word {index}: {words[index:index + 2]} alone, {words2[index:index + 2]} in the batch")
+            if pixels != pixels2:
+                return f"document {number} {label}: same words, other pixels"
+    return "same facts"
+
+
 def test_an_announced_batch_comes_out_in_order_and_as_each_page_alone(tmp_path):
     sources = _pages(tmp_path, 7)
     options = IngestOptions(device_scale_factor=1.5, segment_height=2048)
@@ -133,7 +149,8 @@ def test_an_announced_batch_comes_out_in_order_and_as_each_page_alone(tmp_path):
             with ingest.load(source, options, tools) as document:
                 held.append(len(tools.browser().ahead.held))
                 batch.append(_facts(document))
-    assert [len(f) for f in alone] == [len(f) for f in batch] and batch == alone
+    assert [len(f) for f in alone] == [len(f) for f in batch], _first_difference(alone, batch)
+    assert batch == alone, _first_difference(alone, batch)
     assert max(held) == ahead.WINDOW - 1 and held[-1] == 0  # the window ran ahead, and no further
 
 
