@@ -19,7 +19,7 @@ def _human_size(size: int) -> str:
 
 def runtime(device: str = "auto", quant: str = "auto") -> dict:
     """The device and quantization a model would get here with these flags."""
-    from docvision.models.transformers import choose_device, choose_quant
+    from docvision.models.placement import choose_device, choose_quant
 
     chosen = choose_device(device)
     return {"device": chosen, "quant": choose_quant(quant, chosen)}

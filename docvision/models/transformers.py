@@ -23,14 +23,12 @@ from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
 import docvision.models.families as families
+import docvision.models.placement as placement
 import docvision.models.prefix as prefix
 import docvision.models.registry as models
 from docvision.models.base import Backend, Generation, PageView
-from docvision.errors import ModelError, OutOfMemory, UsageError
+from docvision.errors import ModelError, OutOfMemory
 
-DEVICES = ("auto", "cpu", "cuda")
-QUANTS = ("auto", "4bit", "8bit", "none")
-DTYPES = ("auto", "bfloat16", "float16", "float32")
 CACHE_ENV = "DOCVISION_CACHE_DIR"
 OOM_HINT = "lower --hd, use --quant 4bit, or run on the other device with --device"
 # The processor outputs that still go in when a prefix cache covers every image: the token ids, their mask
@@ -38,52 +36,6 @@ OOM_HINT = "lower --hd, use --quant 4bit, or run on the other device with --devi
 TEXT_INPUTS = ("input_ids", "attention_mask", "mm_token_type_ids", "token_type_ids")
 # model_types whose prompt caches are not reused (docs/prefix.md says why); none so far.
 NO_REUSE_TYPES: tuple[str, ...] = ()
-
-
-def choose_device(device: str = "auto") -> str:
-    """"cuda" or "cpu" for a --device value; raise when CUDA is asked for and absent."""
-    if device not in DEVICES:
-        raise UsageError(f"unknown device {device!r}: choose one of {', '.join(DEVICES)}")
-    if device == "cpu":
-        return device
-    has_cuda = False
-    if driver_present():
-        import torch
-
-        has_cuda = torch.cuda.is_available()
-    if device == "cuda" and not has_cuda:
-        raise ModelError("--device cuda was asked for but no CUDA GPU is available here: use --device cpu")
-    if device == "auto":
-        return "cuda" if has_cuda else "cpu"
-    return device
-
-
-def driver_present() -> bool:
-    """False when this Linux machine has no NVIDIA driver at all: then there is no CUDA, and torch (seconds
-    to import) need not be asked, which keeps `docvision models` fast. Elsewhere torch decides."""
-    if not sys.platform.startswith("linux"):
-        return True
-    return Path("/proc/driver/nvidia").exists() or any(Path("/dev").glob("nvidia[0-9]*"))
-
-
-def choose_quant(quant: str, device: str) -> str:
-    """"4bit", "8bit" or "none" for a --quant value: auto is 4-bit on CUDA and none (bf16) on CPU."""
-    if quant not in QUANTS:
-        raise UsageError(f"unknown quantization {quant!r}: choose one of {', '.join(QUANTS)}")
-    if quant == "auto":
-        return "4bit" if device == "cuda" else "none"
-    return quant
-
-
-def choose_dtype(dtype: str, quant: str) -> str:
-    """The torch dtype name for weights and compute: auto is bfloat16; a quantized model computes in bf16."""
-    if dtype not in DTYPES:
-        raise UsageError(f"unknown dtype {dtype!r}: choose one of {', '.join(DTYPES)}")
-    if quant != "none":
-        if dtype not in ("auto", "bfloat16"):
-            raise UsageError(f"--dtype {dtype} is for unquantized models: add --quant none")
-        return "bfloat16"
-    return "bfloat16" if dtype == "auto" else dtype
 
 
 def incompatible_linears(linears: Iterable[tuple[str, int, int]]) -> list[str]:
@@ -233,28 +185,13 @@ def settle(backend: Backend, resolved, device: str, quant: str, dtype: str, pref
     backend.model_id = resolved.model_id
     backend.family = families.detect(resolved.config)
     backend.tile = backend.family.tile
-    backend.device = choose_device(device)
-    backend.quant = choose_quant(quant, backend.device)
-    backend.dtype = choose_dtype(dtype, backend.quant)
+    backend.device = placement.choose_device(device)
+    backend.quant = placement.choose_quant(quant, backend.device)
+    backend.dtype = placement.choose_dtype(dtype, backend.quant)
     backend.prefix_cache_mb = prefix_cache_mb
     backend.prefixes = prefix.PrefixCache.from_mb(prefix_cache_mb)
-    _fit_threads()
+    placement.fit_threads()
     _quiet()
-
-
-def _fit_threads() -> None:
-    """Hold torch's thread count to OMP_THREAD_LIMIT. torch sizes its CPU kernels for
-    ``torch.get_num_threads()`` workers; when OpenMP then grants fewer (the limit), part of the output is
-    never written: every bf16 matmul came out with NaN or garbage here (torch 2.14, docs/architecture.md,
-    "Threads")."""
-    import torch
-
-    try:
-        limit = int(os.environ.get("OMP_THREAD_LIMIT", "0"))
-    except ValueError:
-        return
-    if 0 < limit < torch.get_num_threads():
-        torch.set_num_threads(limit)
 
 
 class TransformersBackend(Backend):

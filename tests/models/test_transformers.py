@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from PIL import Image, ImageDraw
 
+import docvision.models.placement as placement
 from docvision.models import transformers as tb
 from docvision.models.base import PageView
 from docvision.errors import ModelError, UsageError
@@ -27,19 +28,19 @@ def test_incompatible_linears():
 
 
 def test_choices(monkeypatch):
-    assert tb.choose_quant("auto", "cuda") == "4bit"
-    assert tb.choose_quant("auto", "cpu") == "none"
-    assert tb.choose_quant("8bit", "cpu") == "8bit"
+    assert placement.choose_quant("auto", "cuda") == "4bit"
+    assert placement.choose_quant("auto", "cpu") == "none"
+    assert placement.choose_quant("8bit", "cpu") == "8bit"
     with pytest.raises(UsageError):
-        tb.choose_quant("3bit", "cpu")
+        placement.choose_quant("3bit", "cpu")
     with pytest.raises(UsageError):
-        tb.choose_device("tpu")
+        placement.choose_device("tpu")
     import torch
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert tb.choose_device("auto") == "cpu"
+    assert placement.choose_device("auto") == "cpu"
     with pytest.raises(ModelError, match="no CUDA GPU"):
-        tb.choose_device("cuda")
+        placement.choose_device("cuda")
 
 
 def test_no_nvidia_driver_means_cpu_without_importing_torch(tmp_path):
@@ -47,8 +48,8 @@ def test_no_nvidia_driver_means_cpu_without_importing_torch(tmp_path):
     import subprocess
     import sys
 
-    code = ("import sys; from docvision.models import transformers as tb; tb.driver_present = lambda: False; "
-            "assert tb.choose_device('auto') == 'cpu'; assert 'torch' not in sys.modules; "
+    code = ("import sys; import docvision.models.placement as placement; placement.driver_present = lambda: False; "
+            "assert placement.choose_device('auto') == 'cpu'; assert 'torch' not in sys.modules; "
             "from docvision.cli import run; sys.exit(run(['models', '--json']) or ('torch' in sys.modules) * 3)")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr

@@ -1,0 +1,79 @@
+"""Where and how a local model runs: the device, the quantization, the dtype, and torch's threads.
+
+In: the --device, --quant and --dtype values. Out: what they resolve to on this machine, or a UsageError /
+ModelError line. torch is imported only when CUDA may exist (an NVIDIA driver is present) or a model is
+about to load, so `docvision models` stays fast on a machine without a GPU.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from docvision.errors import ModelError, UsageError
+
+DEVICES = ("auto", "cpu", "cuda")
+QUANTS = ("auto", "4bit", "8bit", "none")
+DTYPES = ("auto", "bfloat16", "float16", "float32")
+
+
+def choose_device(device: str = "auto") -> str:
+    """"cuda" or "cpu" for a --device value; raise when CUDA is asked for and absent."""
+    if device not in DEVICES:
+        raise UsageError(f"unknown device {device!r}: choose one of {', '.join(DEVICES)}")
+    if device == "cpu":
+        return device
+    has_cuda = False
+    if driver_present():
+        import torch
+
+        has_cuda = torch.cuda.is_available()
+    if device == "cuda" and not has_cuda:
+        raise ModelError("--device cuda was asked for but no CUDA GPU is available here: use --device cpu")
+    if device == "auto":
+        return "cuda" if has_cuda else "cpu"
+    return device
+
+
+def driver_present() -> bool:
+    """False when this Linux machine has no NVIDIA driver at all: then there is no CUDA, and torch (seconds
+    to import) need not be asked, which keeps `docvision models` fast. Elsewhere torch decides."""
+    if not sys.platform.startswith("linux"):
+        return True
+    return Path("/proc/driver/nvidia").exists() or any(Path("/dev").glob("nvidia[0-9]*"))
+
+
+def choose_quant(quant: str, device: str) -> str:
+    """"4bit", "8bit" or "none" for a --quant value: auto is 4-bit on CUDA and none (bf16) on CPU."""
+    if quant not in QUANTS:
+        raise UsageError(f"unknown quantization {quant!r}: choose one of {', '.join(QUANTS)}")
+    if quant == "auto":
+        return "4bit" if device == "cuda" else "none"
+    return quant
+
+
+def choose_dtype(dtype: str, quant: str) -> str:
+    """The torch dtype name for weights and compute: auto is bfloat16; a quantized model computes in bf16."""
+    if dtype not in DTYPES:
+        raise UsageError(f"unknown dtype {dtype!r}: choose one of {', '.join(DTYPES)}")
+    if quant != "none":
+        if dtype not in ("auto", "bfloat16"):
+            raise UsageError(f"--dtype {dtype} is for unquantized models: add --quant none")
+        return "bfloat16"
+    return "bfloat16" if dtype == "auto" else dtype
+
+
+def fit_threads() -> None:
+    """Hold torch's thread count to OMP_THREAD_LIMIT. torch sizes its CPU kernels for
+    ``torch.get_num_threads()`` workers; when OpenMP then grants fewer (the limit), part of the output is
+    never written: every bf16 matmul came out with NaN or garbage here (torch 2.14; docs/architecture.md,
+    "Threads")."""
+    import torch
+
+    try:
+        limit = int(os.environ.get("OMP_THREAD_LIMIT", "0"))
+    except ValueError:
+        return
+    if 0 < limit < torch.get_num_threads():
+        torch.set_num_threads(limit)
