@@ -97,6 +97,18 @@ def test_ask_4bit_on_cpu(tiny_model_dir, sample, capsys, tmp_path, monkeypatch):
     assert len(list((tmp_path / "cache" / "quantized").iterdir())) == 3
 
 
+def test_4bit_on_cpu_keeps_stderr_for_docvision(tiny_model_dir, sample, tmp_path):
+    """A fresh process, quantizing and then loading the quantized copy: nothing on stderr from the
+    libraries (bitsandbytes logged a missing optional package at import, twice, on AVX512-BF16 CPUs)."""
+    env = {"DOCVISION_CACHE_DIR": str(tmp_path / "cache")}
+    args = ["ask", sample, QUESTION, "--model", str(tiny_model_dir("qwen2_5_vl")), "--hd", "1", "--quant", "4bit",
+            "--device", "cpu", "--max-new-tokens", "2", "--json"]
+    for _ in range(2):
+        proc = run_cli(*args, env=env)
+        assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+        assert json_lines(proc.stdout)[0]["model"]["quant"] == "4bit"
+
+
 @pytest.mark.parametrize("family", ["qwen2_5_vl", "qwen3_vl", "internvl", "idefics3"])
 def test_visual_tokens_match_plan_and_render(tiny_model_dir, sample, capsys, family):
     folder = str(tiny_model_dir(family))

@@ -105,9 +105,12 @@ def _quiet() -> None:
     from huggingface_hub.utils import disable_progress_bars
     from transformers.utils import logging as hf_logging
 
+    import logging
     import warnings
 
     disable_progress_bars()
+    # bitsandbytes on a CPU with AVX512-BF16 logs at import that the optional `kernels` package is missing.
+    logging.getLogger("bitsandbytes").setLevel(logging.ERROR)
     # bitsandbytes' 8-bit matmul says so on every call; the record already names the quantization.
     warnings.filterwarnings("ignore", message="MatMul8bitLt")
     hf_logging.set_verbosity_error()
