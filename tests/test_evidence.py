@@ -24,7 +24,7 @@ def _read(path: str) -> set[str]:
 
 @pytest.mark.ocr
 @pytest.mark.parametrize("hd", [9, 25])
-def test_crops_of_a_pdf_answer_show_the_matched_words(tmp_path, monkeypatch, hd):
+def test_crops_of_a_pdf_answer_show_the_matched_words(tmp_path, hd):
     require_tool("tesseract")
     text = FILLER + "The axolotl census counted 4312 animals in the northern lakes. " + FILLER * 2
     path = make_pdf(tmp_path / "doc.pdf", [text + "\n\n\n\n\nAppendix: one more axolotl sighting."])
@@ -52,7 +52,7 @@ def test_crops_of_a_pdf_answer_show_the_matched_words(tmp_path, monkeypatch, hd)
 
 
 @pytest.mark.ocr
-def test_a_crop_from_a_scanned_page_shows_the_words_ocr_found(tmp_path, monkeypatch):
+def test_a_crop_from_a_scanned_page_shows_the_words_ocr_found(tmp_path):
     require_tool("tesseract")
     scan = scans.report_page(21, fact=["The", "quarry", "inspection", "logged", "7821", "hours."])
     scan.image.save(tmp_path / "scan.png")

@@ -15,7 +15,7 @@ FIGURES = ["$1,234,567.89", "$98,765.43", "42.7%", "(12,345)", "2024-03-31", "0.
 
 
 @pytest.mark.ocr
-def test_tesseract_reads_the_exact_figures_from_the_canvas(tmp_path, monkeypatch):
+def test_tesseract_reads_the_exact_figures_from_the_canvas(tmp_path):
     require_tool("tesseract")
 
     doc = pymupdf.open()

@@ -19,11 +19,6 @@ from tests import scans
 from tests.helpers import require_tool
 
 
-@pytest.fixture(autouse=True)
-def _tesseract(monkeypatch):
-    monkeypatch.setenv("OMP_THREAD_LIMIT", "1")
-
-
 def _found(words) -> list:
     return [(w.text, w.box) for w in words]
 

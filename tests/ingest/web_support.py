@@ -13,7 +13,7 @@ import pytest
 
 from docvision.errors import ToolMissing
 from docvision.ingest.web import browser
-from tests.helpers import read_back, require_tool, serve_http
+from tests.helpers import read_back, serve_http
 
 
 LONG_SECTIONS = 9  # sections of 1000 CSS px each
@@ -176,8 +176,6 @@ def chromium():
 
 def ocr(image, psm: int = 11) -> str:
     """What tesseract reads in an image (the independent judge of what was drawn)."""
-
-    require_tool("tesseract")
     return read_back(image, psm=psm)
 
 

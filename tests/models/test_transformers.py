@@ -97,11 +97,10 @@ def test_4bit_on_cpu_and_the_quantized_cache(tiny_model_dir, tmp_path, monkeypat
     assert (cached[0] / "processor_config.json").is_file()
     second = tb.TransformersBackend(model=str(tiny_model_dir(family)), device="cpu", quant="4bit")
     assert second.from_cache and "Linear4bit" in {type(m).__name__ for m in second.model.modules()}
-    # The cached copy is the same model: every tensor, the 4-bit ones included, byte for byte. (Comparing
-    # the two models' greedy text instead was flaky: a random model's top two logits can sit within one
-    # bf16 step, and which bf16 kernel path a matmul takes depends on the heap the process had.) Compared
-    # before any forward: bitsandbytes (0.50 here) repacks 4-bit weights for its CPU kernel on the first call,
-    # which changes what state_dict() shows.
+    # The cached copy is the same model: every tensor, the 4-bit ones included, byte for byte; stricter
+    # than comparing greedy text, where a random model's top two logits can sit within one bf16 step.
+    # Compared before any forward: bitsandbytes (0.50 here) repacks 4-bit weights for its CPU kernel on the
+    # first call, which changes what state_dict() shows.
     one, two = first.model.state_dict(), second.model.state_dict()
     assert set(one) == set(two)
     assert all(one[k].dtype == two[k].dtype and torch.equal(one[k], two[k]) for k in one)
@@ -181,7 +180,7 @@ def test_system_text_reaches_the_chat_template_and_dtype_float32_loads(tiny_mode
 @pytest.mark.model
 def test_a_thread_limit_does_not_corrupt_bf16_matmuls(tiny_model_dir):
     """OMP_THREAD_LIMIT below torch's thread count left bf16 matmul outputs half unwritten (NaN); a
-    backend holds torch to the limit, so after loading, matmuls match float32 and the answer is text."""
+    backend holds torch to the limit, so after it loads, bf16 matmuls match float32."""
     import os
     import subprocess
     import sys
@@ -189,7 +188,6 @@ def test_a_thread_limit_does_not_corrupt_bf16_matmuls(tiny_model_dir):
     script = f"""
 import torch
 from docvision.models import transformers as tb
-from tests.models.test_transformers import page_view
 backend = tb.TransformersBackend(model={str(tiny_model_dir("qwen2_5_vl"))!r}, device="cpu", quant="none")
 torch.manual_seed(0)
 wrong = 0
