@@ -102,6 +102,9 @@ SPECS: dict[str, Spec] = {s.name: s for s in (
     Spec("ocr", str, "auto", "Read words from the pixels of pages without a text layer (auto), of every page "
          "(always), or never.", choices=("auto", "always", "never")),
     Spec("lang", str, "eng", "OCR languages: tesseract codes joined by + (eng, deu, eng+fra)."),
+    # -- what records hold ----------------------------------------------------------------------------
+    Spec("no_timings", bool, False, "Leave timings out of records, so JSON Lines are byte-identical across "
+         "runs of the same inputs."),
 )}
 
 # Settings whose default depends on the command (one place for them too).

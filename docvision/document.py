@@ -120,6 +120,31 @@ class IngestOptions:
     local_pages_online: bool = False  # a local .html file may reach the network (never with offline); docs/web.md
 
 
+def check_pages(spec: str | None) -> None:
+    """Refuse a malformed page range once, before any source runs (not once per file of a batch).
+
+    Whether the pages exist depends on each document, so that check stays with ``parse_page_range``.
+    """
+    import re
+
+    from docvision.errors import UsageError
+
+    parts = [part for part in (spec or "").replace(" ", "").split(",") if part]
+    if spec is not None and not parts:
+        raise UsageError(f"--pages {spec!r} names no page; use numbers like 1-3,7")
+    for part in parts:
+        match = re.fullmatch(r"(\d*)-(\d*)|(\d+)", part)
+        if part == "-":
+            continue
+        if match is None:
+            raise UsageError(f"--pages {spec}: {part!r} is not a page or a range; use numbers like 1-3,7")
+        numbers = [int(n) for n in match.groups() if n]
+        if any(n < 1 for n in numbers):
+            raise UsageError(f"--pages {spec}: pages count from 1; use numbers like 1-3,7")
+        if match.group(1) and match.group(2) and numbers[0] > numbers[1]:
+            raise UsageError(f"--pages {spec}: the range {part} runs backwards; write {numbers[1]}-{numbers[0]}")
+
+
 def parse_page_range(spec: str | None, page_count: int, source: str = "") -> list[int]:
     """Turn "1-3,7,10-" into sorted 0-based page indices; raise PageRangeError when out of range."""
     from docvision.errors import PageRangeError

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import IO, Any
 
-from docvision import SCHEMA_VERSION
+from docvision.version import SCHEMA_VERSION
 from docvision.errors import DocvisionError
 from docvision.sources import shown
 

@@ -108,6 +108,7 @@ def test_resume_needs_output():
 def test_an_output_that_cannot_be_written_is_one_usage_line(tmp_path, resume):
     """Checked before any model loads: exit 2, one line naming --output, no traceback."""
     (tmp_path / "file").write_text("x")
+    (tmp_path / "none").mkdir()  # a model folder that exists but holds no model: it would fail to load
     extra = ["--resume"] if resume else []
     for target, says in [(tmp_path / "file" / "out.jsonl", "is a file, not a folder"),
                          (tmp_path, "is a folder"), (Path("/proc/nope/out.jsonl"), "cannot write --output")]:

@@ -12,7 +12,7 @@ import pexpect
 
 from docvision.document import IngestOptions
 from docvision.ingest import load
-from docvision.tasks.chat import Session
+from docvision.tasks.chat import Conversation as Session
 from tests.helpers import ROOT, _SCRIPTED, json_lines, run_scripted
 from tests.scripted import ScriptedBackend, make_pdf
 

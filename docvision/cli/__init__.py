@@ -48,7 +48,7 @@ def _root(
     version: bool = typer.Option(False, "--version", help="Print the version and exit."),
 ) -> None:
     if version:
-        from docvision import __version__
+        from docvision.version import __version__
 
         typer.echo(f"docvision {__version__}")
         raise typer.Exit(0)
@@ -73,7 +73,10 @@ def run(argv: list[str] | None = None) -> ExitStatus:
     if sys.stdout is None:  # started with stdout closed (>&-)
         say_error("standard output is closed: redirect it (> file, or > /dev/null with --output FILE)")
         return ExitStatus.USAGE
+    from docvision.cli.runner import listen
+
     previous = signal.signal(signal.SIGTERM, _terminate)
+    unlisten = listen(debug)
     try:
         result = app(args=args, standalone_mode=False, prog_name="docvision")
         status = ExitStatus(result) if isinstance(result, int) else ExitStatus.OK
@@ -110,6 +113,7 @@ def run(argv: list[str] | None = None) -> ExitStatus:
             say_error(f"unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)")
         return exit_status(exc)
     finally:
+        unlisten()
         signal.signal(signal.SIGTERM, previous)
 
 

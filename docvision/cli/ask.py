@@ -77,32 +77,27 @@ def ask(
       docvision ask report.pdf -q "who wrote it?" -q "when?" --json
     """
     import docvision.cli.human as human
-    from docvision.tasks.ask import AskTask
-    from docvision.tasks.routing import Budget
 
-    from docvision.cli.render import check_folder
-    from docvision.tasks.render import ViewFolders
+    given = dict(locals())
 
     sources, asked = split_questions(args, question, questions)
-    check_folder(evidence_out, "--evidence-out")
+    several = len(asked) > 1
     streamer = None
 
-    def task(chosen):
+    def call(session, progress):
         nonlocal streamer
         # Answers stream to a terminal one source at a time; several in flight would interleave.
-        if sys.stdout.isatty() and not json_out and chosen.concurrency == 1:
+        if sys.stdout.isatty() and not json_out and session.settings.concurrency == 1:
             streamer = human.Streamer(len(asked))
-        return AskTask(asked, hd=chosen.for_task("hd", "ask"), budget=Budget(pages=chosen.max_pages),
-                       max_new_tokens=chosen.for_task("max_new_tokens", "ask"), system=system, raw=raw,
-                       show_selected=bool(pages), on_text=streamer.write if streamer else None, ground=ground,
-                       evidence_out=ViewFolders(evidence_out) if evidence_out is not None else None,
-                       announce=streamer.start if streamer else None)
+        return session.ask(sources, questions=asked, system=system, raw=raw, ground=ground,
+                           evidence_out=evidence_out, on_text=streamer.write if streamer else None,
+                           on_question=streamer.start if streamer else None, unordered=unordered,
+                           progress=progress, **runner.call_arguments(given))
 
-    def emitter():  # built after the task, so it knows whether answers stream
-        several = len(asked) > 1
+    def emitter(session):  # made after the call, so it knows whether answers stream
         return human.emitter("ask", streamer.done, several) if streamer else human.emitter("ask", several=several)
 
-    return runner.model_run(sources, task, locals(), json_out=json_out, human=emitter)
+    return runner.execute(call, given, json_out=json_out, human_emit=emitter)
 
 
 def split_questions(args: list[str], flagged: list[str], path: Optional[Path]) -> tuple[list[str], list[str]]:

@@ -58,42 +58,24 @@ def chat(
       docvision chat report.pdf
       printf 'who wrote it?\\nwhen?\\n' | docvision chat report.pdf > answers.jsonl
     """
-    from docvision.cli.console import say_error, say_warning
-    from docvision.run.chat import session
-    from docvision.tasks.routing import Budget
+    from docvision.cli.console import say_error
 
-    given = locals()
-    chosen = runner.settings({k: given.get(k) for k in runner.MODEL_FLAGS}, config_file)
-    ingest = runner.ingest_options(chosen, None, password)
-    asking = dict(hd=chosen.for_task("hd", "chat"), budget=Budget(pages=chosen.max_pages),
-                  max_new_tokens=chosen.for_task("max_new_tokens", "chat"), system=system)
-    with session(sources, ingest, chosen.backend_settings(), recursive=recursive, cache=not no_cache,
-                 say=say_warning, **asking) as (talk, failed):
-        for source, error in failed:
+    given = dict(locals())
+    with runner.open_session(given) as session, session.chat(sources, pages=pages, password=password,
+                                                            recursive=recursive, system=system) as talk:
+        for source, error in talk.failed:
             say_error(f"{source}: {error.message}")
-        if talk is None:
+        if talk.conversation is None:
             return 1
-        if pages:
-            talk.set_pages(pages)
         loop = _terminal if sys.stdin.isatty() and sys.stdout.isatty() else _pipe
-        return loop(talk, sources)
+        return loop(talk)
 
 
-def _record(talk, sources: list[str], body: dict | None = None, error: BaseException | None = None) -> dict:
-    import docvision.records as records
-
-    source = ", ".join(sources)
-    if len(talk.documents) == 1:
-        document = talk.documents[0]
-        body = {**(body or {}), "document": {"type": document.kind, "page_count": document.page_count,
-                                             "damaged_pages": list(document.damaged), "metadata": document.metadata}}
-    return records.build(source, "chat", body, error)
-
-
-def _command(talk, line: str, saved: list[dict]) -> str | None:
+def _command(chat, line: str, saved: list[dict]) -> str | None:
     """Run a /command; the line to show for it (None: not a command)."""
     from docvision.errors import UsageError
 
+    talk = chat.conversation
     word, _, rest = line.partition(" ")
     rest = rest.strip()
     if word == "/help":
@@ -121,7 +103,7 @@ def _command(talk, line: str, saved: list[dict]) -> str | None:
     return None
 
 
-def _pipe(talk, sources: list[str]) -> int:
+def _pipe(talk) -> int:
     """One question or command per line of stdin; one JSON record per answer on stdout."""
     import docvision.records as records
     from docvision.cli.console import say_error
@@ -135,38 +117,37 @@ def _pipe(talk, sources: list[str]) -> int:
             continue
         try:
             shown = _command(talk, line, saved)
-            if shown is not None:
-                sys.stderr.write(shown + "\n")  # what a command did; stdout holds records only
-                continue
-            record = _record(talk, sources, talk.ask(line))
         except DocvisionError as exc:
-            if line.startswith("/"):
-                say_error(exc.message)
-                continue
-            record = _record(talk, sources, {"question": line}, exc)
-            say_error(f"{line}: {exc.message}")
+            say_error(exc.message)
+            continue
+        if shown is not None:
+            sys.stderr.write(shown + "\n")  # what a command did; stdout holds records only
+            continue
+        record = talk.ask(line)
+        if record["status"] != "ok":
+            say_error(f"{line}: {record['error']['message']}")
         failed |= record["status"] != "ok"
         saved.append(record)
         records.write(record, sys.stdout)
     return 1 if failed else 0
 
 
-def _terminal(talk, sources: list[str]) -> int:
+def _terminal(talk) -> int:
     """The interactive loop: prompt, stream, evidence lines; Ctrl-C stops an answer, Ctrl-D leaves."""
     remember = _history()
     try:
-        return _converse(talk, sources)
+        return _converse(talk)
     finally:
         remember()
 
 
-def _converse(talk, sources: list[str]) -> int:
+def _converse(talk) -> int:
     import docvision.cli.human as human
     from docvision.cli.console import say_error
     from docvision.errors import DocvisionError
 
     saved: list[dict] = []
-    names = ", ".join(Path(s).name or s for s in sources)
+    names = ", ".join(Path(d.source).name or d.source for d in talk.documents)
     print(f"chat about {names} ({sum(d.page_count for d in talk.documents)} pages); /help for commands, "
           "Ctrl-D to leave")
     while True:
@@ -185,12 +166,15 @@ def _converse(talk, sources: list[str]) -> int:
             if shown is not None:
                 print(shown)
                 continue
-            record = _record(talk, sources, talk.ask(line, on_text=_stream))
+            record = talk.ask(line, on_text=_stream)
         except KeyboardInterrupt:
             print("\n(stopped)")
             continue
         except DocvisionError as exc:
             say_error(exc.message)
+            continue
+        if record["status"] != "ok":
+            say_error(record["error"]["message"])
             continue
         print()
         saved.append(record)

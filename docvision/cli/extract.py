@@ -61,17 +61,10 @@ def extract(
 
     A field the document does not give is null; only a value of the wrong type is a validation failure.
     """
-    from docvision.errors import UsageError
-    from docvision.tasks.extract import ExtractTask, fields_schema, load_schema
-    from docvision.tasks.routing import Budget
+    given = dict(locals())
 
-    if bool(field) == bool(schema):
-        raise UsageError("give the fields with --field NAME[:TYPE] (repeatable) or --schema FILE, not both"
-                         if field else "nothing to extract: add --field NAME[:TYPE] or --schema FILE")
-    wanted = load_schema(schema) if schema else fields_schema(field)
+    def call(session, progress):
+        return session.extract(sources, fields=field or None, schema=schema, system=system, unordered=unordered,
+                               progress=progress, **runner.call_arguments(given))
 
-    def task(chosen):
-        return ExtractTask(schema=wanted, hd=chosen.for_task("hd", "extract"), budget=Budget(pages=chosen.max_pages),
-                           max_new_tokens=chosen.for_task("max_new_tokens", "extract"), system=system)
-
-    return runner.model_run(sources, task, locals(), json_out=json_out)
+    return runner.execute(call, given, json_out=json_out, task="extract")

@@ -44,11 +44,10 @@ def summarize(
     debug: o.Debug = False,
 ) -> int:
     """Summarize each source: page by page for long documents, then combined into one summary."""
-    from docvision.tasks.routing import Budget
-    from docvision.tasks.summarize import SummarizeTask
+    given = dict(locals())
 
-    def task(chosen):
-        return SummarizeTask(hd=chosen.for_task("hd", "summarize"), budget=Budget(pages=chosen.max_pages),
-                             max_new_tokens=chosen.for_task("max_new_tokens", "summarize"), system=system)
+    def call(session, progress):
+        return session.summarize(sources, system=system, unordered=unordered, progress=progress,
+                                 **runner.call_arguments(given))
 
-    return runner.model_run(sources, task, locals(), json_out=json_out)
+    return runner.execute(call, given, json_out=json_out, task="summarize")

@@ -62,6 +62,20 @@ def hub_id(reference: str) -> str | None:
     return reference if _HUB_ID.match(reference) else None
 
 
+def check_reference(reference: str | None) -> None:
+    """Raise UsageError when ``reference`` can name no model at all: not an alias, not shaped like a hub
+    id, and not an existing folder. Whether a hub id is cached is the backend's question, at load."""
+    from docvision.errors import UsageError
+
+    reference = (reference or default_reference()).strip()
+    if Path(reference).expanduser().exists() or hub_id(reference) is not None:
+        return
+    if reference.startswith((".", "/", "~")) or os.sep in reference:
+        raise UsageError(f"model folder {reference} does not exist")
+    raise UsageError(f"unknown model {reference!r}: use an alias ({', '.join(ALIASES)}), "
+                     f"a hub id such as {ALIASES['default'][0]}, or a model folder")
+
+
 def _fix_hint(model_id: str) -> str:
     return (f"run `hf download {model_id}` on a connected machine (and copy its HF_HOME here), "
             f"or pass a local folder with --model PATH")

@@ -1,14 +1,16 @@
-"""One run of a command over its sources, from the parsed options to the exit status.
+"""One call of a Session over its sources, as an iterator of records: the library and the CLI run here.
 
-In: a Plan (what the command decided: sources, task, ingest options, output, backend settings...), and
-two callables from the CLI: ``emit`` (show a record) and ``say`` (one warning line). Out: the
-ExitStatus, after every source got its record -- on stdout and appended to ``--output``.
+In: a Plan (what the call decided: sources, task, ingest options, output...) and the Resources of the
+Session that runs it (its tools, its loaded model). Out: a Run, an iterator of records in input order (or
+as they finish), each appended to ``--output`` before it is handed out, so finished work is never lost;
+its ``status`` once it ended.
 
-Steps: expand the sources; lock and resume ``--output``; start the run's Tools (Chromium, LibreOffice,
-started on first use) and announce the batch to them; load the model once (when the task needs one);
-drive the engine; then stop the tools and the model whatever happened. Every command goes through
+Steps, when the first record is asked for: lock and resume ``--output``; announce the batch to the
+Session's Tools (Chromium, LibreOffice, PDF workers, started on first use); get the model from the
+Session (loaded once, on the first call that needs it); drive the engine. Every command goes through
 here, ``render`` included, so they all share source handling, the render cache, office batching,
-``--output/--resume``, progress and exit statuses.
+``--output/--resume``, progress and exit statuses. The sources are expanded when the Run is made, so a
+call that names nothing readable fails before anything starts.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator, Protocol
 
 import docvision.records as records
 from docvision.document import IngestOptions
@@ -26,10 +28,12 @@ from docvision.run.sink import OutputFile, RecordSink, resume
 from docvision.run.status import ExitStatus, exit_status
 from docvision.sources import Entry, expand, redact
 
+Progress = Callable[[int, int, str], None]  # (sources done, sources to do, the source just done or "")
+
 
 @dataclass
 class Plan:
-    """Everything a command decided before anything runs."""
+    """Everything a call decided before anything runs."""
 
     sources: list[str]
     task: Any  # a docvision.run.engine.Task
@@ -39,35 +43,171 @@ class Plan:
     resume: bool = False
     cache: bool = True
     timings: bool = True
-    backend: Any = None  # docvision.models.LocalSettings | ServerSettings; None when the task needs no model
     engine: engine.Settings = field(default_factory=engine.Settings)
     keep: Callable[[Entry], bool] | None = None  # drops entries before the run (render's own views) ...
     left_out: str = "left out {n} source(s)"  # ... and says so, once
+    stdin: Any = None  # where ``-`` reads its sources (None: sys.stdin)
 
 
-def execute(plan: Plan, emit: Callable[..., None], say: Callable[[str], None]) -> ExitStatus:
-    """Run ``plan``; records go to ``emit`` (and --output), warnings to ``say``."""
-    if plan.resume and plan.output is None:
-        raise UsageError("--resume needs --output FILE (the file whose finished sources are skipped)")
-    entries = expand(plan.sources, recursive=plan.recursive, say=say)
-    if plan.keep is not None:
-        kept = [e for e in entries if plan.keep(e)]
-        if len(kept) < len(entries):
-            say(plan.left_out.format(n=len(entries) - len(kept)))
-        entries = kept
-    if not entries:
-        raise UsageError("no sources given")
-    output = OutputFile(plan.output, say) if plan.output is not None else None
-    sink = RecordSink(emit, output, timings=plan.timings, say=say)
-    try:
-        done = resume(output, plan.task.name, say) if plan.resume and output is not None else set()
-        todo = _left(plan.task, entries, done)
-        if done:
-            say(f"resuming: {len(entries) - len(todo)} source(s) already done in {plan.output}")
-        _run(plan, todo, sink)
-    finally:
-        sink.close()
-    return exit_status(failed=sink.failed, output_lost=sink.output_lost is not None)
+class Resources(Protocol):
+    """What a Session lends a Run: its Tools and its model, kept between calls."""
+
+    def begin(self, run: "Run") -> None:
+        """The run starts (a Session runs one call at a time)."""
+
+    def end(self, run: "Run") -> None:
+        """The run is over."""
+
+    def tools(self, options: IngestOptions) -> Any:
+        """The Tools for these options (started on first use)."""
+
+    def backend(self) -> Any:
+        """The loaded model backend (loaded now if need be; raises its DocvisionError)."""
+
+    def release(self, tools: Any, stopped: bool) -> None:
+        """The call is over; ``stopped``: it ended mid-source and its Tools were stopped."""
+
+    @property
+    def single_call(self) -> bool:
+        """Whether the Session makes only this call (its tools may stop as soon as rendering ends)."""
+
+
+class Run:
+    """The records of one call: iterate it (or ``list()`` it); ``status`` once it is exhausted.
+
+    Nothing runs until the first record is asked for. ``failure`` is set when the model could not be
+    loaded: every source then got an error record saying so, and a caller that reports errors per
+    batch says it once. Close it (or use ``with``) to stop a call before its end.
+    """
+
+    def __init__(self, plan: Plan, resources: Resources, say: Callable[[str], None],
+                 progress: Progress | None = None):
+        if plan.resume and plan.output is None:
+            raise UsageError("--resume needs --output FILE (the file whose finished sources are skipped)")
+        self.plan, self.resources, self.say, self.progress = plan, resources, say, progress
+        entries = expand(plan.sources, recursive=plan.recursive, stdin=plan.stdin, say=say)
+        if plan.keep is not None:
+            kept = [e for e in entries if plan.keep(e)]
+            if len(kept) < len(entries):
+                say(plan.left_out.format(n=len(entries) - len(kept)))
+            entries = kept
+        if not entries:
+            raise UsageError("no sources given")
+        self.entries = entries
+        self.failure: DocvisionError | None = None
+        self.sink: RecordSink | None = None
+        self._records: Iterator[dict] | None = None
+        self.finished = False
+
+    @property
+    def task(self) -> str:
+        return self.plan.task.name
+
+    @property
+    def status(self) -> ExitStatus:
+        """How the call ended, as an exit status: 0 all ok, 1 a source failed, 74 --output lost."""
+        if self.sink is None:
+            return ExitStatus.OK
+        return exit_status(failed=self.sink.failed or self.failure is not None,
+                           output_lost=self.sink.output_lost is not None)
+
+    def __iter__(self) -> "Run":
+        return self
+
+    def __next__(self) -> dict:
+        if self._records is None:
+            if self.finished:
+                raise StopIteration
+            self._records = self._generate()
+        return next(self._records)
+
+    def close(self) -> None:
+        """Stop the call (what is finished stays written); safe to call twice."""
+        if self._records is not None:
+            self._records.close()
+        self.finished = True
+
+    def __enter__(self) -> "Run":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _generate(self) -> Iterator[dict]:
+        self.resources.begin(self)
+        try:
+            output = OutputFile(self.plan.output, self.say) if self.plan.output is not None else None
+        except BaseException:
+            self.finished = True
+            self.resources.end(self)
+            raise
+        self.sink = RecordSink(None, output, timings=self.plan.timings, say=self.say)
+        try:
+            done = resume(output, self.task, self.say) if self.plan.resume and output is not None else set()
+            todo = _left(self.plan.task, self.entries, done)
+            if done:
+                self.say(f"resuming: {len(self.entries) - len(todo)} source(s) already done in {self.plan.output}")
+            yield from self._run(todo)
+        finally:
+            self.finished = True
+            self.sink.close()
+            self.resources.end(self)
+
+    def _run(self, todo: list[Entry]) -> Iterator[dict]:
+        """Announce the batch to the tools, get the model, run the engine."""
+        from docvision.cache import RenderCache
+        from docvision.ingest import load
+        from docvision.ingest.ocr import with_ocr
+
+        plan, sink = self.plan, self.sink
+        if self.progress is not None:
+            self.progress(0, len(todo), "")
+        tools = self.resources.tools(plan.ingest)
+        stopped = False
+        try:
+            tools.expect([e.source for e in todo if e.error is None])
+            if plan.cache:
+                cache = RenderCache(pixels=plan.task.needs_model, say=self.say)
+                opener = lambda source: cache.open(source, plan.ingest, tools)  # noqa: E731
+            else:
+                opener = lambda source: with_ocr(load(source, plan.ingest, tools), plan.ingest.ocr,  # noqa: E731
+                                                 plan.ingest.lang)
+            backend, load_s = self._load(todo)
+            if self.failure is not None:
+                for entry in todo:
+                    yield sink.keep(records.error(entry.source, self.task, entry.error or self.failure))
+                return
+
+            def abort() -> None:
+                nonlocal stopped
+                stopped = True
+                tools.close()
+
+            finish = tools.close if self.resources.single_call else None
+            for done, (entry, written) in enumerate(engine.stream(
+                    todo, plan.task, opener=opener, backend=backend, settings=plan.engine, load_s=load_s,
+                    finish=finish, abort=abort), start=1):
+                for record in written:
+                    yield sink.keep(record)
+                if self.progress is not None:
+                    self.progress(done, len(todo), entry.source)
+        finally:
+            self.resources.release(tools, stopped)
+
+    def _load(self, todo: list[Entry]) -> tuple[Any, float]:
+        """(backend, seconds its load took now) -- none when the task needs no model or no source can
+        reach it. A model that cannot load leaves an error record per source, and ``failure`` set."""
+        if not self.plan.task.needs_model or all(e.error is not None for e in todo):
+            return None, 0.0
+        started = time.perf_counter()
+        try:
+            backend = self.resources.backend()
+        except UsageError:
+            raise
+        except DocvisionError as exc:
+            self.failure = exc
+            return None, 0.0
+        return backend, time.perf_counter() - started
 
 
 def _left(task, entries: list[Entry], done: set) -> list[Entry]:
@@ -85,51 +225,3 @@ def _left(task, entries: list[Entry], done: set) -> list[Entry]:
                 task.restrict(entry.source, missing)
             left.append(entry)
     return left
-
-
-def _run(plan: Plan, todo: list[Entry], sink: RecordSink) -> None:
-    """Start the tools and the model, run the engine, stop them again."""
-    from docvision.cache import RenderCache
-    from docvision.ingest import load
-    from docvision.ingest.ocr import with_ocr
-    from docvision.ingest.tools import Tools
-
-    tools = Tools(plan.ingest)
-    backend = None
-    try:
-        tools.expect([e.source for e in todo if e.error is None])
-        if plan.cache:
-            cache = RenderCache(pixels=plan.task.needs_model, say=sink.say)
-            opener = lambda source: cache.open(source, plan.ingest, tools)  # noqa: E731
-        else:
-            opener = lambda source: with_ocr(load(source, plan.ingest, tools), plan.ingest.ocr,  # noqa: E731
-                                             plan.ingest.lang)
-        backend, load_s = _load(plan, todo, sink)
-        engine.run(todo, plan.task, sink, opener=opener, backend=backend, settings=plan.engine,
-                   load_s=load_s, finish=tools.close)
-    finally:
-        tools.close()
-        if backend is not None:
-            backend.close()
-
-
-def _load(plan: Plan, todo: list[Entry], sink: RecordSink) -> tuple[Any, float]:
-    """(backend, seconds it took) -- none when the task needs no model or no source can reach it.
-
-    A model that cannot load leaves no answers: scripts still get a record per source, and people get
-    the reason once, from whoever catches the re-raised error, not the same line once per source.
-    """
-    if not plan.task.needs_model or plan.backend is None or all(e.error is not None for e in todo):
-        return None, 0.0
-    from docvision.models import load_backend
-
-    started = time.perf_counter()
-    try:
-        backend = load_backend(plan.backend)
-    except UsageError:
-        raise
-    except DocvisionError as exc:
-        for entry in todo:
-            sink.write(records.error(entry.source, plan.task.name, entry.error or exc), say=entry.error is not None)
-        raise
-    return backend, time.perf_counter() - started

@@ -1,9 +1,9 @@
 """The one engine every command runs on: many sources in, one record per source out, nothing lost.
 
 In: the sources to run (``sources.expand``), a Task, an ``opener`` (source -> Document, through the render
-cache and the run's Tools), the loaded backend (None for ``render``) and a RecordSink. Out: every record
-written, in input order (or as finished, ``ordered=False``), each appended and flushed the moment it is
-ready; the sink remembers whether a source failed.
+cache and the run's Tools) and the loaded backend (None for ``render``). Out: ``stream`` yields each
+source with its records, in input order (or as finished, ``ordered=False``), the moment they are ready;
+``run`` writes them to a RecordSink instead.
 
 One render thread (the producer) opens and draws the sources in input order -- PyMuPDF, Pillow,
 Playwright and LibreOffice are only ever driven from it -- and runs ahead of the model through bounded
@@ -166,14 +166,20 @@ class Settings:
     concurrency: int = 1
     ordered: bool = True
     partial_ok: bool = False  # a document with damaged pages is still an ok record
-    progress: bool | None = None  # None: a bar on a terminal for more than one source
+    progress: bool | None = None  # ``run`` only: None, a bar on a terminal for more than one source
     debug: Callable[[BaseException], None] | None = None  # shows a failed source's traceback
 
 
-def run(todo: list[Entry], task: Task, sink: RecordSink, *, opener: Callable[[str], Document],
-        backend: Any = None, settings: Settings = Settings(), load_s: float = 0.0,
-        finish: Callable[[], None] | None = None) -> None:
-    """Run ``task`` over ``todo``, writing each source's record to ``sink`` (failures included)."""
+def stream(todo: list[Entry], task: Task, *, opener: Callable[[str], Document], backend: Any = None,
+            settings: Settings = Settings(), load_s: float = 0.0, finish: Callable[[], None] | None = None,
+            abort: Callable[[], None] | None = None) -> Iterator[tuple[Entry, list[dict]]]:
+    """Run ``task`` over ``todo``: each source with its records (failures included), in input order or,
+    ``ordered=False``, as they finish.
+
+    ``finish`` runs on the render thread when it has opened every source (a one-call run stops its
+    browser and converter there, while the model still works); ``abort`` when the run stops mid-source
+    (Ctrl-C, an error, the caller leaving the loop): it must end whatever the render thread waits on.
+    """
     if not todo:
         if finish is not None:
             finish()
@@ -185,20 +191,31 @@ def run(todo: list[Entry], task: Task, sink: RecordSink, *, opener: Callable[[st
     producer.start()
     worker = _Worker(task, backend, lanes, producer, settings, load_s)
     try:
-        with Progress(len(todo), enabled=settings.progress) as bar:
-            if workers == 1:
-                for position, entry in enumerate(todo):
-                    _write(sink, bar, entry, worker.record(position, entry))
-            else:
-                _parallel(todo, worker, workers, sink, bar, settings.ordered, stop)
+        if workers == 1:
+            for position, entry in enumerate(todo):
+                yield entry, worker.record(position, entry)
+        else:
+            yield from _parallel(todo, worker, workers, settings.ordered, stop)
     finally:
         stop.set()
         producer.join(timeout=1)
-        if producer.is_alive() and finish is not None:
-            # Stopped mid-source (Ctrl-C, SIGTERM, an error): stop the browser, converter and PDF workers
-            # from here, which ends whatever the render thread waits on, instead of waiting for it.
-            finish()
+        if producer.is_alive() and abort is not None:
+            # Stopped mid-source: stop the browser, converter and PDF workers from here, which ends
+            # whatever the render thread waits on, instead of waiting for it.
+            abort()
         producer.join(timeout=10)
+
+
+def run(todo: list[Entry], task: Task, sink: RecordSink, *, opener: Callable[[str], Document],
+        backend: Any = None, settings: Settings = Settings(), load_s: float = 0.0,
+        finish: Callable[[], None] | None = None) -> None:
+    """``stream`` written to ``sink`` as they come, with a progress bar on a terminal."""
+    with Progress(len(todo), enabled=settings.progress) as bar:
+        for entry, written in stream(todo, task, opener=opener, backend=backend, settings=settings,
+                                      load_s=load_s, finish=finish, abort=finish):
+            for record in written:
+                sink.write(record)
+            bar.advance(entry.source)
 
 
 class _Worker:
@@ -272,15 +289,9 @@ class _Worker:
             self.settings.debug(exc)
 
 
-def _write(sink: RecordSink, bar: Progress, entry: Entry, written: list[dict]) -> None:
-    for record in written:
-        sink.write(record)
-    bar.advance(entry.source)
-
-
-def _parallel(todo: list[Entry], worker: _Worker, count: int, sink: RecordSink, bar: Progress,
-              ordered: bool, stop: threading.Event) -> None:
-    """``count`` worker threads; records written in input order, or (``ordered=False``) as they finish."""
+def _parallel(todo: list[Entry], worker: _Worker, count: int, ordered: bool,
+              stop: threading.Event) -> Iterator[tuple[Entry, list[dict]]]:
+    """``count`` worker threads; sources handed out in input order, or (``ordered=False``) as they finish."""
     positions = iter(range(len(todo)))
     taking = threading.Lock()
     results: queue.Queue = queue.Queue()
@@ -299,21 +310,21 @@ def _parallel(todo: list[Entry], worker: _Worker, count: int, sink: RecordSink, 
     # Daemon threads, not a ThreadPoolExecutor: Ctrl-C must not wait for requests in flight.
     for n in range(count):
         threading.Thread(target=work, name=f"docvision-request-{n}", daemon=True).start()
-    waiting: dict[int, dict] = {}
+    waiting: dict[int, list[dict]] = {}
     next_position = 0
     for _ in range(len(todo)):
         while True:
             try:
-                position, record = results.get(timeout=POLL_S * 2)  # a timeout keeps Ctrl-C responsive
+                position, written = results.get(timeout=POLL_S * 2)  # a timeout keeps Ctrl-C responsive
                 break
             except queue.Empty:
                 continue
-        if isinstance(record, BaseException):
-            raise record
+        if isinstance(written, BaseException):
+            raise written
         if not ordered:
-            _write(sink, bar, todo[position], record)
+            yield todo[position], written
             continue
-        waiting[position] = record
+        waiting[position] = written
         while next_position in waiting:
-            _write(sink, bar, todo[next_position], waiting.pop(next_position))
+            yield todo[next_position], waiting.pop(next_position)
             next_position += 1

@@ -177,9 +177,9 @@ class RecordSink:
         self.output_lost: OSError | None = None
         self.written = 0
 
-    def write(self, record: dict, say: bool = True) -> None:
-        """Append ``record`` to the file and show it; ``say=False``: an error record whose reason the
-        caller reports once for the whole batch (the emitter then adds no stderr line of its own)."""
+    def keep(self, record: dict) -> dict:
+        """Append ``record`` to the output file (timings stripped when asked) and count it; the record as
+        kept, for whoever shows it. Called before a record is handed out, so it is on disk first."""
         if not self.timings:
             record = strip_timings(record)
         self.failed |= record.get("status") != "ok"
@@ -191,9 +191,15 @@ class RecordSink:
                 reason = "the disk is full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else exc.strerror or exc
                 self.say(f"cannot write to --output {self.output.path} ({reason}): records from here on are "
                          "only shown on stdout; the run will end with exit status 74")
+        self.written += 1
+        return record
+
+    def write(self, record: dict, say: bool = True) -> None:
+        """Keep ``record`` and show it; ``say=False``: an error record whose reason the caller reports
+        once for the whole batch (the emitter then adds no stderr line of its own)."""
+        record = self.keep(record)
         if self.emit is not None:
             self.emit(record) if say else self.emit(record, say=False)
-        self.written += 1
 
     def close(self) -> None:
         if self.output is not None:

@@ -35,7 +35,7 @@ class Turn:
 
 
 @dataclass
-class Session:
+class Conversation:
     """Questions about ``documents``, one after another; ``ask`` returns each answer's record body."""
 
     documents: list["Document"]

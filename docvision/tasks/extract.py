@@ -65,27 +65,32 @@ def fields_schema(specs: list[str]) -> dict:
 
 
 def load_schema(path: Path) -> dict:
-    """Read and check a JSON Schema file; its top level must be an object with properties, and its
-    references may only point inside it."""
-    from jsonschema import SchemaError
-    from jsonschema.validators import validator_for
-
+    """Read and check a JSON Schema file (see ``check_schema``)."""
     try:
         schema = json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
         raise UsageError(f"cannot read the schema file {path}: {exc.strerror or exc}") from None
     except (ValueError, RecursionError) as exc:
         raise UsageError(f"the schema file {path} is not valid JSON: {exc}") from None
+    return check_schema(schema, f"the schema in {path}")
+
+
+def check_schema(schema, what: str) -> dict:
+    """``schema`` when it is a JSON Schema whose top level is an object with properties and whose
+    references only point inside it; else a UsageError naming ``what``."""
+    from jsonschema import SchemaError
+    from jsonschema.validators import validator_for
+
     if not isinstance(schema, dict) or not isinstance(schema.get("properties"), dict) or not schema["properties"]:
-        raise UsageError(f"the schema in {path} must be an object schema with \"properties\"")
+        raise UsageError(f"{what} must be an object schema with \"properties\"")
     outside = [ref for ref in _refs(schema) if not ref.startswith("#")]
     if outside:
-        raise UsageError(f"the schema in {path} refers outside itself ($ref {outside[0]!r}); docvision resolves "
+        raise UsageError(f"{what} refers outside itself ($ref {outside[0]!r}); docvision resolves "
                          "only references inside the schema (\"#/$defs/...\"): copy the definition in")
     try:
         validator_for(schema).check_schema(schema)
     except SchemaError as exc:
-        raise UsageError(f"the schema in {path} is not a valid JSON Schema: {exc.message}") from None
+        raise UsageError(f"{what} is not a valid JSON Schema: {exc.message}") from None
     return schema
 
 
