@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Iterator
 import docvision.views as views
 from docvision.document import Document, Page
 from docvision.errors import DamagedSource
-import docvision.ingest.ocr as ocr
 from docvision.tiling import DEFAULT_TILE, Plan, plan
 
 if TYPE_CHECKING:
@@ -34,6 +33,22 @@ def page_anchors(page: Page, page_plan: Plan) -> list[dict]:
          **({"origin": w.origin} if w.origin != "text" else {}), **({"ref": w.ref} if w.ref else {})}
         for w in page.words
     ]
+
+
+def page_text(words) -> tuple[str, str | None]:
+    """(text, where it came from) for a page's words, in the order the source gives them (docs/records.md):
+    words on a line joined by spaces, a new line where a word leaves the previous word's line; where is
+    "text" (the source's own text: PDF text layer, web page, cells), "ocr" or "text+ocr" (None: no words)."""
+    lines: list[list[str]] = []
+    previous = None
+    for word in words:
+        middle = (word.box[1] + word.box[3]) / 2
+        if previous is None or not previous.box[1] <= middle <= previous.box[3]:
+            lines.append([])
+        lines[-1].append(word.text)
+        previous = word
+    origins = sorted({w.origin for w in words}, key=("text", "ocr").index)
+    return "\n".join(" ".join(line) for line in lines), "+".join(origins) or None
 
 
 def _slug(source: str) -> str:
@@ -119,10 +134,11 @@ class RenderTask:
         folder = self.folders.folder(document.source) if self.folders is not None else None
         for page in document.pages():
             page_plan = plan(page.size, self.hd, self.tile)
-            # OCR (seconds a page) runs only when the views show its words; the table counts the text layer.
-            words = page.words if folder is not None else ocr.text_layer(page)
+            # The page's words as --ocr says (OCR reads pages without a text layer unless it is "never").
+            words = list(page.words)
+            text, origin = page_text(words)
             entry = {"label": page.label, "number": page.number, "scanned": page.scanned,
-                     "words": len(words), "plan": page_plan.as_dict()}
+                     "words": len(words), "text": text, "text_from": origin, "plan": page_plan.as_dict()}
             if self.family is not None:
                 entry["plan"]["visual_tokens"] = self.family.visual_tokens(page_plan)
             if folder is not None:
