@@ -38,6 +38,7 @@ def render(
     scale: o.Scale = None,
     offline: o.Offline = False,
     local_pages_online: o.LocalPagesOnline = False,
+    local_root: o.LocalRoot = None,
     ocr: o.Ocr = None,
     lang: o.Lang = None,
     config_file: o.Config = None,
@@ -60,7 +61,7 @@ def render(
 
     flags = {"hd": hd, "tile": tile, "model": model, "max_image_pixels": max_image_pixels, "timeout": timeout,
              "browser": browser, "viewport_width": viewport_width, "scale": scale, "offline": offline,
-             "local_pages_online": local_pages_online, "ocr": ocr, "lang": lang}
+             "local_pages_online": local_pages_online, "local_root": local_root, "ocr": ocr, "lang": lang}
     chosen = runner.settings(flags, config_file)
     ingest = runner.ingest_options(chosen, pages, password)
     check_folder(views, "--views")

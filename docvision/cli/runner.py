@@ -44,7 +44,8 @@ def ingest_options(chosen, pages: str | None, password: str | None):
     return IngestOptions(pages=pages, password=password, max_image_pixels=chosen.max_image_pixels,
                          timeout=chosen.timeout, viewport_width=chosen.viewport_width,
                          device_scale_factor=chosen.scale, browser=chosen.browser, offline=chosen.offline,
-                         local_pages_online=chosen.local_pages_online, ocr=mode, lang=chosen.lang)
+                         local_pages_online=chosen.local_pages_online, local_root=chosen.local_root, ocr=mode,
+                         lang=chosen.lang)
 
 
 def check_pages(spec: str | None) -> None:

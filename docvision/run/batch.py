@@ -97,7 +97,7 @@ def _run(plan: Plan, todo: list[Entry], sink: RecordSink) -> None:
     tools = Tools(plan.ingest)
     backend = None
     try:
-        tools.expect([e.source for e in todo if e.error is None])
+        tools.expect([e.source for e in todo if e.error is None], {e.source: e.folder for e in todo if e.folder})
         if plan.cache:
             cache = RenderCache(pixels=plan.task.needs_model, say=sink.say)
             opener = lambda source: cache.open(source, plan.ingest, tools)  # noqa: E731

@@ -33,7 +33,8 @@ def session(sources: list[str], ingest: IngestOptions, backend_settings: Any, *,
     tools = Tools(ingest)
     documents, failed, backend = [], [], None
     try:
-        tools.expect([e.source for e in entries if e.error is None])
+        tools.expect([e.source for e in entries if e.error is None],
+                     {e.source: e.folder for e in entries if e.folder})
         store = RenderCache(pixels=True, say=say) if cache else None
         for entry in entries:
             try:
