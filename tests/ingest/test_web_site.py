@@ -196,6 +196,8 @@ def _verdict(tree, name: str, kind: str, **options) -> str:
     ("docs/static/app.js", "script", "loaded"),
     ("docs/img/logo.png", "image", "loaded"),
     ("docs/img/icon.svg", "image", "loaded"),
+    ("docs/img/icon.svg", "other", "loaded"),  # <link rel=icon>: an image Chromium asks for as "other"
+    ("docs/static/style.css", "other", "page's folder"),
     ("docs/fonts/x.woff2", "font", "loaded"),
     ("docs/api/own.txt", "document", "loaded"),  # the page's own tree, as before
     ("docs/static/style.css", "document", "page's folder"),  # a frame or object: never from the site

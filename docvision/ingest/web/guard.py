@@ -92,6 +92,8 @@ class Guard:
     def _file(self, real: str, kind: str) -> list[str] | None:
         if self.inside(real) or not os.path.exists(real):
             return None  # a missing file is Chromium's to answer (not found): nothing was refused
+        if kind == "other" and self.site is not None and is_kind(real, "image"):
+            kind = "image"  # a favicon: Chromium asks for it as "other"; never drawn, and no script reads it
         if kind not in KINDS or self.site is None:
             return self.refused_files  # documents, frames, objects, media, fetches: the page's tree only
         if self.site.folder_for(real) is None:

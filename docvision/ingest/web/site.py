@@ -24,8 +24,9 @@ import pwd
 from docvision.errors import UsageError
 from docvision.ingest.checks import sniff
 
-# Folders above the page's own a site may start: a rustdoc page of a module four levels deep
-# (std/collections/hash/map/struct.HashMap.html) reaches ../../../../static.files/.
+# Folders above the page's own a site may start. rustdoc pages reach static.files/ with one ../ per
+# module level (four from crate/a/b/c/struct.X.html), Sphinx's and mdBook's with one per sub-folder;
+# the deepest of the 25 real pages in docs/web.md needed 3.
 MAX_UP = 5
 KINDS = ("stylesheet", "font", "image", "script")
 SCRIPT_SUFFIXES = (".js", ".mjs")
