@@ -120,12 +120,6 @@ class IngestOptions:
     local_pages_online: bool = False  # a local .html file may reach the network (never with offline); docs/web.md
     local_root: str | None = None  # the site local .html pages inside it take styles, fonts, images from; docs/web.md
 
-    def __post_init__(self) -> None:
-        if self.local_root is not None:
-            from docvision.ingest.web.site import check_root
-
-            check_root(self.local_root)  # a folder no site may be is one usage line, before any source
-
 
 def parse_page_range(spec: str | None, page_count: int, source: str = "") -> list[int]:
     """Turn "1-3,7,10-" into sorted 0-based page indices; raise PageRangeError when out of range."""

@@ -31,7 +31,10 @@ def ingest_options(chosen, pages: str | None, password: str | None):
 
     import docvision.ingest.ocr as ocr
 
+    from docvision.ingest.web.site import check_root
+
     check_pages(pages)
+    check_root(chosen.local_root)
     mode = chosen.ocr
     if mode != "never":
         problem = ocr.lang_problem(chosen.lang)

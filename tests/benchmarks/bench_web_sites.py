@@ -12,7 +12,9 @@ Node's, valgrind's, GraphicsMagick's and libxslt's. Those that are missing are l
 Each page is loaded alone (``ingest.load``, as ``docvision render PAGE`` does: no folder walk), the
 batch announced first so the run's one Chromium captures ahead. Prints per page the files refused
 (the sum of "refused N files" in its warnings) and whether it had any warning, then totals (network
-requests refused counted apart: a local page gets none), and the warnings that remain. Counts, not times: what a page may load does not depend on the machine's load.
+requests refused counted apart: a local page gets none), and the warnings that remain. Counts, not
+times: what a page may load does not depend on the machine's load (the capture seconds are printed as
+a by-product).
 """
 
 from __future__ import annotations

@@ -156,12 +156,12 @@ def test_the_folder_walked_is_the_site_of_the_pages_found_in_it(docs):
 @pytest.mark.parametrize("root", ["/", "/usr", "~"])
 def test_local_root_may_not_be_the_root_a_top_folder_or_a_home(root):
     with pytest.raises(UsageError, match="may not be the filesystem root"):
-        IngestOptions(local_root=root)
+        web_site.check_root(root)
 
 
 def test_local_root_must_be_a_folder(tmp_path):
     with pytest.raises(UsageError, match="not a folder"):
-        IngestOptions(local_root=str(tmp_path / "missing"))
+        web_site.check_root(str(tmp_path / "missing"))
 
 
 # -- the decisions, without a browser -------------------------------------------------------------------
@@ -216,6 +216,10 @@ def _verdict(tree, name: str, kind: str, **options) -> str:
 ])
 def test_what_a_local_page_may_load_by_kind(tree, name, kind, expected):
     assert _verdict(tree, name, kind) == expected
+
+
+def test_a_local_root_no_site_may_be_is_ignored_when_it_gets_past_the_cli(tree):
+    assert _verdict(tree, "secret.png", "image", local_root=str(tree)) == "site"  # the home folder
 
 
 def test_local_root_is_the_whole_rule_for_the_pages_it_holds(tree):

@@ -72,9 +72,9 @@ class Site:
     def __init__(self, page_folder: str, walked: str | None, explicit: str | None) -> None:
         self.page_folder = page_folder
         self.homes = homes()
-        self.explicit = _holding(explicit, page_folder)
-        walked_real = _holding(walked, page_folder)
-        self.walked = walked_real if walked_real and bounded(walked_real, self.homes) else None
+        # The CLI refuses a --local-root no site may be (check_root); a library caller's is ignored.
+        self.explicit = _bounded_holding(explicit, page_folder, self.homes)
+        self.walked = _bounded_holding(walked, page_folder, self.homes)
 
     def folder_for(self, real: str) -> str | None:
         """The site folder that holds the file ``real``, or None when the page's site does not."""
@@ -131,10 +131,10 @@ def is_kind(real: str, kind: str) -> bool:
     return sniff(head) in ("image", "heif") or head.startswith(_ICON_MAGIC)
 
 
-def _holding(folder: str | None, page_folder: str) -> str | None:
-    """``folder`` as a real path, when it holds the page; else None."""
+def _bounded_holding(folder: str | None, page_folder: str, home_folders: frozenset[str]) -> str | None:
+    """``folder`` as a real path, when it holds the page and may be a site; else None."""
     if not folder:
         return None
     real = os.path.realpath(os.path.expanduser(folder))
     inside = page_folder == real or page_folder.startswith(real.rstrip(os.sep) + os.sep)
-    return real if inside else None
+    return real if inside and bounded(real, home_folders) else None
