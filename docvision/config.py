@@ -99,6 +99,9 @@ SPECS: dict[str, Spec] = {s.name: s for s in (
          "not loaded)."),
     Spec("local_pages_online", bool, False, "Let a local .html file load from the network (its remote styles, "
          "fonts, images); never with --offline."),
+    Spec("local_root", str, None, "The site of local .html pages inside this folder: their stylesheets, fonts, "
+         "images and scripts may come from anywhere in it (default: up to 5 folders above the page, or the "
+         "folder walked; never a home folder)."),
     Spec("ocr", str, "auto", "Read words from the pixels of pages without a text layer (auto), of every page "
          "(always), or never.", choices=("auto", "always", "never")),
     Spec("lang", str, "eng", "OCR languages: tesseract codes joined by + (eng, deu, eng+fra)."),

@@ -118,6 +118,7 @@ class IngestOptions:
     ocr: str = "auto"  # "auto" | "always" | "never": which pages get words read from their pixels (docs/ocr.md)
     lang: str = "eng"  # tesseract language codes for OCR, joined by + ("eng+deu")
     local_pages_online: bool = False  # a local .html file may reach the network (never with offline); docs/web.md
+    local_root: str | None = None  # the site local .html pages inside it take styles, fonts, images from; docs/web.md
 
 
 def check_pages(spec: str | None) -> None:

@@ -3,8 +3,9 @@
 Each entry is either a source string to process, or an error (a folder with nothing readable in
 it, a glob that matched nothing) that becomes an error record while the rest of the batch runs.
 Folders and glob matches come in natural order (r2 before r10); a file reached twice (a symlink, a
-symlink loop such as ``sub -> .``) is listed once. ``shown`` is how a source appears in records and
-messages: a URL's password hidden, bytes that are not UTF-8 written as \\xNN.
+symlink loop such as ``sub -> .``) is listed once. A file found by walking a folder carries that folder
+(``Entry.folder``: a local web page's site, docs/web.md). ``shown`` is how a source appears in records
+and messages: a URL's password hidden, bytes that are not UTF-8 written as \\xNN.
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ shown = redact
 class Entry:
     source: str
     error: DocvisionError | None = None
+    folder: str | None = None  # the folder named by the user whose walk found this file (a local page's site)
 
 
 def natural_key(text: str) -> list:
@@ -90,7 +92,7 @@ def _folder(path: Path, recursive: bool, say: Callable[[str], None]) -> list[Ent
     if not files:
         hint = " (add --recursive to look in sub-folders)" if skipped else ""
         return [Entry(str(path), UnsupportedSource(f"folder has no supported files{hint}", source=str(path)))]
-    return [Entry(str(p)) for p in files]
+    return [Entry(str(p), folder=str(path)) for p in files]
 
 
 def _glob(pattern: str, recursive: bool, say: Callable[[str], None]) -> list[Entry]:

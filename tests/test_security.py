@@ -1,6 +1,7 @@
 """What a document, a schema or a URL may not do: reach the network or the disk through a schema
-reference, leak a URL's password, or pass a symlink loop off as a missing file. (Web pages and office
-files are held in tests/ingest/test_web_local.py and tests/ingest/test_office_security.py.)"""
+reference, leak a URL's password, or pass a symlink loop off as a missing file; a local page may not make
+the filesystem root its site. (Web pages and office files are held in detail in
+tests/ingest/test_web_local.py, tests/ingest/test_web_site.py and tests/ingest/test_office_security.py.)"""
 
 from __future__ import annotations
 
@@ -74,3 +75,23 @@ def test_a_symlink_loop_is_named_as_one(tmp_path):
     (tmp_path / "a.pdf").symlink_to(tmp_path / "b.pdf")
     (tmp_path / "b.pdf").symlink_to(tmp_path / "a.pdf")
     assert_one_error_line(run_cli("render", tmp_path / "a.pdf"), "symbolic link that loops")
+
+
+@pytest.mark.browser
+def test_a_local_page_takes_nothing_from_the_root_of_the_disk(tmp_path):
+    page = tmp_path / "page.html"
+    page.write_text('<!doctype html><link rel="stylesheet" href="/etc/passwd"><p>page here</p>'
+                    '<img src="../../../../../../../../etc/passwd"><img src="file:///etc/hostname">')
+    proc = run_cli("render", page, "--json", "--no-cache")
+    assert proc.returncode == 0, proc.stderr
+    [record] = json_lines(proc.stdout)
+    [warning] = record["warnings"]
+    assert warning.startswith("refused 2 files outside the page's site") and "/etc/passwd" in warning, warning
+    assert "root:" not in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize("root", ["/", "/etc"])
+def test_local_root_may_not_name_the_root_of_the_disk(tmp_path, root):
+    page = tmp_path / "page.html"
+    page.write_text("<p>page</p>")
+    assert_one_error_line(run_cli("render", page, "--local-root", root), "may not be the filesystem root")

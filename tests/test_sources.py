@@ -28,6 +28,14 @@ def test_recursive_folder_includes_subfolders(tmp_path):
     assert got == [str(tmp_path / "sub" / "c.pdf")]
 
 
+def test_a_file_found_by_a_walk_names_the_folder_walked(tmp_path):
+    # A local web page's site is the folder the user named (docs/web.md).
+    page = _touch(tmp_path / "site" / "api" / "page.html")
+    walked, named = expand([str(tmp_path / "site"), str(_touch(tmp_path / "alone.html"))], recursive=True)
+    assert (walked.source, walked.folder) == (str(page), str(tmp_path / "site"))
+    assert named.folder is None
+
+
 def test_folder_without_supported_files_is_an_error_entry(tmp_path):
     _touch(tmp_path / "notes.txt")
     (entry,) = expand([str(tmp_path)])

@@ -63,6 +63,7 @@ def ask(
     scale: o.Scale = None,
     offline: o.Offline = False,
     local_pages_online: o.LocalPagesOnline = False,
+    local_root: o.LocalRoot = None,
     ocr: o.Ocr = None,
     lang: o.Lang = None,
     config_file: o.Config = None,

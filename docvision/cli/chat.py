@@ -46,6 +46,7 @@ def chat(
     scale: o.Scale = None,
     offline: o.Offline = False,
     local_pages_online: o.LocalPagesOnline = False,
+    local_root: o.LocalRoot = None,
     ocr: o.Ocr = None,
     lang: o.Lang = None,
     config_file: o.Config = None,

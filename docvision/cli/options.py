@@ -63,6 +63,7 @@ Offline = Annotated[bool, typer.Option(
 
 LocalPagesOnline = Annotated[bool, typer.Option(
     "--local-pages-online", help=SPECS["local_pages_online"].help + " [env DOCVISION_LOCAL_PAGES_ONLINE]")]
+LocalRoot = Annotated[Optional[str], _setting("local_root", metavar="DIR")]
 Ocr = Annotated[Optional[str], _setting("ocr")]
 Lang = Annotated[Optional[str], _setting("lang")]
 
@@ -100,6 +101,6 @@ EvidenceOut = Annotated[Optional[Path], typer.Option(
 
 # The settings a command may pass on: the names of docvision.config.SPECS it declares.
 INGEST_SETTINGS = ("timeout", "max_image_pixels", "viewport_width", "scale", "browser", "offline",
-                   "local_pages_online", "ocr", "lang")
+                   "local_pages_online", "local_root", "ocr", "lang")
 MODEL_SETTINGS = ("model", "backend", "base_url", "quant", "device", "dtype", "concurrency", "request_timeout",
                   "prefix_cache_mb", "hd", "max_pages", "max_new_tokens")

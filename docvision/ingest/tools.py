@@ -35,6 +35,7 @@ class Tools:
         self._pdf: "Pool | None" = None
         self._expected: list[str] = []
         self._expected_web: list[str] = []
+        self.folders: dict[str, str] = {}  # source -> the folder whose walk found it (a local page's site)
         self.closed = False
 
     def browser(self) -> "Browser":
@@ -46,6 +47,7 @@ class Tools:
             self._browser = None
         if self._browser is None:
             self._browser = Browser(self.options.browser, self.options.timeout)
+            self._browser.folders = self.folders
             self._browser.expect(self._expected_web)
         return self._browser
 
@@ -73,12 +75,14 @@ class Tools:
             self._pdf = Pool()
         return self._pdf
 
-    def expect(self, sources: list[str]) -> None:
+    def expect(self, sources: list[str], folders: dict[str, str] | None = None) -> None:
         """Announce a batch's sources, in the order they will be opened: office files are then converted
-        several per LibreOffice start, web pages captured ahead of their turn."""
+        several per LibreOffice start, web pages captured ahead of their turn. ``folders`` gives, for
+        sources found by walking a folder, that folder (``sources.Entry.folder``: a local page's site)."""
         from docvision.ingest.checks import EXTENSIONS, is_url
         from docvision.ingest.web.ahead import is_web
 
+        self.folders.update(folders or {})
         pdf = self.pdf_workers()
         kinds = {EXTENSIONS.get(Path(s).suffix.lower()) for s in sources if not is_url(s)}
         if pdf is not None and "pdf" in kinds:

@@ -165,7 +165,7 @@ class Run:
         tools = self.resources.tools(plan.ingest)
         stopped = False
         try:
-            tools.expect([e.source for e in todo if e.error is None])
+            tools.expect([e.source for e in todo if e.error is None], {e.source: e.folder for e in todo if e.folder})
             if plan.cache:
                 cache = RenderCache(pixels=plan.task.needs_model, say=self.say)
                 opener = lambda source: cache.open(source, plan.ingest, tools)  # noqa: E731

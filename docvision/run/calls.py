@@ -37,8 +37,10 @@ def ingest_options(chosen: "Settings", pages: str | None, password: str | None) 
     OCR that cannot run here (no tesseract, no language pack) is an error when it was asked for by name,
     else one warning: pages without a text layer then get no words."""
     import docvision.ingest.ocr as ocr
+    from docvision.ingest.web.site import check_root
 
     check_pages(pages)
+    check_root(chosen.local_root)
     mode = chosen.ocr
     if mode != "never":
         problem = ocr.lang_problem(chosen.lang)
@@ -51,7 +53,8 @@ def ingest_options(chosen: "Settings", pages: str | None, password: str | None) 
     return IngestOptions(pages=pages, password=password, max_image_pixels=chosen.max_image_pixels,
                          timeout=chosen.timeout, viewport_width=chosen.viewport_width,
                          device_scale_factor=chosen.scale, browser=chosen.browser, offline=chosen.offline,
-                         local_pages_online=chosen.local_pages_online, ocr=mode, lang=chosen.lang)
+                         local_pages_online=chosen.local_pages_online, local_root=chosen.local_root, ocr=mode,
+                         lang=chosen.lang)
 
 
 def engine_settings(chosen: "Settings", unordered: bool, allow_partial: bool,
@@ -229,7 +232,7 @@ def open_all(sources: list[str], recursive: bool, ingest: IngestOptions, tools, 
     entries = expand(sources, recursive=recursive, say=say)
     if not entries:
         raise UsageError("no sources given")
-    tools.expect([e.source for e in entries if e.error is None])
+    tools.expect([e.source for e in entries if e.error is None], {e.source: e.folder for e in entries if e.folder})
     store = RenderCache(pixels=True, say=say) if cache else None
     documents, failed = [], []
     for entry in entries:

@@ -112,6 +112,7 @@ class Browser:
         self.explicit = explicit
         self.executable = explicit or "chromium"
         self.browser = None  # Playwright's async Browser, used only on the loop thread
+        self.folders: dict[str, str] = {}  # source -> the folder whose walk found it (Tools.expect)
         self._playwright = None
         self._closed = False
         # A port that is bound and never listens: a proxy there refuses every connection at once,

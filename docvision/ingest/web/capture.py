@@ -69,7 +69,7 @@ def total_budget(timeout: float) -> float:
 
 async def capture(browser, url: str, source: str, options: IngestOptions) -> Shot:
     """Open ``url`` in a fresh context of the run's browser and capture it as a Shot."""
-    guard = Guard(url, options, browser.closed_proxy)
+    guard = Guard(url, options, browser.closed_proxy, browser.folders.get(source))
     budget = total_budget(options.timeout)
     shown = redact(source)
     opened: list = []  # the context, once there, closed here whatever happened
