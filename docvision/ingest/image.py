@@ -138,9 +138,9 @@ def load(source: str, options: IngestOptions, tools=None) -> Document:
         image.close()
     with _collect(notes):
         _verify(path, source)
-    # --pages picks the frames of a multi-frame TIFF as it picks PDF pages; a single picture is shown
-    # whatever --pages says, so `--pages 2` over a batch of PDFs and images still shows the images.
-    chosen = parse_page_range(options.pages, frames, source) if frames > 1 else [0]
+    # --pages picks the frames of a multi-frame TIFF as it picks PDF pages; a single picture is page 1,
+    # so `--pages 5` is out of its range as it is of a 2-page PDF's.
+    chosen = parse_page_range(options.pages, frames, source, notes)
     labels = {i: f"frame {i + 1}" if frames > 1 else "image" for i in chosen}
     frames_of = opened if opened is not None else _Reopen(path, source)
     return Document(source=source, kind="image", page_count=frames,

@@ -99,8 +99,8 @@ def load(source: str, options: IngestOptions, tools=None) -> Document:
             raise DamagedSource(f"the PDF is damaged: no page could be found{detail}", source=source)
         if page_count == 0:
             raise EmptySource("the PDF has no pages", source=source)
-        indices = parse_page_range(options.pages, page_count, source)
-        warnings = []
+        warnings: list[str] = []
+        indices = parse_page_range(options.pages, page_count, source, warnings)
         if doc.is_repaired:
             try:  # loading a page loads the (repaired) page tree, whose complaints are the file's
                 doc.load_page(indices[0])
