@@ -127,9 +127,11 @@ class OutputFile:
             self.fd = None
 
 
-def resume(output: OutputFile, task: str, say: Callable[[str], None]) -> set[tuple[str, str | None]]:
+def resume(output: OutputFile, task: str, say: Callable[[str], None],
+           answers: dict | None = None) -> set[tuple[str, str | None]]:
     """Records already done (status ok, same task) in the locked output file, as (source, question) --
-    the question is None but for ask; drops the file's stale error records.
+    the question is None but for ask and chat; drops the file's stale error records. ``answers``, when
+    given, gets each done one's answer under the same key (a resumed chat's conversation so far).
 
     Lines that are not records are kept untouched and named once in a warning; the run resumes from
     the records it can read.
@@ -153,6 +155,8 @@ def resume(output: OutputFile, task: str, say: Callable[[str], None]) -> set[tup
             continue
         if record["task"] == task:
             done.add((record["source"], record.get("question")))
+            if answers is not None:
+                answers[(record["source"], record.get("question"))] = record.get("answer")
         kept.append(raw)
     if odd:
         shown = ", ".join(map(str, odd[:5])) + (f" and {len(odd) - 5} more" if len(odd) > 5 else "")
