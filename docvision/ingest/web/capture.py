@@ -314,10 +314,9 @@ async def _shoot(page, options: IngestOptions, warnings: list[str], scale: float
     info = await _evaluate(page, scripts.MEASURE_JS, None, options.timeout)
     width = max(1, min(int(info["width"]) or options.viewport_width, options.viewport_width))
     height = max(1, int(info["height"]))
-    left = 0
     if info["html"]:
         extent = await _evaluate(page, scripts.EXTENT_JS, settle_budget(options.timeout) * 500, options.timeout)
-        left, width, height = content_box(extent, width, height)
+        width, height = content_box(extent, width, height)
     full = height
     limit = min(MAX_CSS_HEIGHT, max(1, int(MAX_PIXELS / (width * scale * scale))))
     if height > limit:
@@ -331,11 +330,9 @@ async def _shoot(page, options: IngestOptions, warnings: list[str], scale: float
         await page.set_viewport_size({"width": width, "height": height})
     found = json.loads(await _evaluate(page, scripts.WORDS_JS,
                                        [MAX_WORDS, height, settle_budget(options.timeout) * 1000], options.timeout))
-    if left:
-        found["words"] = [[text, x0 - left, y0, x1 - left, y1] for text, x0, y0, x1, y1 in found["words"]]
     rows = min(options.segment_height, MAX_SEGMENT_PIXELS // max(1, round(width * scale)))
     step = max(1, int(rows // scale))  # CSS px per segment
-    pngs = await _segments(page, (left, width, height), step, full_page, options)
+    pngs = await _segments(page, width, height, step, full_page, options)
     drawn = min(height, len(pngs) * step)
     if found["cut"]:
         warnings.append(_words_cut(found, len(found["words"]), drawn, options.timeout))
@@ -352,16 +349,15 @@ def draw_budget(timeout: float) -> float:
     return max(10.0, timeout / 2)
 
 
-async def _segments(page, area: tuple[int, int, int], step: int, full_page: bool, options) -> list:
+async def _segments(page, width: int, height: int, step: int, full_page: bool, options) -> list:
     # A 2 MB single-paragraph page took 4-7 s per segment (each screenshot lays the whole page out
     # again at its full height): the segments stop at the draw budget.
-    left, width, height = area
     end = time.monotonic() + draw_budget(options.timeout)
     pngs = []
     for top in range(0, height, step):
         if pngs and time.monotonic() > end:
             break
-        clip = {"x": left, "y": top, "width": width, "height": min(step, height - top)}
+        clip = {"x": 0, "y": top, "width": width, "height": min(step, height - top)}
         # A segment may take as long as the drawing budget: the first is always taken.
         limit = max(options.timeout, draw_budget(options.timeout))
         pngs.append((top, await page.screenshot(clip=clip, full_page=full_page, type="png",

@@ -27,15 +27,16 @@ def device_scale(width: int, scale: float) -> tuple[float, list[str]]:
                      f"across, more than the browser draws ({MAX_DEVICE_WIDTH}): drew it at scale {bounded:.3g}"]
 
 
-def content_box(extent: dict, width: int, height: int) -> tuple[int, int, int]:
-    """(left, width, height) in CSS px of what to capture: the content's box with a margin, inside the
-    page, at least one line high; the whole page when its content could not be measured in time."""
+def content_box(extent: dict, width: int, height: int) -> tuple[int, int]:
+    """(width, height) in CSS px of what to capture from the page's top left: to the right and bottom of
+    its content with a margin, inside the page, at least one line high; the whole page when its content
+    could not be measured in time. The left and top are kept: word boxes stay in page coordinates, and
+    list markers and right-to-left text, left of their boxes, stay in."""
     if not extent.get("complete"):
-        return 0, width, height
+        return width, height
     line = max(1, math.ceil(extent["line"]))
     if not extent.get("found"):  # a page that draws nothing: one line of it
-        return 0, min(width, line), min(height, line)
-    left = max(0, min(width - 1, math.floor(extent["left"]) - MARGIN))
-    right = max(left + 1, min(width, math.ceil(extent["right"]) + MARGIN))
+        return min(width, line), min(height, line)
+    right = max(1, min(width, math.ceil(extent["right"]) + MARGIN))
     bottom = max(1, min(height, max(math.ceil(extent["bottom"]) + MARGIN, line)))
-    return left, right - left, bottom
+    return right, bottom

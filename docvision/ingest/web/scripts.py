@@ -88,8 +88,9 @@ WORDS_JS = """([maxWords, maxHeight, budgetMs]) => {
   return JSON.stringify({words: out, cut, reached});
 }"""
 
-# The box of what the page draws, in document CSS px: its words, pictures and controls, and boxes with a
-# background, border or shadow of their own (the page's own background is not content). A page is then
+# The box of what the page draws, in document CSS px: its words, pictures and controls, boxes with a
+# background, border or shadow of their own (the page's own background is not content), and elements
+# with generated content (::before, ::after). A page is then
 # captured at this extent instead of the whole browser window: three lines of text no longer sit in a
 # corner of a 1280x720 picture. ``found`` is false for a page that draws nothing; ``complete`` is false
 # when the walk ran out of time (the whole page is captured then). ``line`` is the body's line height.
@@ -106,15 +107,18 @@ EXTENT_JS = """(budgetMs) => {
   const painted = s => s.backgroundImage !== 'none' || s.boxShadow !== 'none'
     || !/^(transparent|rgba\\(.*,\\s*0\\))$/.test(s.backgroundColor)
     || sides.some(side => s['border' + side + 'Style'] !== 'none' && parseFloat(s['border' + side + 'Width']) > 0);
-  let left = Infinity, right = -Infinity, bottom = -Infinity;
+  // ::before and ::after draw text and boxes no tree walk sees: their element's box stands for them.
+  const generated = el => ['::before', '::after'].some(p => !/^(none|normal)$/.test(getComputedStyle(el, p).content));
+  let found = false, right = 0, bottom = 0;
   const add = r => {
     if (r.width <= 0 || r.height <= 0) return;
-    left = Math.min(left, r.left + sx); right = Math.max(right, r.right + sx); bottom = Math.max(bottom, r.bottom + sy);
+    found = true; right = Math.max(right, r.right + sx); bottom = Math.max(bottom, r.bottom + sy);
   };
   const range = document.createRange();
   const walker = document.createTreeWalker(root, NodeFilter.SHOW_ELEMENT | NodeFilter.SHOW_TEXT, {acceptNode(node) {
     return node.nodeType === 1 && skip.has(node.tagName.toUpperCase()) ? NodeFilter.FILTER_REJECT : NodeFilter.FILTER_ACCEPT;
   }});
+  if (generated(root)) add(root.getBoundingClientRect());
   let node, count = 0;
   while ((node = walker.nextNode())) {
     if ((++count & 255) === 0 && Date.now() > end) return {complete: false, found: false, line};
@@ -129,9 +133,9 @@ EXTENT_JS = """(budgetMs) => {
     } else if (node !== root) {
       const s = getComputedStyle(node);
       if (s.visibility === 'visible' && s.opacity !== '0'
-          && (replaced.has(node.tagName.toUpperCase()) || painted(s))) add(node.getBoundingClientRect());
+          && (replaced.has(node.tagName.toUpperCase()) || painted(s) || generated(node)))
+        add(node.getBoundingClientRect());
     }
   }
-  return {complete: true, found: left !== Infinity, line, left: left === Infinity ? 0 : left,
-          right: right === -Infinity ? 0 : right, bottom: bottom === -Infinity ? 0 : bottom};
+  return {complete: true, found, line, right, bottom};
 }"""
