@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw
 
 from docvision.tiling import plan
 from tests.helpers import assert_one_error_line, json_lines, run_cli
-from tests.serving import StallingProxy, TransformersServe, build_text_only_model
+from tests.serving import Proxy, TransformersServe, build_text_only_model
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 
@@ -104,7 +104,7 @@ def test_server_down_is_one_line(docs):
 
 def test_a_stalled_request_times_out_and_the_batch_goes_on(served, docs):
     server, folder = served
-    proxy = StallingProxy(server.url, stall=lambda n: n == 2)
+    proxy = Proxy(server.url, stall=lambda n: n == 2)
     try:
         proc = run_cli("summarize", *docs[:4], "--hd", "4", "--max-new-tokens", "6", "--json", "--no-cache",
                        env=env_for(server, folder, DOCVISION_BASE_URL=proxy.url, DOCVISION_REQUEST_TIMEOUT="3"))

@@ -125,8 +125,8 @@ _ENCODER_CACHE = re.compile(r"with (\d+) embedding tokens,? which exceeds the pr
                             r"size (\d+)", re.I)
 _CONTEXT = re.compile(r"context length|maximum context|max_model_len|too many tokens|too long", re.I)
 
-KWARGS_FIX = ("restart vLLM with --trust-request-mm-kwargs: docvision sends each page's processor options so "
-              "that the model sees the planned resolution")
+KWARGS_FIX = ("restart vLLM with --trust-request-mm-kwargs (docvision sends each page's processor options so "
+              "that the model sees the planned resolution)")
 
 
 class EncoderCacheFull(BackendError):
