@@ -127,15 +127,16 @@ class OpenAIBackend(Backend):
         """Once at start: the model takes images, and the server takes the largest page HD-``hd`` can plan,
         with its processor options -- so a server that would refuse every page says why once, before any
         source runs (docs/serving.md)."""
-        probe = self._probe(None)
+        view = self._probe_view(hd)
+        probe = self._probe(view, images=False)
         try:
-            with_image = self._probe(self._probe_view(hd))
+            with_image = self._probe(view)
         except EncoderCacheFull as exc:
             raise self._cache_too_small(exc, hd) from None
-        # transformers serve, for one, silently drops images sent to a text-only model: then the image
-        # adds no prompt tokens. A 336 px tile costs any VLM 64 tokens or more, even where the server
-        # counts only tokens it did not have cached (Ollama, llama.cpp): each probe starts with its own
-        # number, so the image always comes after the first token the two probes differ in.
+        # transformers serve, for one, silently drops images sent to a text-only model: then the images
+        # add no prompt tokens to the same text. A 336 px tile costs any VLM 64 tokens or more, even where
+        # the server counts only tokens it did not have cached (Ollama, llama.cpp): each probe starts with
+        # its own number, so the images always come after the first token the two probes differ in.
         if probe is not None and with_image is not None and with_image - probe < IMAGE_PROBE_MIN_TOKENS:
             raise ModelError(f"model {self.model_id!r} at {self.base_url} ignored the image it was sent: "
                              "it takes no images; serve a vision-language model")
@@ -182,16 +183,16 @@ class OpenAIBackend(Backend):
         except (ValueError, KeyError, TypeError, AttributeError):
             return None
 
-    def _probe(self, view: PageView | None) -> int | None:
-        """A one-token request, with ``view`` as a page would go; returns the prompt tokens the server counted
-        (None when it did not say)."""
+    def _probe(self, view: PageView, images: bool = True) -> int | None:
+        """A one-token request with ``view`` as a page would go (``images=False``: the same text without its
+        images); returns the prompt tokens the server counted (None when it did not say)."""
         content: list[dict] = [{"type": "text", "text": f"Probe {random.randrange(10**7, 10**8)}.\n"}]
-        content += self.message([view] if view else [], "Reply OK.")
+        content += [part for part in self.message([view], "Reply OK.") if images or part["type"] == "text"]
         body = {"model": self.model_id, "messages": [{"role": "user", "content": content}],
                 "max_tokens": 1, "temperature": 0, "stream": False}
-        kwargs = self.family.processor_kwargs([view]) if view else None
+        kwargs = self.family.processor_kwargs([view]) if images else None
         # A server that loads models on demand (transformers serve without a pinned model) loads it now.
-        data = self._request(body, on_text=None, images=view is not None, processor_kwargs=kwargs,
+        data = self._request(body, on_text=None, images=images, processor_kwargs=kwargs,
                              timeout=max(self.timeout, PROBE_TIMEOUT_S))
         usage = data.get("usage") or {}
         return usage.get("prompt_tokens")
