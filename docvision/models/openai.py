@@ -40,8 +40,7 @@ IMAGE_PROBE_MIN_TOKENS = 8  # fewer new prompt tokens than this for an image: th
 
 # Fields a server may refuse as unknown; sent until it does, then left out (never the messages or the model).
 OPTIONAL_FIELDS = ("chat_template_kwargs", "mm_processor_kwargs", "stream_options")
-NO_USAGE = ("the model server sent no token usage with its answers (it ignores stream_options.include_usage): "
-            "usage.prompt_tokens and new_tokens are null")
+NO_USAGE = "the model server sent no token usage with its answers: usage.prompt_tokens and new_tokens are null"
 
 
 class _Retryable(Exception):
@@ -86,7 +85,7 @@ class OpenAIBackend(Backend):
         self.owner = ""  # "vllm", "sglang", ... from /models, to pick the request fields it reads
         self.listed_context: dict[str, int] = {}  # model -> max_model_len, where /models says it
         self.model_id = model or ""
-        self._dropped: set[str] = set()  # OPTIONAL_FIELDS the server refused
+        self._dropped: frozenset[str] = frozenset()  # OPTIONAL_FIELDS the server refused (rebound, never changed)
         started = time.perf_counter()
         if check:
             self._pick_model()
@@ -280,7 +279,7 @@ class OpenAIBackend(Backend):
                 time.sleep(exc.wait if exc.wait is not None else backoff(attempt))
                 attempt += 1
             except _DropFields as exc:
-                self._dropped |= exc.fields
+                self._dropped = self._dropped | exc.fields  # a new set: other threads may be reading the old
 
     def _processor_fields(self, processor_kwargs: dict) -> dict:
         """Processor options in the request fields servers read.
