@@ -59,6 +59,8 @@ def test_summarize_and_extract_through_the_server(served, docs):
     for record in records:
         assert record["status"] == "ok" and record["summary"]
         assert record["model"]["backend"] == "openai" and record["model"]["family"] == "qwen"
+        # Streamed answers carry the server's token counts (it sends them when asked: include_usage).
+        assert record["usage"]["prompt_tokens"] > record["resolution"]["visual_tokens"] and record["warnings"] == []
     for record, path in zip(records, docs):
         # Qwen2.5 plans on 336 px tiles and spends one token per 28x28 px of the canvas.
         canvas = plan(Image.open(path).size, 4, 336).canvas_size

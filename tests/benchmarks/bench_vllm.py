@@ -155,7 +155,7 @@ def main() -> None:
         # The printed recipe, at the 8,192 context and the encoder cache at the least it may be.
         recipe = (needs["command"].replace(f"--max-model-len {needs['context']}", f"--max-model-len {CONTEXT}")
                   .replace(f"--max-num-batched-tokens {needs['context']}", f"--max-num-batched-tokens {needs['page_tokens']}"))
-        report["recipe"] = recipe
+        report["server_command"] = recipe
         for phase, command in (("old_readme", OLD_README.format(model=model)), ("recipe", recipe)):
             server, proxy, start_s = serve(python, command, tmp / phase)
             run = Run(server, proxy, model)
