@@ -76,6 +76,9 @@ SPECS: dict[str, Spec] = {s.name: s for s in (
          minimum=0.1, maximum=3600),
     Spec("retries", int, 6, "Retries of a request on 429, 5xx and lost connections (with backoff).",
          minimum=0, maximum=100),
+    Spec("max_context", int, None, "Tokens one call to the model server may hold, prompt and answer, where the "
+         "server does not list its context (vLLM and SGLang do; Ollama does not): pages are grouped into calls "
+         "that fit.", minimum=1024, maximum=10_000_000),
     Spec("concurrency", int, 1, "Model requests in flight at once (--backend openai).", minimum=1, maximum=256),
     Spec("prefix_cache_mb", int, 2048, "Memory a local model may keep for the encodings of pages it was shown, "
          "so the next question about them starts at once (0: off).", minimum=0, maximum=1_000_000),
@@ -230,15 +233,17 @@ class Settings:
         value = self.values[name]
         return TASK_DEFAULTS[name][task] if value is None and name in TASK_DEFAULTS else value
 
-    def backend_settings(self):
-        """The typed settings of the chosen backend (docvision.models)."""
+    def backend_settings(self, task: str | None = None):
+        """The typed settings of the chosen backend (docvision.models); ``task`` names the command whose
+        HD-N a server is checked at (without it: --hd, else the smallest default)."""
         from docvision.models import LocalSettings, ServerSettings
 
         v = self.values
         if v["backend"] == "openai":
+            hd = self.for_task("hd", task) if task else v["hd"] or min(TASK_DEFAULTS["hd"].values())
             return ServerSettings(model=v["model"], base_url=v["base_url"], api_key=v["api_key"],
                                   request_timeout=v["request_timeout"], connect_timeout=v["connect_timeout"],
-                                  retries=v["retries"])
+                                  retries=v["retries"], max_context=v["max_context"], hd=hd)
         return LocalSettings(model=v["model"], device=v["device"], quant=v["quant"], dtype=v["dtype"],
                              prefix_cache_mb=v["prefix_cache_mb"])
 

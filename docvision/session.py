@@ -146,8 +146,8 @@ class Session:
         listed = _listed(sources)
         try:
             documents, failed = calls.open_all(listed, recursive, ingest, tools, self.cache, log.warning)
-            yield calls.Chat(", ".join(listed), documents, failed, self.backend() if documents else None, chosen,
-                             system, pages)
+            backend = self.backend("chat") if documents else None
+            yield calls.Chat(", ".join(listed), documents, failed, backend, chosen, system, pages)
         finally:
             for document in documents:
                 document.close()
@@ -163,14 +163,15 @@ class Session:
     def tools(self, options: IngestOptions) -> Any:
         return self._tools_for(options)
 
-    def backend(self) -> Any:
-        """The model backend, loaded on first use and kept until ``close()``."""
+    def backend(self, task: str | None = None) -> Any:
+        """The model backend, loaded on first use and kept until ``close()``; a model server is checked
+        at the HD-N of ``task``, the command of the call that first needs it."""
         if self._closed:
             raise UsageError("this Session is closed")
         if self._backend is None:
             from docvision.models import load_backend
 
-            self._backend = load_backend(self.settings.backend_settings())
+            self._backend = load_backend(self.settings.backend_settings(task))
         return self._backend
 
     def release(self, tools: Any, stopped: bool) -> None:

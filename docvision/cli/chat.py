@@ -36,6 +36,7 @@ def chat(
     device: o.Device = None,
     dtype: o.Dtype = None,
     request_timeout: o.RequestTimeout = None,
+    max_context: o.MaxContext = None,
     prefix_cache_mb: o.PrefixCacheMb = None,
     no_cache: o.NoCache = False,
     recursive: o.Recursive = False,

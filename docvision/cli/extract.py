@@ -37,6 +37,7 @@ def extract(
     concurrency: o.Concurrency = None,
     unordered: o.Unordered = False,
     request_timeout: o.RequestTimeout = None,
+    max_context: o.MaxContext = None,
     prefix_cache_mb: o.PrefixCacheMb = None,
     json_out: o.Json = False,
     output: o.Output = None,

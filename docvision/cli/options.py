@@ -83,6 +83,7 @@ Dtype = Annotated[Optional[str], _setting("dtype")]
 Concurrency = Annotated[Optional[int], _setting("concurrency")]
 PrefixCacheMb = Annotated[Optional[int], _setting("prefix_cache_mb")]
 RequestTimeout = Annotated[Optional[float], _setting("request_timeout")]
+MaxContext = Annotated[Optional[int], _setting("max_context")]
 Unordered = Annotated[bool, typer.Option(
     "--unordered", help="With --concurrency: write records as they complete instead of in input order.")]
 System = Annotated[Optional[str], typer.Option(
@@ -103,4 +104,4 @@ EvidenceOut = Annotated[Optional[Path], typer.Option(
 INGEST_SETTINGS = ("timeout", "max_image_pixels", "viewport_width", "scale", "browser", "offline",
                    "local_pages_online", "local_root", "ocr", "lang")
 MODEL_SETTINGS = ("model", "backend", "base_url", "quant", "device", "dtype", "concurrency", "request_timeout",
-                  "prefix_cache_mb", "hd", "max_pages", "max_new_tokens")
+                  "prefix_cache_mb", "hd", "max_pages", "max_new_tokens", "max_context")

@@ -38,6 +38,8 @@ class ServerSettings:
     request_timeout: float = 60.0  # seconds the server may stay silent before a request fails
     connect_timeout: float = 10.0
     retries: int = 6
+    max_context: int | None = None  # the server's context where it does not list it (--max-context)
+    hd: int | None = None  # the run's HD-N: the start-up check sends the largest page it plans (None: one tile)
 
 
 BACKENDS = {

@@ -31,11 +31,12 @@ class Generation:
     """What a backend returns: the text and what it cost."""
 
     text: str
-    prompt_tokens: int = 0
+    prompt_tokens: int | None = 0  # None: the server did not say (then ``warnings`` says so)
     visual_tokens: int = 0
-    new_tokens: int = 0
+    new_tokens: int | None = 0
     cached_prefix_tokens: int = 0  # prompt tokens taken from an earlier call's cache instead of being run
     timings: dict = field(default_factory=dict)  # prefill_s, generate_s, first_token_s
+    warnings: list[str] = field(default_factory=list)  # for the record, e.g. a server that sent no usage
 
 
 class Backend(ABC):
@@ -44,6 +45,9 @@ class Backend(ABC):
     name: str = "backend"
     model_id: str = ""
     tile: int = DEFAULT_TILE
+    # The most tokens one call may hold, prompt and answer, where the model or server says (a served
+    # model's max_model_len, --max-context); None: no known limit. Pages are grouped into calls within it.
+    context_tokens: int | None = None
 
     def visual_tokens(self, plan: Plan) -> int:
         """Visual tokens this backend's model spends on a page planned as ``plan``."""

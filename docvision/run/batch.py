@@ -61,8 +61,9 @@ class Resources(Protocol):
     def tools(self, options: IngestOptions) -> Any:
         """The Tools for these options (started on first use)."""
 
-    def backend(self) -> Any:
-        """The loaded model backend (loaded now if need be; raises its DocvisionError)."""
+    def backend(self, task: str) -> Any:
+        """The loaded model backend (loaded now if need be, for a call of ``task``; raises its
+        DocvisionError)."""
 
     def release(self, tools: Any, stopped: bool) -> None:
         """The call is over; ``stopped``: it ended mid-source and its Tools were stopped."""
@@ -201,7 +202,7 @@ class Run:
             return None, 0.0
         started = time.perf_counter()
         try:
-            backend = self.resources.backend()
+            backend = self.resources.backend(self.task)
         except UsageError:
             raise
         except DocvisionError as exc:
