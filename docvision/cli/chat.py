@@ -37,6 +37,7 @@ def chat(
     dtype: o.Dtype = None,
     request_timeout: o.RequestTimeout = None,
     prefix_cache_mb: o.PrefixCacheMb = None,
+    hub_kernels: o.HubKernels = False,
     no_cache: o.NoCache = False,
     recursive: o.Recursive = False,
     max_image_pixels: o.MaxImagePixels = None,

@@ -38,6 +38,7 @@ def extract(
     unordered: o.Unordered = False,
     request_timeout: o.RequestTimeout = None,
     prefix_cache_mb: o.PrefixCacheMb = None,
+    hub_kernels: o.HubKernels = False,
     json_out: o.Json = False,
     output: o.Output = None,
     resume: o.Resume = False,

@@ -67,14 +67,14 @@ class IXCBackend(Backend):
     name = "transformers"
 
     def __init__(self, model: str | None = None, device: str = "auto", quant: str = "auto", dtype: str = "auto",
-                 prefix_cache_mb: int = 2048):
+                 prefix_cache_mb: int = 2048, hub_kernels: bool = False):
         import docvision.models.ixc.load as load
 
         started = time.perf_counter()
         resolved = registry.resolve(model)
         if not is_ixc(resolved.config):
             raise ModelError(f"{resolved.reference} is not an InternLM-XComposer2 checkpoint")
-        settle(self, resolved, device, quant, dtype, prefix_cache_mb)
+        settle(self, resolved, device, quant, dtype, prefix_cache_mb, hub_kernels)
         loaded = self._load(load, resolved.path, resolved.revision)
         self.model, self.tokenizer, self.from_cache = loaded.model, loaded.tokenizer, loaded.from_cache
         self._setup_generation()
@@ -84,7 +84,7 @@ class IXCBackend(Backend):
         import torch
 
         try:
-            return load.load(path, self.model_id, revision, self.device, self.quant, self.dtype)
+            return load.load(path, self.model_id, revision, self.device, self.quant, self.dtype, self.hub_kernels)
         except (torch.OutOfMemoryError, MemoryError):
             raise OutOfMemory(f"out of memory loading {self.model_id} on {self.device}: "
                               f"use --quant 4bit, or --device") from None
