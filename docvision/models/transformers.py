@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
+import docvision.models.decode as decode
 import docvision.models.families as families
 import docvision.models.placement as placement
 import docvision.models.prefix as prefix
@@ -228,6 +229,9 @@ class TransformersBackend(Backend):
         except ImportError as exc:
             raise ModelError(f"cannot load {self.model_id}: {exc}") from None
         self.model.eval()
+        # One-token steps as CUDA graph replays: on CUDA, for the families whose step is known to capture.
+        graphs = self.device == "cuda" and self.family.model_type in decode.GRAPH_TYPES
+        self.graphs = decode.Graphs(self.model) if graphs else None
         self.load_s = time.perf_counter() - started
 
     def visual_tokens(self, plan) -> int:
@@ -279,8 +283,7 @@ class TransformersBackend(Backend):
             prepared = time.perf_counter()
             streamer = _Streamer(self.processor.tokenizer, on_text)
             with torch.inference_mode():
-                output = self.model.generate(**run, cache=cache, max_new_tokens=max_new_tokens, do_sample=False,
-                                             streamer=streamer, pad_token_id=self._pad_id())
+                output = self._answer(run, cache, max_new_tokens, streamer)
             self._keep(key, cache, output[0])
         except (torch.OutOfMemoryError, MemoryError):
             self.prefixes.clear()  # the memory is better spent on answers than on reuse
@@ -301,6 +304,18 @@ class TransformersBackend(Backend):
                      "first_token_s": round(first - started, 3), "generate_s": round(generate_s, 3),
                      "tokens_per_s": round((new.shape[0] - 1) / generate_s, 2) if generate_s > 0 else None},
         )
+
+    def _answer(self, run: dict, cache, max_new_tokens: int, streamer):
+        """generate()'s greedy output ids; where the model allows, the steps after the first token replay a
+        captured CUDA graph instead (docs/gpu.md), with the same argmax at every step."""
+        if self.graphs is None or max_new_tokens < 2 or not decode.plain_greedy(self.model.generation_config):
+            return self.model.generate(**run, cache=cache, max_new_tokens=max_new_tokens, do_sample=False,
+                                       streamer=streamer, pad_token_id=self._pad_id())
+        if cache is None:
+            from transformers.cache_utils import DynamicCache
+
+            cache = DynamicCache(config=self.model.config)
+        return self.graphs.generate(run, cache, max_new_tokens, streamer, self._pad_id())
 
     def _prefix_key(self, views: Sequence[PageView], system: str | None) -> str | None:
         """The prefix cache's key for a call about ``views``; None when nothing is to be reused (reuse off,
@@ -356,5 +371,6 @@ class TransformersBackend(Backend):
 
     def close(self) -> None:
         self.prefixes.clear()
+        self.graphs = None
         self.model = None
         self.processor = None
