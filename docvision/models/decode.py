@@ -21,8 +21,9 @@ PROCESSOR_FIELDS = ("repetition_penalty", "no_repeat_ngram_size", "bad_words_ids
                     "begin_suppress_tokens", "sequence_bias", "forced_bos_token_id", "forced_eos_token_id",
                     "min_new_tokens", "min_length", "encoder_repetition_penalty", "exponential_decay_length_penalty")
 NEUTRAL = (None, 0, 1.0, [], False)
-# model_types whose one-token step takes the position rows given here (text, then M-RoPE's three axes).
-GRAPH_TYPES = ("qwen3_vl",)
+# model_types of the transformers backend whose one-token step is known to capture, with the rows of
+# positions it takes (Qwen3-VL: the text position, then M-RoPE's three axes). IXC2-4KHD takes one row.
+GRAPH_TYPES = {"qwen3_vl": 4}
 CAPACITY_STEP = 1024  # static caches come in multiples of this many positions: few captures, little waste
 
 
@@ -38,7 +39,7 @@ def capacity_for(positions: int) -> int:
 class GraphDecoder:
     """One sequence's greedy steps on a StaticCache of ``capacity`` positions; captured on first use (CUDA)."""
 
-    def __init__(self, model, capacity: int):
+    def __init__(self, model, capacity: int, rows: int):
         import torch
         from transformers.cache_utils import StaticCache
 
@@ -47,8 +48,9 @@ class GraphDecoder:
         device = model.device
         self.cache = StaticCache(config=model.config, max_cache_len=capacity)
         self.ids = torch.zeros(1, 1, dtype=torch.long, device=device)
-        # Qwen-VL's four rows: the text position (for the mask), then the three M-RoPE axes (equal for text).
-        self.positions = torch.zeros(4, 1, 1, dtype=torch.long, device=device)
+        # One row of plain positions, or Qwen-VL's four: the text position (for the mask), then the three
+        # M-RoPE axes (equal for text).
+        self.positions = torch.zeros((rows, 1, 1) if rows > 1 else (1, 1), dtype=torch.long, device=device)
         self.graph = None
         self.out = None
         self.use_graph = device.type == "cuda"
@@ -56,8 +58,8 @@ class GraphDecoder:
         self.logits = None
 
     def start(self, prefill, length: int, token: int, position: int) -> None:
-        """Copy the prompt's ``length`` cached positions in; the next step forwards ``token`` at ``position``
-        (the text position plus the model's rope delta, where it has one)."""
+        """Copy the prompt's ``length`` cached positions in; the next step forwards ``token`` at ``length``,
+        placed by the rotary embedding at ``position`` (``length`` plus Qwen-VL's rope delta)."""
         import torch
 
         with torch.inference_mode():
@@ -68,8 +70,9 @@ class GraphDecoder:
                 mine.values[:, :, :length].copy_(theirs.values[:, :, :length])
                 mine.cumulative_length.fill_(length)
             self.ids.fill_(token)
-            self.positions[0].fill_(length)
-            self.positions[1:].fill_(position)
+            self.positions.fill_(position)
+            if self.positions.dim() == 3:
+                self.positions[0].fill_(length)
 
     def _step(self):
         out = self.model(input_ids=self.ids, cache=self.cache, position_ids=self.positions, logits_to_keep=1,
@@ -152,19 +155,30 @@ class _Prefill:
 
 
 class Graphs:
-    """A backend's decoder: one GraphDecoder at a time, replaced by a larger one when an answer needs it."""
+    """A backend's decoder: one GraphDecoder at a time, replaced by a larger one when an answer needs it.
+    ``rows``: how many rows of positions the model's one-token forward takes (4 for Qwen3-VL, else 1)."""
 
-    def __init__(self, model):
+    def __init__(self, model, rows: int = 1):
         self.model = model
+        self.rows = rows
         self.decoder: GraphDecoder | None = None
 
-    def generate(self, run: dict, cache, max_new_tokens: int, streamer, pad_token_id):
-        """generate()'s greedy output ids for ``run`` (processor inputs, or the part a ``cache`` does not
-        cover): the prompt and first token through generate(), the rest as steps on the static cache."""
+    def fits(self, positions: int) -> bool:
+        """Whether an answer reaching ``positions`` may take the steps: within a dynamic-NTK rope's plain range
+        (beyond it the base follows the exact length, which a static cache does not give the model)."""
+        config = self.model.config
+        limit = getattr(config, "max_position_embeddings", None)
+        dynamic = getattr(config, "rope_dynamic_factor", None)
+        return not (dynamic and limit and capacity_for(positions) > limit)
+
+    def generate(self, run: dict, cache, max_new_tokens: int, streamer, pad_token_id=None):
+        """generate()'s greedy output ids for ``run`` (processor inputs or embeddings, or the part a ``cache``
+        does not cover): the prompt and first token through generate(), the rest as steps on the static cache."""
         import torch
 
+        extra = {} if pad_token_id is None else {"pad_token_id": pad_token_id}
         first = self.model.generate(**run, cache=cache, max_new_tokens=1, do_sample=False,
-                                    streamer=_Prefill(streamer), pad_token_id=pad_token_id)
+                                    streamer=_Prefill(streamer), **extra)
         token = int(first[0, -1])
         stops = stop_ids(self.model.generation_config)
         if max_new_tokens == 1 or token in stops:
@@ -182,8 +196,21 @@ class Graphs:
     def _decoder(self, positions: int) -> GraphDecoder:
         if self.decoder is None or self.decoder.capacity < positions:
             self.decoder = None  # its static cache and graph go before the larger ones are made
-            self.decoder = GraphDecoder(self.model, capacity_for(positions))
+            self.decoder = GraphDecoder(self.model, capacity_for(positions), self.rows)
         return self.decoder
+
+
+def applies(graphs: Graphs | None, max_new_tokens: int, prompt_positions: int) -> bool:
+    """Whether an answer of up to ``max_new_tokens`` after ``prompt_positions`` takes the static-cache steps."""
+    return (graphs is not None and max_new_tokens > 1 and plain_greedy(graphs.model.generation_config)
+            and graphs.fits(prompt_positions + max_new_tokens))
+
+
+def cache_or_new(cache, model):
+    """``cache``, or an empty DynamicCache where generate() would have made its own (the steps need it)."""
+    from transformers.cache_utils import DynamicCache
+
+    return cache if cache is not None else DynamicCache(config=model.config)
 
 
 def stop_ids(generation_config) -> set[int]:
@@ -191,4 +218,5 @@ def stop_ids(generation_config) -> set[int]:
     return set(found if isinstance(found, (list, tuple)) else [] if found is None else [found])
 
 
-__all__ = ["CAPACITY_STEP", "GRAPH_TYPES", "GraphDecoder", "Graphs", "capacity_for", "plain_greedy", "stop_ids"]
+__all__ = ["CAPACITY_STEP", "GRAPH_TYPES", "GraphDecoder", "Graphs", "applies", "cache_or_new", "capacity_for",
+           "plain_greedy", "stop_ids"]

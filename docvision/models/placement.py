@@ -90,18 +90,49 @@ def load_keywords(hub_kernels: bool = False) -> dict:
 
 
 def import_bitsandbytes(hub_kernels: bool = False):
-    """``bitsandbytes``, imported so that, unless hub kernels are allowed, its import asks the hub for nothing.
+    """``bitsandbytes``, imported fast and, unless hub kernels are allowed, without asking the hub for anything.
 
-    On a CPU with AVX512-BF16 its CPU backend fetches a 4-bit matmul from kernels-community/quantization-
+    Fast: at import it wraps a few fallback ops in ``torch.compile``, and making a compiled function imports
+    torch's compiler stack -- 4.3 s of every 4-bit load on the lent H200, more than reading the weights
+    (docs/gpu.md) -- for ops a model on CUDA never calls. While it imports, ``torch.compile`` hands back a
+    function that compiles on its first call: the same compiled op, made only where it is used.
+    Hub: on a CPU with AVX512-BF16 its CPU backend fetches a 4-bit matmul from kernels-community/quantization-
     bitsandbytes at import time; a refusal makes it use its own kernel (the same numbers, slower).
     """
-    if "bitsandbytes" in sys.modules or hub_kernels:
-        import bitsandbytes
+    if "bitsandbytes" not in sys.modules:
+        with _compile_on_first_call(), (contextlib.nullcontext() if hub_kernels else _kernels_refused()):
+            import bitsandbytes  # noqa: F401
+    return sys.modules["bitsandbytes"]
 
-        return bitsandbytes
-    with _kernels_refused():
-        import bitsandbytes
-    return bitsandbytes
+
+@contextlib.contextmanager
+def _compile_on_first_call():
+    """While inside, ``torch.compile(fn, **options)`` returns a function that compiles ``fn`` when first called."""
+    import functools
+
+    import torch
+
+    real = torch.compile
+
+    def deferred(model=None, **options):
+        if model is None:  # used as @torch.compile(...)
+            return lambda fn: deferred(fn, **options)
+        compiled = None
+
+        @functools.wraps(model)
+        def call(*args, **kwargs):
+            nonlocal compiled
+            if compiled is None:
+                compiled = real(model, **options)
+            return compiled(*args, **kwargs)
+
+        return call
+
+    torch.compile = deferred
+    try:
+        yield
+    finally:
+        torch.compile = real
 
 
 @contextlib.contextmanager

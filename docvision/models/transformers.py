@@ -230,8 +230,8 @@ class TransformersBackend(Backend):
             raise ModelError(f"cannot load {self.model_id}: {exc}") from None
         self.model.eval()
         # One-token steps as CUDA graph replays: on CUDA, for the families whose step is known to capture.
-        graphs = self.device == "cuda" and self.family.model_type in decode.GRAPH_TYPES
-        self.graphs = decode.Graphs(self.model) if graphs else None
+        rows = decode.GRAPH_TYPES.get(self.family.model_type)
+        self.graphs = decode.Graphs(self.model, rows) if self.device == "cuda" and rows else None
         self.load_s = time.perf_counter() - started
 
     def visual_tokens(self, plan) -> int:
@@ -308,14 +308,11 @@ class TransformersBackend(Backend):
     def _answer(self, run: dict, cache, max_new_tokens: int, streamer):
         """generate()'s greedy output ids; where the model allows, the steps after the first token replay a
         captured CUDA graph instead (docs/gpu.md), with the same argmax at every step."""
-        if self.graphs is None or max_new_tokens < 2 or not decode.plain_greedy(self.model.generation_config):
+        if not decode.applies(self.graphs, max_new_tokens, int(run["input_ids"].shape[1])):
             return self.model.generate(**run, cache=cache, max_new_tokens=max_new_tokens, do_sample=False,
                                        streamer=streamer, pad_token_id=self._pad_id())
-        if cache is None:
-            from transformers.cache_utils import DynamicCache
-
-            cache = DynamicCache(config=self.model.config)
-        return self.graphs.generate(run, cache, max_new_tokens, streamer, self._pad_id())
+        return self.graphs.generate(run, decode.cache_or_new(cache, self.model), max_new_tokens, streamer,
+                                    self._pad_id())
 
     def _prefix_key(self, views: Sequence[PageView], system: str | None) -> str | None:
         """The prefix cache's key for a call about ``views``; None when nothing is to be reused (reuse off,

@@ -9,13 +9,17 @@ widths and depths) and a random IXC2-4KHD at the 7B's widths with
 try the benchmark itself on a CPU -- built on the device and saved to a temporary folder:
   1. bf16 load, then the warm cases;
   2. NF4 load from the original weights (quantize on load, save the pre-quantized copy);
-  3. NF4 load from that copy (the cache), with the time of its phases, then the warm cases.
-Loads are timed after CUDA is up and the libraries are imported (their import times are printed apart), so
-they compare reading, placing and converting weights. A warm case is one page set (``--pages`` US-letter
+  3. NF4 load from that copy (the cache), with the time of its phases, then the warm cases;
+  4. for ``--fresh`` models: bf16 and NF4-from-the-cache loads again, each in a fresh process as a command-line
+     run makes them (imports and CUDA's start included), and NF4 once more with bitsandbytes imported plainly.
+In-process loads are timed after CUDA is up and the libraries are imported (their import times are printed
+apart), so they compare reading, placing and converting weights. A warm case is one page set (``--pages`` US-letter
 pages at HD-N for each ``--hd``) and ``--questions`` different questions about it through the backend's
 ``generate``, streamed and greedy as the CLI runs them: question 1 encodes the pages, questions 2..N reuse
 that encoding (docs/prefix.md). Reported: question 1's time to first token, the median over questions 2..N
-of the time to first token and of decode tokens/s, and the CUDA peak of the case. Prints a table last.
+of the time to first token and of decode tokens/s, and the CUDA peak of the case. Where the backend replays
+CUDA graphs for the one-token steps (docs/gpu.md), the cases run twice, without and with them, and the token
+ids of every answer are compared. Prints a table last.
 """
 
 from __future__ import annotations
@@ -161,6 +165,13 @@ def bench_model(kind: str, folder: Path, args) -> dict:
             warm_passes(backend, label, args, result)
         free(backend)
         save(args, result)
+    if kind in args.fresh.split(","):
+        result["fresh_loads"] = fresh = {
+            "bf16": gpu_setup.fresh_load(folder, "none", args.device),
+            "nf4_cache": gpu_setup.fresh_load(folder, "4bit", args.device),
+            "nf4_cache_plain_bnb_import": gpu_setup.fresh_load(folder, "4bit", args.device, "plain")}
+        print(f"  {kind} fresh-process loads: {json.dumps(fresh)}", flush=True)
+        save(args, result)
     if args.profile_load:
         result["load_profile"] = gpu_setup.profile(lambda: free(make("4bit")))
         print(result["load_profile"], flush=True)
@@ -172,6 +183,8 @@ def warm_passes(backend, label: str, args, result: dict) -> None:
     with them (after the eager pass, so that its numbers are in even if a capture fails), tokens compared."""
     record_sequences(backend)
     graphs, backend.graphs = getattr(backend, "graphs", None), None
+    # One throwaway answer about another page: CUDA's libraries pick and load their kernels on first use.
+    backend.generate(gpu_setup.page_views(backend.tile, 4, 1), QUESTIONS[-1], max_new_tokens=4)
     result["warm"][label + ("_eager" if graphs is not None else "")] = eager = warm_cases(backend, args)
     save(args, result)
     if graphs is None:
@@ -202,6 +215,11 @@ def table(results: list[dict]) -> str:
         lines.append(f"{r['model']:6} {loads['bf16']['load_s']:>9} {loads['nf4_quantize']['load_s']:>9} "
                      f"{loads['nf4_cache']['load_s']:>9} "
                      f"{str(loads['bf16'].get('weights_mb'))+'/'+str(loads['nf4_cache'].get('weights_mb')):>19}")
+    for r in results:
+        if "fresh_loads" in r:
+            fresh = r["fresh_loads"]
+            lines.append(f"{r['model']:6} in fresh processes: " + ", ".join(
+                f"{name} {value.get('load_s', value.get('error'))} s" for name, value in fresh.items()))
     lines += ["", f"{'model':6} {'variant':15} {'HD':>3} {'pages':>5} {'vis tok':>7} {'TTFT q1 s':>9} "
                   f"{'TTFT warm s':>11} {'tok/s warm':>10} {'CUDA peak MB':>12} {'reused':>7} {'graph':>8}",
               "-" * 104]
@@ -233,6 +251,7 @@ def main() -> None:
     parser.add_argument("--work", default=None, help="folder for the random checkpoints (default: a temp folder)")
     parser.add_argument("--json", default=None, help="write every number here")
     parser.add_argument("--profile-load", action="store_true", help="profile one more load from the cache")
+    parser.add_argument("--fresh", default="qwen", help="models also loaded in fresh processes, as a CLI run does")
     args = parser.parse_args()
     started = time.perf_counter()
     environment = gpu_setup.start(args.device)

@@ -205,6 +205,41 @@ class Phases:
         return {name: round(seconds, 2) for name, seconds in self.seconds.items()}
 
 
+# A load as a command-line run makes it: a fresh process, torch and transformers imported before the clock
+# starts (as bench_model.py measures), everything else -- docvision, the processor's and bitsandbytes'
+# imports, CUDA's start -- on it. ``plain`` imports bitsandbytes first the way it imports by itself.
+FRESH = r"""
+import json, sys, time
+folder, quant, device, how = sys.argv[1:5]
+import torch, transformers
+started = time.perf_counter()
+if how == "plain":
+    import bitsandbytes
+from docvision.models.transformers import TransformersBackend
+backend = TransformersBackend(model=folder, device=device, quant=quant)
+if device == "cuda":
+    torch.cuda.synchronize()
+print("RESULT " + json.dumps({"load_s": round(time.perf_counter() - started, 2), "from_cache": backend.from_cache}))
+"""
+
+
+def fresh_load(folder: Path, quant: str, device: str, how: str = "docvision") -> dict:
+    """Seconds of one load in a fresh process (FRESH)."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), root]))}
+    proc = subprocess.run([sys.executable, "-c", FRESH, str(folder), quant, device, how], capture_output=True,
+                          text=True, env=env, timeout=600)
+    for line in proc.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[len("RESULT "):])
+    return {"error": proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else f"exit {proc.returncode}"}
+
+
 def profile(call, top: int = 35) -> str:
     """The ``top`` functions by cumulative time of one ``call``, as text."""
     profiler = cProfile.Profile()
@@ -216,4 +251,5 @@ def profile(call, top: int = 35) -> str:
     return out.getvalue()
 
 
-__all__ = ["Phases", "backend_factory", "build", "page_views", "profile", "remove", "start"]
+__all__ = ["FRESH", "Phases", "backend_factory", "build", "fresh_load", "page_views", "profile", "remove",
+           "start"]

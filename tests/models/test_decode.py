@@ -103,3 +103,48 @@ def test_only_bare_greedy_search_takes_the_static_path():
     assert not decode.plain_greedy(GenerationConfig(repetition_penalty=1.1))
     assert not decode.plain_greedy(GenerationConfig(no_repeat_ngram_size=3))
     assert decode.capacity_for(1) == decode.CAPACITY_STEP and decode.capacity_for(1025) == 2 * decode.CAPACITY_STEP
+
+
+@pytest.fixture(scope="module")
+def ixc_dir(tmp_path_factory):
+    from tests.tinyixc import build_tiny_ixc
+
+    return build_tiny_ixc(tmp_path_factory.mktemp("ixc-decode"))
+
+
+def test_ixc_static_steps_score_as_generate_and_answer_alike(ixc_dir):
+    """IXC2-4KHD generates from embeddings: the steps take one row of positions and the static cache's size
+    for the rope's length (models/ixc/model.py); scores match generate(), and answers through the backend."""
+    from docvision.models.ixc import IXC_GRAPH_ROWS
+    from docvision.models.ixc.backend import IXCBackend
+    from tests.models.test_ixc import page_view as ixc_page
+
+    backend = IXCBackend(model=str(ixc_dir), device="cpu", quant="none", dtype="float32", prefix_cache_mb=64)
+    plain = IXCBackend(model=str(ixc_dir), device="cpu", quant="none", dtype="float32", prefix_cache_mb=64)
+    assert backend.graphs is None  # CPU: generate() unless given the steps by hand
+    backend.graphs = decode.Graphs(backend.model, rows=IXC_GRAPH_ROWS)
+    for model in (backend.model, plain.model):
+        model.generation_config.eos_token_id = None
+    request = backend.prepare([ixc_page()], QUESTIONS[0])
+    run = dict(inputs_embeds=request.embeds, image_mask=request.image_mask,
+               attention_mask=torch.ones(request.embeds.shape[:2], dtype=torch.long))
+    seen, step = [], decode.GraphDecoder._step
+
+    def recorded(self):
+        chosen = step(self)
+        seen.append(self.logits[0].clone())
+        return chosen
+
+    with torch.inference_mode():
+        out = plain.model.generate(**run, max_new_tokens=10, output_scores=True, return_dict_in_generate=True)
+        decode.GraphDecoder._step = recorded
+        try:
+            mine = backend.graphs.generate(run, decode.cache_or_new(None, backend.model), 10, _Quiet())
+        finally:
+            decode.GraphDecoder._step = step
+    assert torch.equal(out.sequences, mine)
+    assert torch.allclose(torch.stack(seen), torch.stack(out.scores[1:])[:, 0], atol=1e-4, rtol=1e-4)
+    for question in QUESTIONS:  # the second and third reuse the pages' prefix
+        a, b = backend.generate([ixc_page()], question, max_new_tokens=6), plain.generate([ixc_page()], question,
+                                                                                          max_new_tokens=6)
+        assert (a.text, a.new_tokens) == (b.text, b.new_tokens)
