@@ -126,18 +126,19 @@ def median(values: list, digits: int) -> float | None:
 
 
 def record_sequences(backend) -> None:
-    """Keep every answer's token ids on the backend (transformers backend only): graph and eager must agree."""
-    answer = getattr(backend, "_answer", None)
-    if answer is None:
-        return
+    """Keep every answer's token ids on the backend: graph and eager must agree. The transformers backend's
+    ``_answer`` returns them; IXC's ``_generation`` receives them."""
     backend.recorded = []
+    name = "_answer" if hasattr(backend, "_answer") else "_generation"
+    wrapped = getattr(backend, name)
 
     def recorded(*args, **kwargs):
-        output = answer(*args, **kwargs)
-        backend.recorded.append(output[0].tolist())
-        return output
+        result = wrapped(*args, **kwargs)
+        ids = result[0] if name == "_answer" else args[1]
+        backend.recorded.append(ids.tolist())
+        return result
 
-    backend._answer = recorded
+    setattr(backend, name, recorded)
 
 
 def warm_cases(backend, args) -> list[dict]:
@@ -161,7 +162,7 @@ def bench_model(kind: str, folder: Path, args) -> dict:
         backend, numbers = timed_load(lambda: make(quant), args.device, phases)
         result["loads"][label] = numbers
         print(f"  {kind} {label}: {json.dumps(numbers)}", flush=True)
-        if warm:
+        if warm and f"{kind}:{label}" in args.warm.split(","):
             warm_passes(backend, label, args, result)
         free(backend)
         save(args, result)
@@ -192,7 +193,8 @@ def warm_passes(backend, label: str, args, result: dict) -> None:
     backend.prefixes.clear()  # question 1 encodes the pages again, as in the eager pass
     backend.graphs = graphs
     result["warm"][label] = replayed = warm_cases(backend, args)
-    result["graph_tokens_equal_" + label] = [a["sequences"] == b["sequences"] for a, b in zip(eager, replayed)]
+    result["graph_tokens_equal_" + label] = [a.get("sequences") == b.get("sequences") for a, b in zip(eager, replayed)
+                                             if "error" not in a]
     print(f"  graph == eager tokens ({label}): {result['graph_tokens_equal_' + label]}", flush=True)
 
 
@@ -252,6 +254,8 @@ def main() -> None:
     parser.add_argument("--json", default=None, help="write every number here")
     parser.add_argument("--profile-load", action="store_true", help="profile one more load from the cache")
     parser.add_argument("--fresh", default="qwen", help="models also loaded in fresh processes, as a CLI run does")
+    parser.add_argument("--warm", default="qwen:bf16,qwen:nf4_cache,ixc:bf16,ixc:nf4_cache",
+                        help="model:load pairs that get the warm cases")
     args = parser.parse_args()
     started = time.perf_counter()
     environment = gpu_setup.start(args.device)

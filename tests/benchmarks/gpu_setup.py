@@ -232,8 +232,10 @@ def fresh_load(folder: Path, quant: str, device: str, how: str = "docvision") ->
 
     root = str(Path(__file__).resolve().parents[2])
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [os.environ.get("PYTHONPATH"), root]))}
+    # cwd: ``python -c`` puts the working folder first on the path, and the checkout a GPU call runs in may
+    # hold another docvision.
     proc = subprocess.run([sys.executable, "-c", FRESH, str(folder), quant, device, how], capture_output=True,
-                          text=True, env=env, timeout=600)
+                          text=True, env=env, timeout=600, cwd=root)
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
             return json.loads(line[len("RESULT "):])
