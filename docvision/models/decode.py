@@ -140,7 +140,6 @@ class GraphDecoder:
         return tokens
 
 
-
 class _Prefill:
     """A streamer for the prefill's generate(): passes tokens on, keeps the stream open for the steps after."""
 
@@ -165,11 +164,30 @@ class Graphs:
 
     def fits(self, positions: int) -> bool:
         """Whether an answer reaching ``positions`` may take the steps: within a dynamic-NTK rope's plain range
-        (beyond it the base follows the exact length, which a static cache does not give the model)."""
+        (beyond it the base follows the exact length, which a static cache does not give the model), and with
+        GPU memory for the static cache (a second copy of the prompt's keys and values: without room for it,
+        generate() answers as before instead of failing)."""
         config = self.model.config
         limit = getattr(config, "max_position_embeddings", None)
         dynamic = getattr(config, "rope_dynamic_factor", None)
-        return not (dynamic and limit and capacity_for(positions) > limit)
+        if dynamic and limit and capacity_for(positions) > limit:
+            return False
+        if self.decoder is not None and self.decoder.capacity >= positions:
+            return True
+        return self._room_for(capacity_for(positions))
+
+    def _room_for(self, capacity: int) -> bool:
+        import torch
+
+        if self.model.device.type != "cuda":
+            return True
+        text = self.model.config.get_text_config()
+        head_dim = getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads
+        need = 2 * text.num_hidden_layers * text.num_key_value_heads * head_dim * capacity * 2  # keys, values; bf16
+        free, _ = torch.cuda.mem_get_info(self.model.device)
+        held = torch.cuda.memory_reserved(self.model.device) - torch.cuda.memory_allocated(self.model.device)
+        mine = 0 if self.decoder is None else need * self.decoder.capacity // capacity  # freed before the new one
+        return need * 5 // 4 < free + held + mine
 
     def generate(self, run: dict, cache, max_new_tokens: int, streamer, pad_token_id=None):
         """generate()'s greedy output ids for ``run`` (processor inputs or embeddings, or the part a ``cache``
