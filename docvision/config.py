@@ -82,6 +82,8 @@ SPECS: dict[str, Spec] = {s.name: s for s in (
     Spec("concurrency", int, 1, "Model requests in flight at once (--backend openai).", minimum=1, maximum=256),
     Spec("prefix_cache_mb", int, 2048, "Memory a local model may keep for the encodings of pages it was shown, "
          "so the next question about them starts at once (0: off).", minimum=0, maximum=1_000_000),
+    Spec("hub_kernels", bool, False, "Let transformers replace a local model's layers on the GPU with kernels "
+         "it downloads from the Hugging Face hub and runs (off: the model's own PyTorch code, nothing fetched)."),
     # -- what the model is shown ----------------------------------------------------------------------
     Spec("hd", int, None, "Resolution budget HD-N: at most N tiles per page (InternLM-XComposer2-4KHD's "
          "dial).", minimum=1, maximum=400),
@@ -245,7 +247,7 @@ class Settings:
                                   request_timeout=v["request_timeout"], connect_timeout=v["connect_timeout"],
                                   retries=v["retries"], max_context=v["max_context"], hd=hd)
         return LocalSettings(model=v["model"], device=v["device"], quant=v["quant"], dtype=v["dtype"],
-                             prefix_cache_mb=v["prefix_cache_mb"])
+                             prefix_cache_mb=v["prefix_cache_mb"], hub_kernels=v["hub_kernels"])
 
     def rows(self) -> list[dict[str, Any]]:
         """One row per setting for ``docvision config``; secrets are shown as set/unset only."""

@@ -33,7 +33,8 @@ Sources = Union[str, os.PathLike, Iterable[Union[str, os.PathLike]]]
 # Settings fixed for a Session's life: they choose what it loads and starts. Every other setting may also
 # be given to one call (``session.ask(..., hd=55)``).
 SESSION_ONLY = frozenset({"backend", "model", "quant", "device", "dtype", "base_url", "api_key",
-                          "request_timeout", "connect_timeout", "retries", "prefix_cache_mb", "browser"})
+                          "request_timeout", "connect_timeout", "retries", "prefix_cache_mb", "hub_kernels",
+                          "max_context", "browser"})
 
 
 class Session:

@@ -38,6 +38,7 @@ def chat(
     request_timeout: o.RequestTimeout = None,
     max_context: o.MaxContext = None,
     prefix_cache_mb: o.PrefixCacheMb = None,
+    hub_kernels: o.HubKernels = False,
     no_cache: o.NoCache = False,
     recursive: o.Recursive = False,
     max_image_pixels: o.MaxImagePixels = None,

@@ -82,6 +82,8 @@ Device = Annotated[Optional[str], _setting("device")]
 Dtype = Annotated[Optional[str], _setting("dtype")]
 Concurrency = Annotated[Optional[int], _setting("concurrency")]
 PrefixCacheMb = Annotated[Optional[int], _setting("prefix_cache_mb")]
+HubKernels = Annotated[bool, typer.Option(
+    "--hub-kernels", help=SPECS["hub_kernels"].help + " See docs/gpu.md. [env DOCVISION_HUB_KERNELS]")]
 RequestTimeout = Annotated[Optional[float], _setting("request_timeout")]
 MaxContext = Annotated[Optional[int], _setting("max_context")]
 Unordered = Annotated[bool, typer.Option(
@@ -104,4 +106,4 @@ EvidenceOut = Annotated[Optional[Path], typer.Option(
 INGEST_SETTINGS = ("timeout", "max_image_pixels", "viewport_width", "scale", "browser", "offline",
                    "local_pages_online", "local_root", "ocr", "lang")
 MODEL_SETTINGS = ("model", "backend", "base_url", "quant", "device", "dtype", "concurrency", "request_timeout",
-                  "prefix_cache_mb", "hd", "max_pages", "max_new_tokens", "max_context")
+                  "prefix_cache_mb", "hub_kernels", "hd", "max_pages", "max_new_tokens", "max_context")

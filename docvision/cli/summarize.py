@@ -25,6 +25,7 @@ def summarize(
     request_timeout: o.RequestTimeout = None,
     max_context: o.MaxContext = None,
     prefix_cache_mb: o.PrefixCacheMb = None,
+    hub_kernels: o.HubKernels = False,
     json_out: o.Json = False,
     output: o.Output = None,
     resume: o.Resume = False,

@@ -26,6 +26,7 @@ class LocalSettings:
     quant: str = "auto"  # auto | 4bit | 8bit | none
     dtype: str = "auto"  # auto | bfloat16 | float16 | float32 (unquantized weights and compute)
     prefix_cache_mb: int = 2048  # memory for reused page encodings (docs/prefix.md); 0 = off
+    hub_kernels: bool = False  # let transformers swap in kernels downloaded from the hub (docs/gpu.md)
 
 
 @dataclass(frozen=True)
