@@ -30,15 +30,11 @@ import docvision.ingest.office.files as officefile
 import docvision.ingest.office.percall as percall
 import docvision.ingest.office.profile as officeprofile
 import docvision.ingest.office.soffice as libreoffice
-from docvision.ingest.office.percall import CALC, IMPRESS, WRITER, csv_options
+from docvision.ingest.office.formats import FORMATS
+from docvision.ingest.office.percall import csv_options
 from docvision.ingest.office.warm import Crashed, Unavailable, WarmOffice, python_for_uno
 
 LAYOUT = "layout.json"
-IMPORT_FILTERS = {
-    ".xlsx": "Calc MS Excel 2007 XML", ".xlsm": "Calc MS Excel 2007 VBA XML", ".xls": "MS Excel 97",
-    ".ods": "calc8", ".csv": "Text - txt - csv (StarCalc)", ".docx": "MS Word 2007 XML", ".odt": "writer8",
-    ".rtf": "Rich Text Format", ".pptx": "Impress MS PowerPoint 2007 XML", ".odp": "impress8",
-}
 # A sheet is drawn up to this many rows and columns from its first cell; past them a warning says
 # what was left out. An .xlsx claiming XFD1048576 took 50 s and 8 GB before such a bound.
 MAX_ROWS = 20_000
@@ -74,7 +70,7 @@ class Converter:
         """Announce a batch: starts the warm LibreOffice now, so it is up when the first file needs it
         (or, without UNO, lets ``percall`` convert the files several per start)."""
         self._percall.expect(sources)
-        office = [Path(s) for s in sources if Path(s).suffix.lower() in IMPORT_FILTERS]
+        office = [Path(s) for s in sources if Path(s).suffix.lower() in FORMATS]
         if self._unavailable is None and office:
             with self._lock:
                 self._queue.update((str(p.resolve()), p) for p in office)
@@ -110,7 +106,7 @@ class Converter:
             if python is None:
                 self._off("no Python with LibreOffice's uno was found")
                 return None
-            warm = WarmOffice(self._processes, python, soffice, officeprofile.create(self._root, macro=True),
+            warm = WarmOffice(self._processes, python, soffice, officeprofile.create(self._root, True, self._processes),
                               self.options.timeout)
             warm.start()
             self._warm = warm
@@ -266,10 +262,9 @@ def _checks(path: Path) -> bool:
 
 
 def _request(staged: Path, pdf: Path, options: IngestOptions) -> dict:
-    ext = staged.suffix.lower()
-    kind = "calc" if ext in CALC else "writer" if ext in WRITER else "impress" if ext in IMPRESS else None
+    found = FORMATS[staged.suffix.lower()]
     segment = options.segment_height * 72.0 / options.render_dpi  # points
-    return {"input": staged.as_uri(), "output": pdf.as_uri(), "kind": kind, "filter": IMPORT_FILTERS[ext],
+    return {"input": staged.as_uri(), "output": pdf.as_uri(), "kind": found.kind, "filters": list(found.filters),
             "filter_options": csv_options(staged), "max_rows": MAX_ROWS, "max_columns": MAX_COLUMNS,
             "page_points": [segment, segment]}
 
