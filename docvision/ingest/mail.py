@@ -21,8 +21,8 @@ from pathlib import Path
 
 from docvision.document import Document, IngestOptions
 from docvision.errors import DamagedSource, DocvisionError, SourceNotFound
-from docvision.ingest.attachments import (CID, attachments, body_part, inline_parts, inner_message, parse, payload, split,
-                                          text_of)
+from docvision.ingest.attachments import (CID, attachments, body_part, inline_parts, inner_message, parse, payload,
+                                          split, text_of)
 from docvision.ingest.checks import check_file
 import docvision.ingest.text as text
 

@@ -50,7 +50,8 @@ FORMATS = {
     ".potx": Format("impress", "PowerPoint template", "zip",
                     ("Impress MS PowerPoint 2007 XML Template", "Impress MS PowerPoint 2007 XML")),
     ".ppt": Format("impress", "PowerPoint 97-2003 presentation", "ole", ("MS PowerPoint 97",)),
-    ".pps": Format("impress", "PowerPoint 97-2003 slide show", "ole", ("MS PowerPoint 97 AutoPlay", "MS PowerPoint 97")),
+    ".pps": Format("impress", "PowerPoint 97-2003 slide show", "ole",
+                   ("MS PowerPoint 97 AutoPlay", "MS PowerPoint 97")),
     ".pot": Format("impress", "PowerPoint 97-2003 template", "ole", ("MS PowerPoint 97 Vorlage", "MS PowerPoint 97")),
     ".odp": Format("impress", "OpenDocument presentation", "zip", ("impress8",)),
 }

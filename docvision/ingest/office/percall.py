@@ -102,7 +102,8 @@ class PerCall:
              source: str | None) -> list[Path | None]:
         """One soffice run on a profile no other run is using."""
         with self._lock:
-            profile = self._profiles.pop() if self._profiles else officeprofile.create(self._root, False, self._processes)
+            profile = (self._profiles.pop() if self._profiles
+                       else officeprofile.create(self._root, False, self._processes))
         healthy = False
         try:
             outputs, healthy = libreoffice.convert(self._processes, profile, inputs, outdir, target, timeout,
