@@ -166,3 +166,31 @@ def test_a_profile_folder_removed_by_someone_else_is_made_again(tmp_path, soffic
     finally:
         converter.close()
     assert not converter._root.exists()
+
+
+def test_a_file_of_the_other_generation_is_read_as_what_it_is(tmp_path, soffice, tools):
+    doc = _word_97(soffice, tmp_path, "Renamed by hand")
+    docx = convert(soffice, doc, "docx")
+    for source, actual in ((shutil.copyfile(doc, tmp_path / "a.docm"), "Word 97-2003 document"),
+                           (shutil.copyfile(docx, tmp_path / "b.doc"), "Word document")):
+        with ingest.load(str(source), IngestOptions(), tools) as document:
+            assert "Renamed by hand" in next(document.pages()).text
+            assert document.warnings[0].startswith(f"the file is a {actual} named {source.suffix}")
+
+
+def test_a_file_the_warm_libreoffice_dies_on_twice_gets_a_plain_run(tmp_path, soffice, monkeypatch):
+    """The warm converter crashing is simulated (a fuzzed .doc of the corpus does it for real: Apache POI's
+    Fuzzed.doc); the plain LibreOffice run that then converts it is real."""
+    from docvision.ingest.office import warm
+
+    doc = _word_97(soffice, tmp_path, "Second chance")
+
+    def crash(self, *args, **kwargs):
+        self.stop()
+        raise warm.Crashed("the worker closed its output")
+
+    monkeypatch.setattr(warm.WarmOffice, "receive", crash)
+    with Tools(IngestOptions()) as own:
+        with ingest.load(str(doc), IngestOptions(), own) as document:
+            assert "Second chance" in next(document.pages()).text
+            assert any("plain LibreOffice run converted it" in w for w in document.warnings)

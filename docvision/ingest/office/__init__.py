@@ -51,8 +51,8 @@ def load(source: str, options: IngestOptions, tools) -> Document:
     import docvision.ingest.office.soffice as libreoffice
 
     path = check_file(source)
-    ext = path.suffix.lower()
-    officefile.check(path, ext, source)
+    named = path.suffix.lower()
+    ext = officefile.check(path, named, source)  # the format the bytes are: a Word 97 file named .docm is a .doc
     tools.converter().expect([source])  # LibreOffice starts while openpyxl reads the workbook
     info = workbook.read_structure(path, source) if ext in WORKBOOKS else None
     names = _sheet_names(path, ext, info, source)  # before converting: an encrypted .xls fails here
@@ -67,10 +67,14 @@ def load(source: str, options: IngestOptions, tools) -> Document:
     converter = tools.converter()
     folder, pdf = converter.convert(path, options, source)
     try:
-        return _document(folder, pdf, ext, names, info, source, options, converter.take_notice())
+        document = _document(folder, pdf, ext, names, info, source, options, converter.take_notice())
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
+    if ext != named:
+        document.warnings.insert(0, f"the file is a {officefile.describe(ext)} named {named}; it was read as "
+                                    "what it is")
+    return document
 
 
 def _document(folder: Path, pdf: Path, ext: str, names: list | None, info: dict | None, source: str,

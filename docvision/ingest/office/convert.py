@@ -40,6 +40,8 @@ LAYOUT = "layout.json"
 MAX_ROWS = 20_000
 MAX_COLUMNS = 256
 QUIT_SECONDS = 3.0  # measured ~0.3 s for LibreOffice to end when asked
+CRASHED_TWICE = ("LibreOffice stopped twice while converting this file through UNO; a plain LibreOffice run "
+                 "converted it instead")
 NO_UNO = ("LibreOffice cannot be driven through UNO here ({why}): converting with one LibreOffice start per file, "
           "and numbers in narrow columns may show as ### (apt-get install python3-uno "
           "libreoffice-script-provider-python)")
@@ -91,6 +93,10 @@ class Converter:
                 except Unavailable as exc:
                     self._retire()
                     self._off(str(exc) or "no Python script provider")
+                except _CrashedTwice:
+                    # A plain LibreOffice run converted files (fuzzed .doc) on which the warm one died twice:
+                    # it has the last word before the file is called damaged.
+                    self._notice = CRASHED_TWICE
         return self._percall.convert(path, options, source)
 
     def take_notice(self) -> str | None:
@@ -201,8 +207,7 @@ class Converter:
                 if self._processes.closed:
                     raise ExternalTimeout("LibreOffice was stopped: the run is ending", source=source) from None
                 if attempt == 2:
-                    raise DamagedSource(f"LibreOffice stopped twice while converting this file ({exc}); the file "
-                                        "may be damaged", source=source) from None
+                    raise _CrashedTwice(str(exc)) from None
         raise AssertionError("unreachable")
 
     def close(self) -> None:
@@ -223,6 +228,10 @@ class Converter:
         shutil.rmtree(self._root, ignore_errors=True)
 
 
+class _CrashedTwice(Exception):
+    """The warm LibreOffice died twice on one file (its next step is a plain LibreOffice run)."""
+
+
 @dataclass
 class _Job:
     """One file on its way through the warm LibreOffice: its own copy, the PDF to come, the request."""
@@ -240,7 +249,8 @@ class _Job:
         try:
             # Under its own name: LibreOffice names a CSV file's one sheet after it.
             (folder / "in").mkdir()
-            staged = Path(shutil.copyfile(path, folder / "in" / path.name))
+            name = path.stem + officefile.actual(path, path.suffix.lower())  # read as the format its bytes are
+            staged = Path(shutil.copyfile(path, folder / "in" / name))
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
@@ -281,4 +291,4 @@ def _check(answer: dict, ext: str, source: str) -> None:
     if error == "load":
         raise DamagedSource(f"LibreOffice could not open the {name}; the file may be damaged or password-protected",
                             source=source)
-    raise DamagedSource(f"LibreOffice could not convert the {name} ({answer.get('message', error)})", source=source)
+    raise DamagedSource(f"LibreOffice could not convert the {name}; the file may be damaged", source=source)

@@ -24,14 +24,17 @@ RATIO_FLOOR = 8 << 20  # members smaller than this unpack harmlessly whatever th
 # The stream an Office 97-2003 file of each application keeps its content in, by LibreOffice kind.
 OLE_STREAMS = {"calc": ("Workbook", "Book"), "writer": ("WordDocument",), "impress": ("PowerPoint Document",)}
 _OLE_NAMES = {"Workbook": ".xls", "Book": ".xls", "WordDocument": ".doc", "PowerPoint Document": ".ppt"}
+_GENERATIONS = {"calc": (".xls", ".xlsx"), "writer": (".doc", ".docx"), "impress": (".ppt", ".pptx")}
+_MAIN_PARTS = {"calc": "xl/workbook.xml", "writer": "word/document.xml", "impress": "ppt/presentation.xml"}
 WORD_ENCRYPTED = 0x0100  # fEncrypted in the flags of a Word 97 file's FIB (offset 10 of WordDocument)
 PPT_ENCRYPTED = 0xF3D1C4DF  # the CurrentUserAtom header token of an encrypted PowerPoint 97 file
 
 
-def check(path: Path, ext: str, source: str) -> None:
+def check(path: Path, ext: str, source: str) -> str:
     """Refuse what is certainly unreadable, with one clear line: not the container the extension names,
     encrypted, or a zip bomb. Anything else goes to LibreOffice, which has the last word (it reads fuzzed
-    files that stricter parsers refuse)."""
+    files that stricter parsers refuse). Returns the extension of the format the bytes are (``actual``)."""
+    ext = actual(path, ext)
     with open(path, "rb") as fh:
         head = fh.read(4096)
     container = FORMATS[ext].container
@@ -50,12 +53,49 @@ def check(path: Path, ext: str, source: str) -> None:
     elif ext == ".csv":
         if b"\x00" in head or sniff(head) not in (None, "html"):
             _refuse_mislabelled(head, ext, source)
+    return ext
+
+
+def actual(path: Path, ext: str) -> str:
+    """The extension of the format the file's bytes are: ``ext``, or, for a file of the same application
+    under the other generation's name (a Word 97 file named .docm, a Word 2007 file named .doc), that
+    generation's extension. Viewers open such files by their bytes; so does docvision, with that
+    format's filters (never another application's)."""
+    found = FORMATS[ext]
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    if found.container == "zip" and head.startswith(CFB_MAGIC) and _ole_kind(path) == found.kind:
+        return _GENERATIONS[found.kind][0]
+    if found.container == "ole" and head.startswith(b"PK\x03\x04") and _zip_kind(path) == found.kind:
+        return _GENERATIONS[found.kind][1]
+    return ext
+
+
+def _ole_kind(path: Path) -> str | None:
+    """The application whose content an OLE container holds (None: none, damaged, or encrypted OOXML)."""
+    import olefile
+
+    try:
+        with olefile.OleFileIO(str(path)) as ole:
+            return next((kind for kind, names in OLE_STREAMS.items() if any(ole.exists(n) for n in names)), None)
+    except Exception:  # noqa: BLE001 - a container olefile cannot read is judged by its extension
+        return None
+
+
+def _zip_kind(path: Path) -> str | None:
+    """The application whose content an OOXML zip holds, by its main part."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        return None
+    return next((kind for kind, part in _MAIN_PARTS.items() if part in names), None)
 
 
 def _refuse_compound(path: Path, ext: str, source: str) -> None:
     if _encrypted_package(path):
         _refuse_encrypted(ext, source)
-    older = {"calc": ".xls", "writer": ".doc", "impress": ".ppt"}[FORMATS[ext].kind]
+    older = _GENERATIONS[FORMATS[ext].kind][0]
     if ext in OOXML:
         hint = f"it looks like an Office 97-2003 file; rename it to {older}"
     else:

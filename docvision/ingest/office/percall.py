@@ -58,7 +58,7 @@ def stage(paths: list[Path], folder: Path) -> list[Path]:
     touches the user's own file."""
     staged = []
     for i, path in enumerate(paths):
-        copy = folder / f"in{i}{path.suffix.lower()}"
+        copy = folder / f"in{i}{officefile.actual(path, path.suffix.lower())}"
         shutil.copyfile(path, copy)
         staged.append(copy)
     return staged
