@@ -42,6 +42,14 @@ _BROKEN = (OSError, SyntaxError, ValueError, EOFError, TypeError, KeyError, Inde
            struct.error)
 # What Pillow says when the file ends before the picture does (JPEG, GIF, TIFF strips).
 _CUT_SHORT = re.compile(r"truncated|broken data stream|premature end", re.IGNORECASE)
+# Pillow's complaints by what they mention, in a reader's words.
+_DAMAGE = (
+    (("truncated", "premature end", "eof"), "the file is cut short"),
+    (("crc", "checksum"), "a checksum does not match: bytes of the file were changed"),
+    (("dimension", "size", "tile", "strip"), "its header gives no usable picture size or layout"),
+    (("decoder", "data stream", "decompress", "huffman", "marker"), "its compressed picture data is damaged"),
+    (("mode", "bits per sample", "bitspersample", "sample"), "its pixel format is not one a picture can have"),
+)
 TRUNCATED = "damaged: the file is cut short; the part it holds is shown (viewers draw the rest grey)"
 _LENIENT = threading.Lock()
 
@@ -62,9 +70,12 @@ def _open(path: Path, source: str) -> "Image.Image":
 
 
 def _damaged(exc: BaseException) -> str:
-    """One line for a broken image: Pillow's reason without Python's quoting, and what to do."""
-    reason = re.sub(r"""b'([^']*)'""", r"\1", str(exc)).strip() or type(exc).__name__
-    return f"the image is truncated or corrupt ({reason}); export or download it again"
+    """One line for a broken image: what is wrong in a reader's words (never Pillow's own text), and what
+    to do."""
+    reason = str(exc).lower()
+    meaning = next((words for keys, words in _DAMAGE if any(key in reason for key in keys)),
+                   "its data is damaged or not what its header describes")
+    return f"the image is truncated or corrupt: {meaning}; export or download it again"
 
 
 @contextmanager
@@ -198,7 +209,7 @@ class _Frames:
             try:
                 self.image.seek(index)
             except _BROKEN as exc:
-                raise DamagedSource(f"cannot read frame {index + 1} ({exc})", source=self.source) from None
+                raise DamagedSource(f"cannot read frame {index + 1}: {_damaged(exc)}", source=self.source) from None
             yield self.image
 
     def close(self) -> None:
@@ -220,7 +231,7 @@ class _Reopen:
             try:
                 image.seek(index)
             except _BROKEN as exc:
-                raise DamagedSource(f"cannot read frame {index + 1} ({exc})", source=self.source) from None
+                raise DamagedSource(f"cannot read frame {index + 1}: {_damaged(exc)}", source=self.source) from None
             yield image
 
 

@@ -274,7 +274,8 @@ def test_bad_crc_and_heic_named_jpg_say_what_to_do(tmp_path):
     at = data.index(b"IDAT")
     data[at + 4] ^= 0xFF  # first byte of the compressed data: the chunk's CRC no longer matches
     (tmp_path / "crc.png").write_bytes(bytes(data))
-    with pytest.raises(DamagedSource, match=r"checksum in IDAT\)\); export or download it again$"):
+    with pytest.raises(DamagedSource, match=r"a checksum does not match: bytes of the file were changed; export or "
+                                            r"download it again$"):
         load(tmp_path / "crc.png")
     (tmp_path / "photo.jpg").write_bytes(b"\0\0\0\x18ftypheic\0\0\0\0mif1heic" + bytes(300))
     with pytest.raises(DamagedSource, match="HEIC/HEIF or AVIF photo.*convert it to JPEG or PNG"):
@@ -293,7 +294,7 @@ def test_tiff_frame_without_dimensions_is_damaged(tmp_path):
         if struct.unpack("<H", data[entry:entry + 2])[0] in (256, 257):  # ImageWidth, ImageLength
             data[entry:entry + 2] = struct.pack("<H", 65000 + i)
     (tmp_path / "two.tiff").write_bytes(bytes(data))
-    with pytest.raises(DamagedSource, match="Missing dimensions"):  # Pillow raises TypeError here
+    with pytest.raises(DamagedSource, match="no usable picture size"):  # Pillow raises "Missing dimensions"
         load(tmp_path / "two.tiff")
 
 

@@ -83,8 +83,8 @@ def _document(folder: Path, pdf: Path, ext: str, names: list | None, info: dict 
     fitz = segments.fitz()
     try:
         doc = fitz.open(str(pdf), filetype="pdf")
-    except (RuntimeError, ValueError) as exc:
-        raise DamagedSource(f"LibreOffice wrote an unreadable PDF ({exc})", source=source) from None
+    except (RuntimeError, ValueError):
+        raise DamagedSource("LibreOffice wrote a PDF that cannot be read; the file may be damaged", source=source) from None
     try:
         warnings: list[str] = [notice] if notice else []
         layout_file = folder / officeconvert.LAYOUT
