@@ -37,16 +37,20 @@ def load(source: str, options: IngestOptions | None = None, tools: "Tools | None
     from docvision.ingest.tools import Tools
 
     options = options or IngestOptions()
-    if tools is None:
-        with Tools(options) as own:
-            return load(source, options, own)
+    if tools is not None:
+        return _load(source, options, tools)
+    with Tools(options) as own:
+        return _load(source, options, own)
+
+
+def _load(source: str, options: IngestOptions, tools: "Tools") -> Document:
     if "#" in source:
         from docvision.ingest.attachments import split
 
         if split(source) is not None:  # mail.eml#invoice.pdf: an attachment, read as what it is
             from docvision.ingest.mail import load_attachment
 
-            return load_attachment(source, options, tools, load)
+            return load_attachment(source, options, tools, _load)
     module = importlib.import_module(INGESTORS[kind_of(source)])
     return module.load(source, options, tools)
 
