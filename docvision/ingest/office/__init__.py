@@ -55,6 +55,8 @@ def load(source: str, options: IngestOptions, tools) -> Document:
     ext = officefile.check(path, named, source)  # the format the bytes are: a Word 97 file named .docm is a .doc
     tools.converter().expect([source])  # LibreOffice starts while openpyxl reads the workbook
     info = workbook.read_structure(path, source) if ext in WORKBOOKS else None
+    if info is not None and info.get("empty"):
+        raise EmptySource("the workbook has no cells with content and no charts", source=source)
     names = _sheet_names(path, ext, info, source)  # before converting: an encrypted .xls fails here
     try:
         libreoffice.find_soffice()
