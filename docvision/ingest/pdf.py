@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Iterator
 
 from docvision.document import Document, IngestOptions, Page, Word, parse_page_range
-from docvision.errors import DamagedSource, EmptySource, PasswordRequired, SourceNotFound
+from docvision.errors import DamagedSource, DocvisionError, EmptySource, PasswordRequired, SourceNotFound
 from docvision.ingest.checks import check_content, check_file
 from docvision.ingest.pdfsession import Budget, PageFailed, PageInfo, Session, plain
 from docvision.ingest.pdfworker import openable
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
 POINTS_PER_INCH = 72.0
+REPAIRED_BY_PDFIUM = "the file is damaged; its pages were read by a second PDF engine"
 DYNAMIC_XFA = ("the PDF is a dynamic XFA form, which only Adobe Reader draws: its pages show what the file shows "
                "other readers (often 'Please wait...'); the form's text and field values are read from the file "
                "as facts of the first page")
@@ -89,13 +90,13 @@ def _inspect(fitz, path, source: str, options: IngestOptions) -> _Opened:
     except fitz.FileNotFoundError:  # PyMuPDF's own class, a RuntimeError, not the built-in one
         raise SourceNotFound("no such file", source=source) from None
     except (fitz.FileDataError, *MUPDF_ERRORS):
-        return _by_pdfium(path, options, "the file is damaged; its pages were read by a second PDF engine") \
-            or _fail(DamagedSource("the PDF is damaged beyond repair and cannot be opened", source=source))
+        return _or_pdfium(path, options, REPAIRED_BY_PDFIUM,
+                          DamagedSource("the PDF is damaged beyond repair and cannot be opened", source=source))
     try:
         return _checked(fitz, doc, path, source, options)
     except MUPDF_ERRORS:  # a page tree MuPDF trips over while counting or loading pages
-        return _by_pdfium(path, options, "the file is damaged; its pages were read by a second PDF engine") \
-            or _fail(DamagedSource("the PDF is damaged: its page tree cannot be read", source=source))
+        return _or_pdfium(path, options, REPAIRED_BY_PDFIUM,
+                          DamagedSource("the PDF is damaged: its page tree cannot be read", source=source))
     finally:
         doc.close()  # the worker opens the file again; nothing here interprets a page's content
 
@@ -104,18 +105,19 @@ def _checked(fitz, doc, path, source: str, options: IngestOptions) -> _Opened:
     # Read needs_pass once, before authenticate(): reading it afterwards blanks decrypted pages.
     needs_pass = bool(doc.needs_pass)
     if needs_pass and not options.password:
-        return _by_pdfium(path, options, _unlocked_note(doc), encrypted=True) \
-            or _fail(PasswordRequired("the PDF is encrypted: pass its password with --password", source=source))
+        return _or_pdfium(path, options, _unlocked_note(doc),
+                          PasswordRequired("the PDF is encrypted: pass its password with --password", source=source),
+                          encrypted=True)
     if needs_pass and not doc.authenticate(options.password):
         raise PasswordRequired("wrong password for this encrypted PDF: check --password", source=source)
     page_count = doc.page_count
     complaints = _mupdf_messages(fitz) if page_count == 0 else []
     if page_count == 0 and (doc.is_repaired or complaints):  # a lost page tree, not an empty PDF
-        return _by_pdfium(path, options, "the file is damaged; its pages were read by a second PDF engine") \
-            or _fail(DamagedSource("the PDF is damaged: no page could be found", source=source))
+        return _or_pdfium(path, options, REPAIRED_BY_PDFIUM,
+                          DamagedSource("the PDF is damaged: no page could be found", source=source))
     if page_count == 0:  # a page tree MuPDF finds empty; PDFium may find the pages (a wrong /Count)
-        return _by_pdfium(path, options, "the file's list of pages is damaged; its pages were read by a second "
-                          "PDF engine") or _fail(EmptySource("the PDF has no pages", source=source))
+        return _or_pdfium(path, options, "the file's list of pages is damaged; its pages were read by a second "
+                          "PDF engine", EmptySource("the PDF has no pages", source=source))
     opened = _Opened(page_count)
     if doc.is_repaired:
         first = parse_page_range(options.pages, page_count, source)[0]
@@ -136,13 +138,14 @@ def _checked(fitz, doc, path, source: str, options: IngestOptions) -> _Opened:
     return opened
 
 
-def _by_pdfium(path, options: IngestOptions, note: str, encrypted: bool = False) -> _Opened | None:
-    """The file as PDFium opens it (all its pages read by PDFium), or None when PDFium cannot open it."""
+def _or_pdfium(path, options: IngestOptions, note: str, refusal: DocvisionError, encrypted: bool = False) -> _Opened:
+    """The file as PDFium opens it (all its pages read by PDFium, ``note`` the warning saying so); ``refusal``,
+    MuPDF's verdict, when PDFium cannot open it either."""
     from docvision.ingest.pdfium import opens
 
     count = opens(str(path), options.password)
     if not count:
-        return None
+        raise refusal
     return _Opened(count, [note], {"encrypted": encrypted, "engine": "PDFium"}, engine="pdfium")
 
 
@@ -152,10 +155,6 @@ def _unlocked_note(doc) -> str:
     if doc.xref_get_key(-1, "Encrypt/EFF")[0] != "null" and stream in ("/Identity", "null"):
         return "the PDF's attachments are encrypted (they need a password) and were not read; its pages are shown"
     return "the PDF is encrypted but its pages open without a password"
-
-
-def _fail(error: Exception):
-    raise error
 
 
 def load(source: str, options: IngestOptions, tools=None) -> Document:
