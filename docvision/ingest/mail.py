@@ -37,9 +37,13 @@ def load(source: str, options: IngestOptions, tools) -> Document:
 
 
 def _message_document(message: EmailMessage, source: str, options: IngestOptions, tools) -> Document:
-    listed = [name for name, _part in attachments(message)]
-    document = text.render_html(text.page_html(str(message.get("Subject", "")) or Path(source).name,
-                                               message_html(message, listed)), source, options, tools, kind="mail")
+    try:
+        listed = [name for name, _part in attachments(message)]
+        page = text.page_html(str(message.get("Subject", "")) or Path(source).name, message_html(message, listed))
+    except Exception:  # noqa: BLE001 - the parser takes anything; a part it cannot decode surfaces here
+        raise DamagedSource("the message's parts cannot be read (a damaged MIME structure or encoding)",
+                            source=source) from None
+    document = text.render_html(page, source, options, tools, kind="mail")
     document.metadata = {"format": "e-mail", "subject": str(message.get("Subject", "")),
                          "from": str(message.get("From", "")), "date": str(message.get("Date", "")),
                          "attachments": listed}
