@@ -194,3 +194,19 @@ def test_a_file_the_warm_libreoffice_dies_on_twice_gets_a_plain_run(tmp_path, so
         with ingest.load(str(doc), IngestOptions(), own) as document:
             assert "Second chance" in next(document.pages()).text
             assert any("plain LibreOffice run converted it" in w for w in document.warnings)
+
+
+def test_an_ole_container_olefile_refuses_is_libreoffice_to_judge(tmp_path, soffice):
+    """Fuzzed .xls files that olefile cannot parse were refused as damaged ("its OLE container is damaged",
+    with Python's own text); LibreOffice reads some of them, so it decides."""
+    import olefile
+
+    xls = convert(soffice, _workbook(tmp_path / "book.xlsx"), "xls")
+    data = bytearray(xls.read_bytes())
+    data[0x1E:0x20] = struct.pack("<H", 0x0D)  # a sector size olefile will not take (LibreOffice's reader may)
+    (tmp_path / "odd.xls").write_bytes(bytes(data))
+    with pytest.raises(Exception):  # noqa: B017 - the premise: olefile refuses the container
+        olefile.OleFileIO(str(tmp_path / "odd.xls"))
+    proc = run_cli("render", tmp_path / "odd.xls")
+    assert "Traceback" not in proc.stderr and "OLE container" not in proc.stderr
+    assert proc.returncode == 0 or "LibreOffice could not open the Excel 97-2003 workbook" in proc.stderr, proc.stderr
