@@ -1,7 +1,9 @@
 """Expand what the user typed (files, folders, globs, URLs, ``-`` for stdin) into a list of sources.
 
 Each entry is either a source string to process, or an error (a folder with nothing readable in
-it, a glob that matched nothing) that becomes an error record while the rest of the batch runs.
+it, a glob that matched nothing) that becomes an error record while the rest of the batch runs. An
+e-mail (.eml) is followed by its attachments that docvision reads, each a source of its own named
+``mail.eml#invoice.pdf``.
 Folders and glob matches come in natural order (r2 before r10); a file reached twice (a symlink, a
 symlink loop such as ``sub -> .``) is listed once. A file found by walking a folder carries that folder
 (``Entry.folder``: a local web page's site, docs/web.md). ``shown`` is how a source appears in records
@@ -132,7 +134,20 @@ def expand(args: Iterable[str], recursive: bool = False, stdin=None,
             entries.extend(_glob(arg, recursive, say))
         else:
             entries.append(Entry(arg))
-    return _unique(entries)
+    return _unique(_with_attachments(entries))
+
+
+def _with_attachments(entries: list[Entry]) -> list[Entry]:
+    """Each e-mail followed by its attachments that docvision reads, as sources of their own
+    (``mail.eml#invoice.pdf``)."""
+    result = []
+    for entry in entries:
+        result.append(entry)
+        if entry.error is None and entry.source.lower().endswith(".eml") and Path(entry.source).is_file():
+            from docvision.ingest.attachments import attachment_names
+
+            result += [Entry(f"{entry.source}#{name}") for name in attachment_names(Path(entry.source))]
+    return result
 
 
 def _unique(entries: list[Entry]) -> list[Entry]:
