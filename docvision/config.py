@@ -76,6 +76,15 @@ SPECS: dict[str, Spec] = {s.name: s for s in (
          minimum=0.1, maximum=3600),
     Spec("retries", int, 6, "Retries of a request on 429, 5xx and lost connections (with backoff).",
          minimum=0, maximum=100),
+    Spec("workers", int, None, "Sources rendered at once, each in a process of its own with its own PDF worker, "
+         "Chromium and LibreOffice (default: the number of cores; 1: one render thread in docvision itself).",
+         minimum=1, maximum=256),
+    Spec("ray", bool, False, "Run on a Ray cluster (docs/cluster.md): sources rendered in CPU tasks across it, "
+         "answered by the model server or by the local model in actors; needs pip install 'docvision[ray]'."),
+    Spec("ray_address", str, None, "The Ray cluster to use with --ray (default: RAY_ADDRESS, else a Ray started "
+         "on this machine for the run).", env=("RAY_ADDRESS",)),
+    Spec("ray_gpus_per_actor", float, 1.0, "GPUs of each model actor with --ray and a local model (0: on CPUs).",
+         minimum=0, maximum=64),
     Spec("max_context", int, None, "Tokens one call to the model server may hold, prompt and answer, where the "
          "server does not list its context (vLLM and SGLang do; Ollama does not): pages are grouped into calls "
          "that fit.", minimum=1024, maximum=10_000_000),

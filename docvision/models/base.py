@@ -39,6 +39,25 @@ class Generation:
     warnings: list[str] = field(default_factory=list)  # for the record, e.g. a server that sent no usage
 
 
+@dataclass(frozen=True)
+class Shape:
+    """What drawing pages needs of a backend -- its tile size and how many visual tokens a plan costs --
+    as plain data a render worker can take (docvision.run.workers)."""
+
+    tile: int = DEFAULT_TILE
+    family: object = None  # a docvision.models.families.Family; None: the 4KHD count
+
+    def visual_tokens(self, plan: Plan) -> int:
+        return self.family.visual_tokens(plan) if self.family is not None else plan.tokens
+
+    @classmethod
+    def of(cls, backend: "Backend | None") -> "Shape | None":
+        """The shape of a loaded backend (None for none)."""
+        if backend is None:
+            return None
+        return cls(backend.tile, getattr(backend, "family", None))
+
+
 class Backend(ABC):
     """Images + prompt in, text out. Subclasses hold the loaded model or the server connection."""
 
