@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from docvision.errors import DocvisionError, SourceNotFound, UnsupportedSource, UsageError
+import docvision.ingest.remote as remote
 from docvision.ingest.checks import EXTENSIONS, is_url
 
 MAX_FILES = 100_000  # a folder walk stops here: a runaway tree is reported, not listed for ever
@@ -107,6 +108,19 @@ def _glob(pattern: str, recursive: bool, say: Callable[[str], None]) -> list[Ent
     return entries
 
 
+def _objects(uri: str, recursive: bool) -> list[Entry]:
+    """The objects of an object-store URI (a prefix lists its supported files), or its one error."""
+    try:
+        found = remote.expand(uri, recursive, _supported, natural_key)
+    except UsageError:
+        raise  # no pyarrow to read it with: nothing can run
+    except DocvisionError as exc:
+        return [Entry(uri, exc)]
+    if not found:
+        return [Entry(uri, UnsupportedSource("no supported files under this prefix", source=uri))]
+    return [Entry(u) for u in found]
+
+
 def _stdin_lines(stream) -> list[str]:
     if stream.isatty():
         raise UsageError("`-` reads the sources from standard input, one per line: pipe them in, e.g. "
@@ -128,6 +142,8 @@ def expand(args: Iterable[str], recursive: bool = False, stdin=None,
                                                      source=arg)))
         elif is_url(arg):
             entries.append(Entry(arg))
+        elif remote.is_object(arg):
+            entries.extend(_objects(arg, recursive))
         elif Path(arg).is_dir():
             entries.extend(_folder(Path(arg), recursive, say))
         elif glob.has_magic(arg) and not Path(arg).exists():
@@ -156,7 +172,7 @@ def _unique(entries: list[Entry]) -> list[Entry]:
     unique = []
     for entry in entries:
         keys = {entry.source}
-        if entry.error is None and not is_url(entry.source):
+        if entry.error is None and not is_url(entry.source) and not remote.is_object(entry.source):
             try:
                 keys.add(os.path.realpath(entry.source))
             except (OSError, ValueError):

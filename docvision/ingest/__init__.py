@@ -36,7 +36,12 @@ def load(source: str, options: IngestOptions | None = None, tools: "Tools | None
     """
     from docvision.ingest.tools import Tools
 
+    import docvision.ingest.remote as remote
+
     options = options or IngestOptions()
+    if remote.is_object(source):  # s3:// and the like: a copy opened as a local file (docvision.ingest.remote)
+        kind_of(source)  # an unsupported kind is refused before anything is copied
+        return remote.load(source, options, tools, lambda local: load(local, options, tools))
     if tools is not None:
         return _load(source, options, tools)
     with Tools(options) as own:
