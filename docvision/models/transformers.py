@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
-import sys
 import time
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -158,7 +158,7 @@ def load_model(path: Path, model_id: str, revision: str, device: str, quant: str
         _save_atomically(model, processor, cached)
     except (OSError, NotImplementedError, ValueError) as exc:
         # A cache that cannot be written costs speed next time, not this answer.
-        sys.stderr.write(f"warning: could not keep a quantized copy in {cached}: {exc}\n")
+        logging.getLogger("docvision").warning(f"could not keep a quantized copy in {cached}: {exc}")
     return model, processor, False
 
 

@@ -14,9 +14,9 @@ quantized model is saved once to the user cache (with the tokenizer) so the next
 
 from __future__ import annotations
 
+import logging
 import json
 import struct
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,7 +115,7 @@ def load(folder: Path, model_id: str, revision: str, device: str, quant: str, dt
         _save_atomically(model, tokenizer, cached)
     except (OSError, NotImplementedError, ValueError) as exc:
         # A cache that cannot be written costs time next load, not this answer.
-        sys.stderr.write(f"warning: could not keep a quantized copy in {cached}: {exc}\n")
+        logging.getLogger("docvision").warning(f"could not keep a quantized copy in {cached}: {exc}")
     return Loaded(model, tokenizer, False)
 
 
