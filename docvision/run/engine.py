@@ -34,6 +34,8 @@ from docvision.run.sink import RecordSink
 from docvision.sources import Entry
 
 AHEAD = 3  # items (one model call's pages each) a lane holds ahead of its worker
+# A task without a model yields small items (a page's plan and text): its lanes are not bounded, so a render
+# worker finishing source k+1 never waits for source k to be written (the window still bounds the sources).
 POLL_S = 0.2  # how often blocked threads look up to see whether the run was stopped
 
 
@@ -86,8 +88,8 @@ class Job:
 class Lanes:
     """One bounded queue per source, and a window of sources the producer may work on ahead."""
 
-    def __init__(self, count: int, window: int, stop: threading.Event):
-        self.queues = [queue.Queue(maxsize=AHEAD) for _ in range(count)]
+    def __init__(self, count: int, window: int, stop: threading.Event, depth: int = AHEAD):
+        self.queues = [queue.Queue(maxsize=depth) for _ in range(count)]
         self.slots = threading.Semaphore(max(1, window))
         self.stop = stop
 
@@ -224,7 +226,7 @@ def stream(todo: list[Entry], task: Task, *, opener: Callable[[str], Document] |
     renderers = remote.count(len(todo)) if remote is not None else 1
     stop = threading.Event()
     # Sources in flight: one per model worker and one per renderer, so no renderer waits for room.
-    lanes = Lanes(len(todo), window=workers + renderers, stop=stop)
+    lanes = Lanes(len(todo), window=workers + renderers, stop=stop, depth=AHEAD if task.needs_model else 0)
     producer = Producer(todo, task, opener, backend, lanes, finish, remote)
     producer.start()
     worker = _Worker(task, backend, lanes, producer, settings, load_s)
