@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import docvision.ingest as ingest
+import docvision.ingest.remote as remote
 from docvision.document import Document, IngestOptions, Page, Word
 import docvision.ingest.ocr as ocr
 from docvision.errors import DocvisionError, EmptySource
@@ -111,8 +112,8 @@ class RenderCache:
             self.say(f"the render cache in {self.root} cannot be used ({reason}); going on without it")
 
     def entry(self, source: str, options: IngestOptions) -> Path | None:
-        """The entry folder for a local file, or None when the source cannot be cached (URLs)."""
-        if ingest.is_url(source):
+        """The entry folder for a local file, or None when the source cannot be cached (URLs, objects)."""
+        if ingest.is_url(source) or remote.is_object(source):
             return None
         path = Path(source)
         try:

@@ -76,9 +76,23 @@ SPECS: dict[str, Spec] = {s.name: s for s in (
          minimum=0.1, maximum=3600),
     Spec("retries", int, 6, "Retries of a request on 429, 5xx and lost connections (with backoff).",
          minimum=0, maximum=100),
+    Spec("workers", int, None, "Sources rendered at once, each in a process of its own with its own PDF worker, "
+         "Chromium and LibreOffice (default: the number of cores; 1: one render thread in docvision itself).",
+         minimum=1, maximum=256),
+    Spec("ray", bool, False, "Run on a Ray cluster (docs/cluster.md): sources rendered in CPU tasks across it, "
+         "answered by the model server or by the local model in actors; needs pip install 'docvision[ray]'."),
+    Spec("ray_address", str, None, "The Ray cluster to use with --ray (default: RAY_ADDRESS, else a Ray started "
+         "on this machine for the run).", env=("RAY_ADDRESS",)),
+    Spec("ray_gpus_per_actor", float, 1.0, "GPUs of each model actor with --ray and a local model (0: on CPUs).",
+         minimum=0, maximum=64),
+    Spec("max_context", int, None, "Tokens one call to the model server may hold, prompt and answer, where the "
+         "server does not list its context (vLLM and SGLang do; Ollama does not): pages are grouped into calls "
+         "that fit.", minimum=1024, maximum=10_000_000),
     Spec("concurrency", int, 1, "Model requests in flight at once (--backend openai).", minimum=1, maximum=256),
     Spec("prefix_cache_mb", int, 2048, "Memory a local model may keep for the encodings of pages it was shown, "
          "so the next question about them starts at once (0: off).", minimum=0, maximum=1_000_000),
+    Spec("hub_kernels", bool, False, "Let transformers replace a local model's layers on the GPU with kernels "
+         "it downloads from the Hugging Face hub and runs (off: the model's own PyTorch code, nothing fetched)."),
     # -- what the model is shown ----------------------------------------------------------------------
     Spec("hd", int, None, "Resolution budget HD-N: at most N tiles per page (InternLM-XComposer2-4KHD's "
          "dial).", minimum=1, maximum=400),
@@ -232,17 +246,19 @@ class Settings:
         value = self.values[name]
         return TASK_DEFAULTS[name][task] if value is None and name in TASK_DEFAULTS else value
 
-    def backend_settings(self):
-        """The typed settings of the chosen backend (docvision.models)."""
+    def backend_settings(self, task: str | None = None):
+        """The typed settings of the chosen backend (docvision.models); ``task`` names the command whose
+        HD-N a server is checked at (without it: --hd, else the smallest default)."""
         from docvision.models import LocalSettings, ServerSettings
 
         v = self.values
         if v["backend"] == "openai":
+            hd = self.for_task("hd", task) if task else v["hd"] or min(TASK_DEFAULTS["hd"].values())
             return ServerSettings(model=v["model"], base_url=v["base_url"], api_key=v["api_key"],
                                   request_timeout=v["request_timeout"], connect_timeout=v["connect_timeout"],
-                                  retries=v["retries"])
+                                  retries=v["retries"], max_context=v["max_context"], hd=hd)
         return LocalSettings(model=v["model"], device=v["device"], quant=v["quant"], dtype=v["dtype"],
-                             prefix_cache_mb=v["prefix_cache_mb"])
+                             prefix_cache_mb=v["prefix_cache_mb"], hub_kernels=v["hub_kernels"])
 
     def rows(self) -> list[dict[str, Any]]:
         """One row per setting for ``docvision config``; secrets are shown as set/unset only."""

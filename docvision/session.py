@@ -18,7 +18,6 @@ import dataclasses
 import logging
 import os
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Union
 
 import docvision.run.calls as calls
@@ -30,10 +29,12 @@ from docvision.run.batch import Plan, Progress, Run
 log = logging.getLogger("docvision")
 
 Sources = Union[str, os.PathLike, Iterable[Union[str, os.PathLike]]]
+Where = Union[str, os.PathLike, None]  # a file or folder to write
 # Settings fixed for a Session's life: they choose what it loads and starts. Every other setting may also
 # be given to one call (``session.ask(..., hd=55)``).
 SESSION_ONLY = frozenset({"backend", "model", "quant", "device", "dtype", "base_url", "api_key",
-                          "request_timeout", "connect_timeout", "retries", "prefix_cache_mb", "browser"})
+                          "request_timeout", "connect_timeout", "retries", "prefix_cache_mb", "hub_kernels",
+                          "max_context", "browser", "ray", "ray_address"})
 
 
 class Session:
@@ -58,7 +59,9 @@ class Session:
             registry.check_reference(self.settings.model)
         self.cache = cache
         self._tools: Any = None
+        self._pool: Any = None  # render workers (docvision.run.workers.Pool), started by the first call that needs them
         self._backend: Any = None
+        self._ray = False  # this Session started (or connected) Ray, and stops it when it closes
         self._active: Run | None = None
         self._closed = False
         self._single_call = False  # the CLI's and docvision.ask()'s: tools stop as soon as rendering ends
@@ -66,12 +69,13 @@ class Session:
         self._on_status: Callable[[str], None] | None = None
 
     # -- calls -----------------------------------------------------------------------------------------------
+    # Every call also takes: pages, password, recursive, output (a JSON Lines file) or output_dir (shards),
+    # resume, allow_partial, unordered (records as they finish), progress, and call-level settings.
     def ask(self, sources: Sources, question: str | None = None, *, questions: Iterable[str] | None = None,
-            pages: str | None = None, password: str | None = None, recursive: bool = False,
-            system: str | None = None, raw: bool = False, ground: bool = False,
-            evidence_out: str | os.PathLike | None = None, on_text: Callable[[str], None] | None = None,
-            on_question: Callable[[str, str], None] | None = None, output: str | os.PathLike | None = None,
-            resume: bool = False, allow_partial: bool = False, unordered: bool = False,
+            system: str | None = None, raw: bool = False, ground: bool = False, evidence_out: Where = None,
+            on_text: Callable[[str], None] | None = None, on_question: Callable[[str, str], None] | None = None,
+            pages: str | None = None, password: str | None = None, recursive: bool = False, output: Where = None,
+            output_dir: Where = None, resume: bool = False, allow_partial: bool = False, unordered: bool = False,
             progress: Progress | None = None, on_status: Callable[[str], None] | None = None,
             **settings: Any) -> Run:
         """Answer ``question`` (or each of ``questions``) about each source: one record per source and
@@ -81,29 +85,31 @@ class Session:
         chosen = self._call_settings(settings, on_status=on_status)
         if on_text is not None and chosen.concurrency > 1 and chosen.backend == "openai":
             raise UsageError("on_text streams one answer at a time: use concurrency 1 with it")
+        if evidence_out is not None and chosen.ray:
+            raise UsageError("--evidence-out writes pictures on this machine: leave out --ray to use it")
         asked = calls.questions(question, questions)
         task = calls.ask_task(chosen, asked, system=system, raw=raw, ground=ground, on_text=on_text,
                               on_question=on_question, evidence_out=evidence_out, pages=pages)
-        return self._run(task, sources, chosen, pages=pages, password=password, recursive=recursive,
-                         output=output, resume=resume, allow_partial=allow_partial, unordered=unordered,
+        return self._run(task, sources, chosen, pages=pages, password=password, recursive=recursive, output=output,
+                         output_dir=output_dir, resume=resume, allow_partial=allow_partial, unordered=unordered,
                          progress=progress)
 
-    def summarize(self, sources: Sources, *, pages: str | None = None, password: str | None = None,
-                  recursive: bool = False, system: str | None = None, output: str | os.PathLike | None = None,
-                  resume: bool = False, allow_partial: bool = False, unordered: bool = False,
-                  progress: Progress | None = None, on_status: Callable[[str], None] | None = None,
-                  **settings: Any) -> Run:
+    def summarize(self, sources: Sources, *, system: str | None = None, pages: str | None = None,
+                  password: str | None = None, recursive: bool = False, output: Where = None,
+                  output_dir: Where = None, resume: bool = False, allow_partial: bool = False,
+                  unordered: bool = False, progress: Progress | None = None,
+                  on_status: Callable[[str], None] | None = None, **settings: Any) -> Run:
         """A summary of each source: section by section for long documents, then combined (``on_status``:
         as ``ask``'s)."""
         chosen = self._call_settings(settings, on_status=on_status)
         return self._run(calls.summarize_task(chosen, system), sources, chosen, pages=pages, password=password,
-                         recursive=recursive, output=output, resume=resume, allow_partial=allow_partial,
-                         unordered=unordered, progress=progress)
+                         recursive=recursive, output=output, output_dir=output_dir, resume=resume,
+                         allow_partial=allow_partial, unordered=unordered, progress=progress)
 
     def extract(self, sources: Sources, *, fields: Mapping[str, str] | Iterable[str] | None = None,
-                schema: Mapping[str, Any] | str | os.PathLike | None = None, pages: str | None = None,
-                password: str | None = None, recursive: bool = False, system: str | None = None,
-                output: str | os.PathLike | None = None, resume: bool = False, allow_partial: bool = False,
+                schema: Mapping[str, Any] | Where = None, system: str | None = None, pages: str | None = None,
+                password: str | None = None, recursive: bool = False, output: Where = None,
+                output_dir: Where = None, resume: bool = False, allow_partial: bool = False,
                 unordered: bool = False, progress: Progress | None = None,
                 on_status: Callable[[str], None] | None = None, **settings: Any) -> Run:
         """Fields as a validated object per source: ``fields={"total": "number"}`` (or ``["total:number"]``)
@@ -111,23 +117,23 @@ class Session:
         (``on_status``: as ``ask``'s)."""
         chosen = self._call_settings(settings, on_status=on_status)
         task = calls.extract_task(chosen, calls.wanted_schema(fields, schema), system)
-        return self._run(task, sources, chosen, pages=pages, password=password, recursive=recursive,
-                         output=output, resume=resume, allow_partial=allow_partial, unordered=unordered,
+        return self._run(task, sources, chosen, pages=pages, password=password, recursive=recursive, output=output,
+                         output_dir=output_dir, resume=resume, allow_partial=allow_partial, unordered=unordered,
                          progress=progress)
 
-    def render(self, sources: Sources, *, pages: str | None = None, password: str | None = None,
-               recursive: bool = False, views: str | os.PathLike | None = None,
-               output: str | os.PathLike | None = None, resume: bool = False, allow_partial: bool = False,
+    def render(self, sources: Sources, *, views: Where = None, pages: str | None = None,
+               password: str | None = None, recursive: bool = False, output: Where = None,
+               output_dir: Where = None, resume: bool = False, allow_partial: bool = False,
                progress: Progress | None = None, **settings: Any) -> Run:
         """Each page's HD-N plan and text, without a model; ``views`` writes the pictures the model would
         see (canvas, global view, overview) into that folder. A model given to the Session or the call
         sets the tile size and the visual-token count."""
         chosen = self._call_settings(settings, allowed=("model",))
         task = calls.render_task(chosen, views)
-        return self._run(task, sources, chosen, pages=pages, password=password, recursive=recursive,
-                         output=output, resume=resume, allow_partial=allow_partial, progress=progress,
-                         keep=calls.outside(views), left_out=f"left out {{n}} view picture(s) of an earlier "
-                         f"run in --views {views}")
+        return self._run(task, sources, chosen, pages=pages, password=password, recursive=recursive, output=output,
+                         output_dir=output_dir, resume=resume, allow_partial=allow_partial, progress=progress,
+                         keep=calls.outside(views),
+                         left_out=f"left out {{n}} view picture(s) of an earlier run in --views {views}")
 
     def canvases(self, source: str | os.PathLike, *, pages: str | None = None, password: str | None = None,
                  **settings: Any) -> Iterator["calls.Canvas"]:
@@ -154,8 +160,8 @@ class Session:
         listed = _listed(sources)
         try:
             documents, failed = calls.open_all(listed, recursive, ingest, tools, self.cache, log.warning)
-            yield calls.Chat(", ".join(listed), documents, failed, self.backend() if documents else None, chosen,
-                             system, pages)
+            backend = self.backend("chat") if documents else None
+            yield calls.Chat(", ".join(listed), documents, failed, backend, chosen, system, pages)
         finally:
             for document in documents:
                 document.close()
@@ -171,8 +177,9 @@ class Session:
     def tools(self, options: IngestOptions) -> Any:
         return self._tools_for(options)
 
-    def backend(self) -> Any:
-        """The model backend, loaded on first use and kept until ``close()``."""
+    def backend(self, task: str | None = None) -> Any:
+        """The model backend, loaded on first use and kept until ``close()``; a model server is checked
+        at the HD-N of ``task``, the command of the call that first needs it."""
         if self._closed:
             raise UsageError("this Session is closed")
         if self._backend is None:
@@ -180,14 +187,36 @@ class Session:
 
             if self._on_status is not None:
                 self._on_status(f"loading the model {self.settings.model or 'default'} ({self.settings.backend})")
-            self._backend = load_backend(self.settings.backend_settings())
+            self._backend = load_backend(self.settings.backend_settings(task))
         self._backend.on_status = self._on_status  # the current call's
         return self._backend
 
-    def release(self, tools: Any, stopped: bool) -> None:
-        if (stopped or tools.closed) and self._tools is tools:
-            tools.close()
+    def pool(self, size: int) -> Any:
+        """The Session's render workers, started again when a call wants another number of them."""
+        import docvision.run.workers as workers
+
+        if self._pool is not None and (self._pool.closed or self._pool.size != size):
+            self._pool.close()
+            self._pool = None
+        if self._pool is None:
+            self._pool = workers.Pool(size)
+        return self._pool
+
+    def backend_settings(self, task: str | None = None) -> Any:
+        return self.settings.backend_settings(task)
+
+    def ray(self, cluster: Any) -> None:
+        """Ray, started or connected once for the Session's calls."""
+        import docvision.run.cluster as clusters
+
+        self._ray = clusters.start(cluster) or self._ray
+
+    def release(self) -> None:
+        """After a call: tools or workers it stopped (a call stopped mid-source) are started anew next time."""
+        if self._tools is not None and self._tools.closed:
             self._tools = None
+        if self._pool is not None and self._pool.closed:
+            self._pool = None
 
     def end(self, run: Run) -> None:
         if self._active is run:
@@ -199,17 +228,23 @@ class Session:
         self._closed = True
         active, self._active = self._active, None
         tools, self._tools = self._tools, None
+        pool, self._pool = self._pool, None
         backend, self._backend = self._backend, None
         try:
             if active is not None:
                 active.close()
         finally:
             try:
-                if tools is not None:
-                    tools.close()
+                for stopping in (tools, pool):
+                    if stopping is not None:
+                        stopping.close()
             finally:
                 if backend is not None:
                     backend.close()
+                if self._ray:
+                    import docvision.run.cluster as clusters
+
+                    clusters.stop()
 
     def __enter__(self) -> "Session":
         return self
@@ -233,10 +268,11 @@ class Session:
             return self.settings
         return resolve({**self._flags, **settings}, config=self._config, environ=self._environ)
 
-    def _run(self, task, sources: Sources, chosen: Settings, *, pages, password, recursive, output, resume,
-             allow_partial, progress, unordered: bool = False, keep=None, left_out: str = "") -> Run:
+    def _run(self, task, sources: Sources, chosen: Settings, *, pages, password, recursive, output, output_dir,
+             resume, allow_partial, progress, unordered: bool = False, keep=None, left_out: str = "") -> Run:
         ingest = calls.ingest_options(chosen, pages, password)
-        plan = Plan(_listed(sources), task, ingest, recursive=recursive,
+        plan = Plan(_listed(sources), task, ingest, recursive=recursive, workers=calls.workers(chosen),
+                    cluster=calls.cluster(chosen), output_dir=calls.folder_path(output_dir),
                     output=calls.output_path(output), resume=resume, cache=self.cache,
                     timings=not chosen.no_timings, keep=keep, left_out=left_out or "left out {n} source(s)",
                     engine=calls.engine_settings(chosen, unordered, allow_partial, self._debug))

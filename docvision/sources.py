@@ -1,7 +1,9 @@
 """Expand what the user typed (files, folders, globs, URLs, ``-`` for stdin) into a list of sources.
 
 Each entry is either a source string to process, or an error (a folder with nothing readable in
-it, a glob that matched nothing) that becomes an error record while the rest of the batch runs.
+it, a glob that matched nothing) that becomes an error record while the rest of the batch runs. An
+e-mail (.eml) is followed by its attachments that docvision reads, each a source of its own named
+``mail.eml#invoice.pdf``.
 Folders and glob matches come in natural order (r2 before r10); a file reached twice (a symlink, a
 symlink loop such as ``sub -> .``) is listed once. A file found by walking a folder carries that folder
 (``Entry.folder``: a local web page's site, docs/web.md). ``shown`` is how a source appears in records
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from docvision.errors import DocvisionError, SourceNotFound, UnsupportedSource, UsageError
+import docvision.ingest.remote as remote
 from docvision.ingest.checks import EXTENSIONS, is_url
 
 MAX_FILES = 100_000  # a folder walk stops here: a runaway tree is reported, not listed for ever
@@ -105,6 +108,19 @@ def _glob(pattern: str, recursive: bool, say: Callable[[str], None]) -> list[Ent
     return entries
 
 
+def _objects(uri: str, recursive: bool) -> list[Entry]:
+    """The objects of an object-store URI (a prefix lists its supported files), or its one error."""
+    try:
+        found = remote.expand(uri, recursive, _supported, natural_key)
+    except UsageError:
+        raise  # no pyarrow to read it with: nothing can run
+    except DocvisionError as exc:
+        return [Entry(uri, exc)]
+    if not found:
+        return [Entry(uri, UnsupportedSource("no supported files under this prefix", source=uri))]
+    return [Entry(u) for u in found]
+
+
 def _stdin_lines(stream) -> list[str]:
     if stream.isatty():
         raise UsageError("`-` reads the sources from standard input, one per line: pipe them in, e.g. "
@@ -126,13 +142,28 @@ def expand(args: Iterable[str], recursive: bool = False, stdin=None,
                                                      source=arg)))
         elif is_url(arg):
             entries.append(Entry(arg))
+        elif remote.is_object(arg):
+            entries.extend(_objects(arg, recursive))
         elif Path(arg).is_dir():
             entries.extend(_folder(Path(arg), recursive, say))
         elif glob.has_magic(arg) and not Path(arg).exists():
             entries.extend(_glob(arg, recursive, say))
         else:
             entries.append(Entry(arg))
-    return _unique(entries)
+    return _unique(_with_attachments(entries))
+
+
+def _with_attachments(entries: list[Entry]) -> list[Entry]:
+    """Each e-mail followed by its attachments that docvision reads, as sources of their own
+    (``mail.eml#invoice.pdf``)."""
+    result = []
+    for entry in entries:
+        result.append(entry)
+        if entry.error is None and entry.source.lower().endswith(".eml") and Path(entry.source).is_file():
+            from docvision.ingest.attachments import attachment_names
+
+            result += [Entry(f"{entry.source}#{name}") for name in attachment_names(Path(entry.source))]
+    return result
 
 
 def _unique(entries: list[Entry]) -> list[Entry]:
@@ -141,7 +172,7 @@ def _unique(entries: list[Entry]) -> list[Entry]:
     unique = []
     for entry in entries:
         keys = {entry.source}
-        if entry.error is None and not is_url(entry.source):
+        if entry.error is None and not is_url(entry.source) and not remote.is_object(entry.source):
             try:
                 keys.add(os.path.realpath(entry.source))
             except (OSError, ValueError):

@@ -26,6 +26,10 @@ def isolated(tmp_path_factory, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / "xdg-cache"))
     monkeypatch.setenv("HF_HOME", str(home / "hf"))
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # One render thread unless a test is about render workers (tests/run/test_workers.py sets --workers, and
+    # checks the default, one per core): a worker per core would start a browser and a LibreOffice per core
+    # in every multi-source test on a machine of two cores.
+    monkeypatch.setenv("DOCVISION_WORKERS", "1")
     return home
 
 

@@ -143,7 +143,7 @@ def _bad_inputs(tmp_path):
     Image.new("L", (3000, 2000)).save(tmp_path / "big.png")
     (tmp_path / "notes.xyz").write_text("hello")
     (tmp_path / "nothing").mkdir()
-    (tmp_path / "nothing" / "readme.txt").write_text("no documents here")
+    (tmp_path / "nothing" / "readme.xyz").write_text("no documents here")
     short = make_pdf(tmp_path / "three.pdf", pages=3)
     (tmp_path / "device.pdf").symlink_to("/dev/zero")  # reading it would never end
     os.mkfifo(tmp_path / "pipe.png")  # opening it would block until a writer comes

@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw
 
 from docvision.tiling import plan
 from tests.helpers import assert_one_error_line, json_lines, run_cli
-from tests.serving import StallingProxy, TransformersServe, build_text_only_model
+from tests.serving import Proxy, TransformersServe, build_text_only_model
 
 pytestmark = [pytest.mark.model, pytest.mark.slow]
 
@@ -59,6 +59,8 @@ def test_summarize_and_extract_through_the_server(served, docs):
     for record in records:
         assert record["status"] == "ok" and record["summary"]
         assert record["model"]["backend"] == "openai" and record["model"]["family"] == "qwen"
+        # Streamed answers carry the server's token counts (it sends them when asked: include_usage).
+        assert record["usage"]["prompt_tokens"] > record["resolution"]["visual_tokens"] and record["warnings"] == []
     for record, path in zip(records, docs):
         # Qwen2.5 plans on 336 px tiles and spends one token per 28x28 px of the canvas.
         canvas = plan(Image.open(path).size, 4, 336).canvas_size
@@ -104,7 +106,7 @@ def test_server_down_is_one_line(docs):
 
 def test_a_stalled_request_times_out_and_the_batch_goes_on(served, docs):
     server, folder = served
-    proxy = StallingProxy(server.url, stall=lambda n: n == 2)
+    proxy = Proxy(server.url, stall=lambda n: n == 2)
     try:
         proc = run_cli("summarize", *docs[:4], "--hd", "4", "--max-new-tokens", "6", "--json", "--no-cache",
                        env=env_for(server, folder, DOCVISION_BASE_URL=proxy.url, DOCVISION_REQUEST_TIMEOUT="3"))

@@ -15,7 +15,7 @@ def _touch(path, data=b"x"):
 def test_folder_lists_supported_files_sorted(tmp_path):
     _touch(tmp_path / "b.pdf")
     _touch(tmp_path / "a.png")
-    _touch(tmp_path / "notes.txt")
+    _touch(tmp_path / "setup.exe")  # a kind docvision does not read
     _touch(tmp_path / ".hidden.pdf")
     _touch(tmp_path / "sub" / "c.pdf")
     got = [e.source for e in expand([str(tmp_path)])]
@@ -37,7 +37,7 @@ def test_a_file_found_by_a_walk_names_the_folder_walked(tmp_path):
 
 
 def test_folder_without_supported_files_is_an_error_entry(tmp_path):
-    _touch(tmp_path / "notes.txt")
+    _touch(tmp_path / "setup.exe")  # a kind docvision does not read
     (entry,) = expand([str(tmp_path)])
     assert isinstance(entry.error, UnsupportedSource) and "--recursive" not in entry.error.message
     _touch(tmp_path / "sub" / "a.pdf")

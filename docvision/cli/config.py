@@ -35,8 +35,11 @@ def config(
     # The file's path on a line of its own: as a table title rich would wrap it to the table's width.
     out.print(f"config file: {file_note}", soft_wrap=True, markup=False)
     table = Table(show_edge=False)
-    for column in ("setting", "value", "from"):  # the meaning of each is in --json and --help
-        table.add_column(column, overflow="fold")
+    # The meaning of each column is in --json and --help. Names and values stay whole on one line (a
+    # hub id cut in two cannot be copied); where a value came from folds when the terminal is narrow.
+    table.add_column("setting", no_wrap=True)
+    table.add_column("value", no_wrap=True, overflow="fold")
+    table.add_column("from", overflow="fold")
     for row in rows:
         value = "-" if row["value"] is None else str(row["value"])
         if row["name"] == "model" and row["value"] is None and settings.backend == "transformers":

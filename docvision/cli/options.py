@@ -34,7 +34,11 @@ Json = Annotated[bool, typer.Option("--json", help="Print one JSON object per so
 Output = Annotated[Optional[Path], typer.Option(
     "--output", "-o", help="Also append records as JSON Lines to this file (locked while the run writes).",
     show_default=False)]
-Resume = Annotated[bool, typer.Option("--resume", help="Skip sources already done (status ok) in --output.")]
+OutputDir = Annotated[Optional[Path], typer.Option(
+    "--output-dir", help="Write records as JSON Lines shards (part-00000.jsonl, ...) into this folder instead of "
+    "one --output file, for runs too large for one file (locked while the run writes).", show_default=False)]
+Resume = Annotated[bool, typer.Option("--resume", help="Skip sources already done (status ok) in --output or "
+                                      "--output-dir.")]
 NoTimings = Annotated[bool, typer.Option(
     "--no-timings", help="Leave timings out of records so JSON Lines are byte-identical across runs "
     "(or DOCVISION_NO_TIMINGS=1).")]
@@ -85,8 +89,17 @@ Quant = Annotated[Optional[str], _setting("quant")]
 Device = Annotated[Optional[str], _setting("device")]
 Dtype = Annotated[Optional[str], _setting("dtype")]
 Concurrency = Annotated[Optional[int], _setting("concurrency")]
+
+# -- where the work runs ------------------------------------------------------------------------------------
+Workers = Annotated[Optional[int], _setting("workers")]
+Ray = Annotated[bool, typer.Option("--ray", help=SPECS["ray"].help + " [env DOCVISION_RAY]")]
+RayAddress = Annotated[Optional[str], _setting("ray_address")]
+RayGpusPerActor = Annotated[Optional[float], _setting("ray_gpus_per_actor")]
 PrefixCacheMb = Annotated[Optional[int], _setting("prefix_cache_mb")]
+HubKernels = Annotated[bool, typer.Option(
+    "--hub-kernels", help=SPECS["hub_kernels"].help + " See docs/gpu.md. [env DOCVISION_HUB_KERNELS]")]
 RequestTimeout = Annotated[Optional[float], _setting("request_timeout")]
+MaxContext = Annotated[Optional[int], _setting("max_context")]
 Unordered = Annotated[bool, typer.Option(
     "--unordered", help="With --concurrency: write records as they complete instead of in input order.")]
 System = Annotated[Optional[str], typer.Option(
@@ -106,5 +119,6 @@ EvidenceOut = Annotated[Optional[Path], typer.Option(
 # The settings a command may pass on: the names of docvision.config.SPECS it declares.
 INGEST_SETTINGS = ("timeout", "max_image_pixels", "viewport_width", "scale", "browser", "offline",
                    "local_pages_online", "local_root", "ocr", "lang")
+RUN_SETTINGS = ("workers", "ray", "ray_address", "ray_gpus_per_actor")
 MODEL_SETTINGS = ("model", "backend", "base_url", "quant", "device", "dtype", "concurrency", "request_timeout",
-                  "prefix_cache_mb", "hd", "max_pages", "max_new_tokens")
+                  "prefix_cache_mb", "hub_kernels", "hd", "max_pages", "max_new_tokens", "max_context")

@@ -8,13 +8,14 @@ makes the call on the Session. Out: the ExitStatus of the call's Run.
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from typing import Any, Callable
 
 import docvision.cli.console as console
 import docvision.cli.human as human
 import docvision.cli.options as options
 
-SETTINGS = options.MODEL_SETTINGS + options.INGEST_SETTINGS + ("tile", "no_timings")
+SETTINGS = options.MODEL_SETTINGS + options.INGEST_SETTINGS + options.RUN_SETTINGS + ("tile", "no_timings")
 
 
 def open_session(given: dict[str, Any]):
@@ -29,7 +30,7 @@ def open_session(given: dict[str, Any]):
 
 def call_arguments(given: dict[str, Any], *names: str) -> dict[str, Any]:
     """The arguments every source command passes on, plus ``names`` of its own."""
-    shared = ("pages", "password", "recursive", "output", "resume", "allow_partial", "on_status")
+    shared = ("pages", "password", "recursive", "output", "output_dir", "resume", "allow_partial", "on_status")
     return {k: given[k] for k in (*shared, *names) if k in given}
 
 
@@ -42,7 +43,7 @@ def execute(run_call: Callable[[Any], Any], given: dict[str, Any], *, json_out: 
     bar = ProgressBar()
     if task != "render":  # long model work shows a live status line on a terminal (never on a pipe)
         given["on_status"] = console.show_status
-    with open_session(given) as session:
+    with open_session(given) as session, native_stderr(session.settings.ray):
         run = run_call(session, bar.update)
         sources = len(run.entries)  # to a pipe, the answers of several sources are each headed by it
         emit = console.guarded(console.json_emitter() if json_out else human_emit(session, sources) if human_emit
@@ -66,6 +67,37 @@ def _error_of(exc: BaseException) -> dict:
     import docvision.records as records
 
     return records.error_of(exc)
+
+
+@contextmanager
+def native_stderr(ray: bool):
+    """With --ray, what Ray's C++ core writes to the process's stderr goes to a log file in the cache folder;
+    docvision's own lines still reach the terminal (through a copy of the original stderr)."""
+    if not ray:
+        yield
+        return
+    import io
+    import os
+    import sys
+
+    from platformdirs import user_cache_dir
+
+    folder = os.environ.get("DOCVISION_CACHE_DIR") or user_cache_dir("docvision")
+    os.makedirs(folder, exist_ok=True)
+    sys.stderr.flush()
+    saved, shown = os.dup(2), sys.stderr
+    log = os.open(os.path.join(folder, "ray-driver.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(log, 2)
+    os.close(log)
+    sys.stderr = io.TextIOWrapper(os.fdopen(os.dup(saved), "wb"), encoding=shown.encoding, errors="backslashreplace",
+                                  line_buffering=True)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        sys.stderr = shown
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 class ProgressBar:

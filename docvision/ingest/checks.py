@@ -19,7 +19,13 @@ EXTENSIONS = {
     ".tiff": "image", ".gif": "image", ".bmp": "image",
     ".html": "web", ".htm": "web",
     ".xlsx": "office", ".xlsm": "office", ".xls": "office", ".ods": "office", ".csv": "office",
-    ".docx": "office", ".pptx": "office", ".odt": "office", ".odp": "office", ".rtf": "office",
+    ".xltx": "office", ".xltm": "office", ".xlt": "office",
+    ".docx": "office", ".docm": "office", ".dotx": "office", ".dotm": "office", ".doc": "office", ".dot": "office",
+    ".odt": "office", ".rtf": "office",
+    ".pptx": "office", ".pptm": "office", ".ppsx": "office", ".potx": "office", ".ppt": "office", ".pps": "office",
+    ".pot": "office", ".odp": "office",
+    ".txt": "text", ".md": "text", ".markdown": "text",
+    ".eml": "mail",
 }
 
 # Leading bytes of the formats we read, to catch files whose name lies about their content.
@@ -31,6 +37,8 @@ _MAGIC = (
     (b"GIF89a", "image"),
     (b"II*\x00", "image"),
     (b"MM\x00*", "image"),
+    (b"II+\x00", "image"),  # BigTIFF
+    (b"MM\x00+", "image"),
     (b"BM", "image"),
 )
 
@@ -120,3 +128,19 @@ def check_content(path: Path, expected: str, source: str) -> None:
         hint = "its content is not recognised; the file may be damaged or mislabelled"
     raise DamagedSource(f"not a valid {expected.upper() if expected == 'pdf' else expected} file: {hint}",
                         source=source)
+
+
+def decode_text(data: bytes, source: str, what: str = "text file") -> tuple[str, str]:
+    """(the text, its encoding): a BOM's, else UTF-8, else Windows-1252 (what such files usually are);
+    DamagedSource for bytes that are no text at all."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16", errors="replace"), "UTF-16"
+    found = sniff(data[:1024])
+    if b"\x00" in data[:8192] or found in ("pdf", "image", "zip"):
+        hint = {"pdf": "it is a PDF file", "image": "it is an image", "zip": "it is a zip archive (an office file?)"}
+        raise DamagedSource(f"not a {what}: {hint.get(found, 'it holds binary data')}; give it the right extension",
+                            source=source)
+    try:
+        return data.decode("utf-8-sig"), "UTF-8"
+    except UnicodeDecodeError:
+        return data.decode("cp1252", errors="replace"), "Windows-1252"

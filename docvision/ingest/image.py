@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Iterator
 from docvision.document import Document, IngestOptions, Page, parse_page_range
 from docvision.errors import DamagedSource, ImageTooLarge
 from docvision.ingest.checks import check_content, check_file
+import docvision.ingest.tiff as tiff
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -39,6 +40,18 @@ _ALPHA_MODES = {"LA", "La", "PA", "RGBA", "RGBa"}
 # struct and indexing, so a broken TIFF gives TypeError ("Missing dimensions"), others KeyError ...
 _BROKEN = (OSError, SyntaxError, ValueError, EOFError, TypeError, KeyError, IndexError, ZeroDivisionError,
            struct.error)
+# What Pillow says when the file ends before the picture does (JPEG, GIF, TIFF strips).
+_CUT_SHORT = re.compile(r"truncated|broken data stream|premature end", re.IGNORECASE)
+# Pillow's complaints by what they mention, in a reader's words.
+_DAMAGE = (
+    (("truncated", "premature end", "eof"), "the file is cut short"),
+    (("crc", "checksum"), "a checksum does not match: bytes of the file were changed"),
+    (("dimension", "size", "tile", "strip"), "its header gives no usable picture size or layout"),
+    (("decoder", "data stream", "decompress", "huffman", "marker"), "its compressed picture data is damaged"),
+    (("mode", "bits per sample", "bitspersample", "sample"), "its pixel format is not one a picture can have"),
+)
+TRUNCATED = "damaged: the file is cut short; the part it holds is shown (viewers draw the rest grey)"
+_LENIENT = threading.Lock()
 
 
 def _open(path: Path, source: str) -> "Image.Image":
@@ -57,9 +70,12 @@ def _open(path: Path, source: str) -> "Image.Image":
 
 
 def _damaged(exc: BaseException) -> str:
-    """One line for a broken image: Pillow's reason without Python's quoting, and what to do."""
-    reason = re.sub(r"""b'([^']*)'""", r"\1", str(exc)).strip() or type(exc).__name__
-    return f"the image is truncated or corrupt ({reason}); export or download it again"
+    """One line for a broken image: what is wrong in a reader's words (never Pillow's own text), and what
+    to do."""
+    reason = str(exc).lower()
+    meaning = next((words for keys, words in _DAMAGE if any(key in reason for key in keys)),
+                   "its data is damaged or not what its header describes")
+    return f"the image is truncated or corrupt: {meaning}; export or download it again"
 
 
 @contextmanager
@@ -116,8 +132,13 @@ def load(source: str, options: IngestOptions, tools=None) -> Document:
     Image.MAX_IMAGE_PIXELS = None
     notes: list[str] = []
     try:
-        with _collect(notes):
-            image = _open(path, source)
+        try:
+            with _collect(notes):
+                image = _open(path, source)
+        except DamagedSource:
+            if not tiff.is_tiff(path):
+                raise
+            return _tifffile_document(path, source, options, notes)  # a TIFF in a pixel mode Pillow lacks
         try:
             _check_size(image.size, options.max_image_pixels, source)
             fmt = image.format or "image"
@@ -138,15 +159,32 @@ def load(source: str, options: IngestOptions, tools=None) -> Document:
         image.close()
     with _collect(notes):
         _verify(path, source)
+    frames_of = opened if opened is not None else _Reopen(path, source)
+    return _document(frames_of, frames, options, notes, {"format": fmt, "frames": frames},
+                     closer=opened.close if opened is not None else None)
+
+
+def _tifffile_document(path: Path, source: str, options: IngestOptions, notes: list[str]) -> Document:
+    """A TIFF Pillow cannot open, every frame read by tifffile."""
+    frames = tiff.frame_count(path, source)
+    if frames == 0:
+        raise DamagedSource("not a readable TIFF: it holds no image", source=source)
+    return _document(tiff.Frames(path, source), frames, options, notes,
+                     {"format": "TIFF", "frames": frames, "reader": "tifffile"})
+
+
+def _document(frames_of, frames: int, options: IngestOptions, notes: list[str], metadata: dict,
+              closer=None) -> Document:
+    """The Document over a picture's frames; pages that decode only in part are named in ``damaged``."""
+    source = frames_of.source
     # --pages picks the frames of a multi-frame TIFF as it picks PDF pages; a single picture is page 1,
     # so `--pages 5` is out of its range as it is of a 2-page PDF's.
     chosen = parse_page_range(options.pages, frames, source, notes)
     labels = {i: f"frame {i + 1}" if frames > 1 else "image" for i in chosen}
-    frames_of = opened if opened is not None else _Reopen(path, source)
+    damaged: list[int] = []
     return Document(source=source, kind="image", page_count=frames,
-                    iter_pages=lambda: _pages(frames_of, source, labels, options.max_image_pixels, notes),
-                    warnings=notes, metadata={"format": fmt, "frames": frames},
-                    closer=opened.close if opened is not None else None)
+                    iter_pages=lambda: _pages(frames_of, labels, options.max_image_pixels, notes, damaged),
+                    warnings=notes, metadata=metadata, closer=closer, damaged=damaged)
 
 
 class _Frames:
@@ -162,7 +200,7 @@ class _Frames:
     shared = True  # the next frame is decoded into the same image
 
     def __init__(self, image: "Image.Image", source: str) -> None:
-        self.image, self.source = image, source
+        self.image, self.source, self.path = image, source, Path(image.filename)
         self.lock = threading.Lock()
 
     @contextmanager
@@ -171,7 +209,7 @@ class _Frames:
             try:
                 self.image.seek(index)
             except _BROKEN as exc:
-                raise DamagedSource(f"cannot read frame {index + 1} ({exc})", source=self.source) from None
+                raise DamagedSource(f"cannot read frame {index + 1}: {_damaged(exc)}", source=self.source) from None
             yield self.image
 
     def close(self) -> None:
@@ -193,41 +231,42 @@ class _Reopen:
             try:
                 image.seek(index)
             except _BROKEN as exc:
-                raise DamagedSource(f"cannot read frame {index + 1} ({exc})", source=self.source) from None
+                raise DamagedSource(f"cannot read frame {index + 1}: {_damaged(exc)}", source=self.source) from None
             yield image
 
 
-def _pages(frames: "_Frames | _Reopen", source: str, labels: dict[int, str], limit: int,
-           notes: list[str]) -> Iterator[Page]:
-    """One Page per chosen frame (index -> label), reading only each frame's header."""
+def _pages(frames, labels: dict[int, str], limit: int, notes: list[str], damaged: list[int]) -> Iterator[Page]:
+    """One Page per chosen frame (index -> label), reading only each frame's header; a frame drawn only
+    in part (a truncated file) is named in ``damaged`` once drawn."""
+    damaged.clear()  # a second pass over the pages finds them again
     for index, label in labels.items():
-        with _collect(notes), frames.at(index) as image:
-            _check_size(image.size, limit, source)
-            width, height = image.size
-            if _orientation(image) in _SWAPS_AXES:
-                width, height = height, width
-        yield Page(label=label, number=index + 1, size=(width, height),
-                   render=lambda w, h, i=index: _render(frames, source, i, w, h, notes))
+        with _collect(notes):
+            width, height = _size(frames, index, limit)
+        page = Page(label=label, number=index + 1, size=(width, height), render=lambda w, h: None)
+        page.render = lambda w, h, i=index, p=page: _render(frames, i, w, h, notes, p)
+        yield page  # the consumer draws it before asking for the next one
+        if any(w.startswith("damaged") for w in page.warnings):
+            damaged.append(index + 1)
 
 
-def _render(frames: "_Frames | _Reopen", source: str, frame: int, width: int, height: int,
-            notes: list[str]) -> "Image.Image":
+def _size(frames, index: int, limit: int) -> tuple[int, int]:
+    """A frame's (width, height) as shown (after EXIF orientation), checked against the pixel limit."""
+    if isinstance(frames, tiff.Frames):
+        size = tiff.frame_size(frames.path, frames.source, index)
+        _check_size(size, limit, frames.source)
+        return size
+    with frames.at(index) as image:
+        _check_size(image.size, limit, frames.source)
+        width, height = image.size
+        return (height, width) if _orientation(image) in _SWAPS_AXES else (width, height)
+
+
+def _render(frames, frame: int, width: int, height: int, notes: list[str], page: Page) -> "Image.Image":
     """Decode one frame and return it upright, RGB, on white, at exactly width x height."""
     from PIL import Image
 
-    with _collect(notes), frames.at(frame) as image:
-        try:
-            orientation = _orientation(image)
-            # Work in the stored orientation; turn upright only once small.
-            target = (height, width) if orientation in _SWAPS_AXES else (width, height)
-            if image.format in ("JPEG", "MPO"):
-                image.draft(None, target)  # decode at 1/2, 1/4 or 1/8 scale when that still covers target
-            image.load()
-            picture = _normalise(image)
-            if picture is image and frames.shared:  # the open TIFF decodes its next frame into it
-                picture = image.copy()
-        except _BROKEN as exc:
-            raise DamagedSource(_damaged(exc), source=source) from None
+    picture, orientation = _decoded(frames, frame, width, height, notes, page)
+    target = (height, width) if orientation in _SWAPS_AXES else (width, height)
     factor = min(picture.width // target[0], picture.height // target[1])
     if factor >= 2:  # whole-factor box shrink first: cheap, and bounds the resize's memory
         picture = picture.reduce(factor)
@@ -236,6 +275,65 @@ def _render(frames: "_Frames | _Reopen", source: str, frame: int, width: int, he
     if orientation in _UPRIGHT:
         picture = picture.transpose(getattr(Image.Transpose, _UPRIGHT[orientation]))
     return _on_white(picture)
+
+
+def _decoded(frames, frame: int, width: int, height: int, notes: list[str], page: Page) -> tuple:
+    """(the frame's pixels in L, RGB, LA or RGBA, the EXIF orientation still to apply).
+
+    A file cut short is decoded as far as it goes, with a page warning (the rest is left grey, as
+    viewers show it); a TIFF frame Pillow cannot decode is read by tifffile."""
+    if isinstance(frames, tiff.Frames):
+        return tiff.read(frames.path, frames.source, frame), 1
+    try:
+        return _pillow(frames, frame, width, height, notes, lenient=False)
+    except _Truncated:
+        if TRUNCATED not in page.warnings:  # a page may be drawn more than once
+            page.warnings.append(TRUNCATED)
+        return _pillow(frames, frame, width, height, notes, lenient=True)
+    except _Undecodable as exc:
+        if exc.format != "TIFF":
+            raise DamagedSource(_damaged(exc.cause), source=frames.source) from None
+        return tiff.read(frames.path, frames.source, frame), 1
+
+
+class _Truncated(Exception):
+    """The file ends before the picture does."""
+
+
+class _Undecodable(Exception):
+    def __init__(self, image_format: str | None, cause: BaseException) -> None:
+        super().__init__(str(cause))
+        self.format, self.cause = image_format, cause
+
+
+def _pillow(frames, frame: int, width: int, height: int, notes: list[str], lenient: bool) -> tuple:
+    """The frame decoded by Pillow (``lenient``: as far as the file goes) and its EXIF orientation."""
+    from PIL import ImageFile
+
+    with _collect(notes), frames.at(frame) as image:
+        orientation = _orientation(image)
+        # Work in the stored orientation; turn upright only once small.
+        target = (height, width) if orientation in _SWAPS_AXES else (width, height)
+        try:
+            if image.format in ("JPEG", "MPO"):
+                image.draft(None, target)  # decode at 1/2, 1/4 or 1/8 scale when that still covers target
+            if lenient:
+                with _LENIENT:  # Pillow's switch is a module global: set only around this one decode
+                    ImageFile.LOAD_TRUNCATED_IMAGES = True
+                    try:
+                        image.load()
+                    finally:
+                        ImageFile.LOAD_TRUNCATED_IMAGES = False
+            else:
+                image.load()
+            picture = _normalise(image)
+        except _BROKEN as exc:
+            if not lenient and isinstance(exc, OSError) and _CUT_SHORT.search(str(exc)):
+                raise _Truncated() from None
+            raise _Undecodable(image.format, exc) from None
+        if picture is image and frames.shared:  # the open TIFF decodes its next frame into it
+            picture = image.copy()
+    return picture, orientation
 
 
 def _normalise(image: "Image.Image") -> "Image.Image":
@@ -257,6 +355,8 @@ def _deepen_to_l(image: "Image.Image") -> "Image.Image":
     low, high = wide.getextrema()
     if high <= 255 and low >= 0:
         return wide.convert("L")
+    if low < 0 and high > low:  # signed or floating-point data: its range spread over the greys, as viewers do
+        return wide.point(lambda v: (v - low) * (255.0 / (high - low))).convert("L")
     if image.mode == "F" and high <= 1.0:
         scale = 255.0
     else:

@@ -124,7 +124,7 @@ class Worker:
         self._lock = threading.Lock()  # kill() may come from another thread than the one asking
         self.ready = False
         self.broken = False
-        self.opened: tuple | None = None  # (path, password) of the document it has open
+        self.opened: tuple | None = None  # (path, password, engine) of the document it has open
         self.rss = 0
         self.peak_rss: int | None = None  # bytes, noted when it is stopped
 

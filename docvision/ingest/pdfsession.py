@@ -91,7 +91,8 @@ class Session:
     """One PDF's pages, read and drawn by a worker leased at the first request; ``close`` gives it back.
 
     ``order`` is the page indices in the order the document will ask for them; ``pools()`` gives the
-    run's Pool, or None (then the session starts a pool of its own).
+    run's Pool, or None (then the session starts a pool of its own); ``engine`` "pdfium" has PDFium read
+    every page (MuPDF cannot open the document), else MuPDF does with PDFium's second opinion.
 
     Ahead of their turn: once page N is drawn, the worker reads pages N+1 and N+2 and, when the caller
     draws page after page, draws those that are the size of page N at the same pixel size into other
@@ -100,8 +101,8 @@ class Session:
     """
 
     def __init__(self, path: str, password: str | None, budget: Budget, order: list[int],
-                 pools: Callable[[], Pool | None]) -> None:
-        self.key = (os.fsencode(os.path.abspath(path)), password)
+                 pools: Callable[[], Pool | None], engine: str = "mupdf") -> None:
+        self.key = (os.fsencode(os.path.abspath(path)), password, engine)  # engine: "mupdf", or "pdfium" alone
         self.budget, self._pools = budget, pools
         self._next = dict(zip(order, order[1:]))
         self._first = order[0] if order else 0
@@ -232,7 +233,7 @@ class Session:
         if worker.opened != self.key:
             seconds, allowance = self.budget.read()
             self._send(worker, ("open",), "open", seconds, allowance,
-                       ("open", allowance, seconds, *self.key, self._first))
+                       ("open", allowance, seconds, *self.key[:2], self._first, self.key[2]))
             result = self._take(("open",))
             if isinstance(result, PageFailed):
                 raise result
@@ -280,7 +281,7 @@ class Session:
         if isinstance(reply, tuple) and reply[0] == "ok":
             return PageInfo(*reply[1]) if asked.what == "read" else reply[1]
         if isinstance(reply, tuple) and reply[0] == "error":
-            return PageFailed(reply[1])
+            return PageFailed(plain(reply[1]))
         code = self._drop()
         if self._pool is not None and self._pool.closed:
             raise ending()
@@ -306,6 +307,26 @@ class Session:
 
 
 _DOING = {"open": "opening the file", "read": "reading it", "draw": "drawing it"}
+# MuPDF's complaints, by what they mention, in a reader's words (its own text is for its developers).
+_PLAIN = (
+    (("cycle", "recursion", "recursive"), "a drawing on it refers to itself"),
+    (("page tree", "find page", "number of pages", "kids", "page object"), "the file's list of pages is damaged"),
+    (("font", "glyph", "cmap"), "a font in it is damaged"),
+    (("image", "jpx", "jbig2", "jpeg", "dct", "flate", "zlib", "lzw", "ascii", "filter", "decode", "inflate",
+      "stream"), "compressed data in it is damaged or cut short"),
+    (("xref", "object", "trailer", "indirect"), "parts of the file it refers to are missing or damaged"),
+    (("syntax", "keyword", "operator", "token", "content", "expected", "unknown"), "its drawing instructions are "
+     "malformed"),
+)
+
+
+def plain(message: str) -> str:
+    """What a PDF reader's complaint means for the page, in a reader's words."""
+    lowered = message.lower()
+    for words, meaning in _PLAIN:
+        if any(word in lowered for word in words):
+            return meaning
+    return "its content is malformed"
 _LOST = object()  # a request that went with a worker stopped before answering it
 
 

@@ -85,17 +85,27 @@ class Worker:
         self.pixels: list[mmap.mmap | None] = [None] * len(pixels_fds)
         self.doc = None
         self.lists: OrderedDict[int, tuple] = OrderedDict()
+        self.path, self.password, self.engine = "", None, "mupdf"
+        self.pdfium = None  # the second engine's view of the document, opened when first asked
+        self.second: set[int] = set()  # pages PDFium reads and draws: MuPDF called them damaged
 
-    def open(self, path: bytes, password: str | None, first: int) -> int:
+    def open(self, path: bytes, password: str | None, first: int, engine: str = "mupdf") -> int:
         """Open the PDF (the parent has already checked it opens); return its page count.
 
-        A repaired file's page tree is loaded here, through page ``first``, so that MuPDF's complaints
-        about the file are not taken for complaints about that page when it is read.
+        ``engine`` "pdfium": the document is PDFium's alone (MuPDF cannot open it, or asks for a password
+        that only its attachments need). A repaired file's page tree is loaded here, through page
+        ``first``, so that MuPDF's complaints about the file are not taken for complaints about that page
+        when it is read.
         """
         if self.doc is not None:
             self.doc.close()
-        self.doc, self.lists = None, OrderedDict()
-        with openable(os.fsdecode(path)) as name:
+        if self.pdfium is not None:
+            self.pdfium.close()
+        self.doc, self.pdfium, self.lists, self.second = None, None, OrderedDict(), set()
+        self.path, self.password, self.engine = os.fsdecode(path), password, engine
+        if engine == "pdfium":
+            return len(self._pdfium())
+        with openable(self.path) as name:
             doc = self.fitz.open(name, filetype="pdf")
         if doc.needs_pass:  # read once, before authenticate(): reading it after blanks decrypted pages
             doc.authenticate(password or "")
@@ -108,9 +118,21 @@ class Worker:
         return doc.page_count
 
     def read(self, index: int) -> tuple:
-        """(visible rect in points, words [(x0, y0, x1, y1, text)] on it, scanned, MuPDF's complaints)."""
+        """(visible rect in points, words [(x0, y0, x1, y1, text)] on it, scanned, MuPDF's complaints).
+
+        A page MuPDF cannot load, or complains about, is read by PDFium instead when PDFium loads it and
+        finds something on it: then it is not damaged, and PDFium draws it too."""
+        if self.engine == "pdfium":
+            return self._pdfium().read(index)
         self.lists.pop(index, None)
-        page = self.doc.load_page(index)  # a page that cannot be loaded fails the request
+        self.second.discard(index)
+        try:
+            page = self.doc.load_page(index)
+        except self.errors as exc:
+            second = None if is_memory_error(exc) else self._second_read(index)
+            if second is None:
+                raise  # a page that neither engine can load fails the request
+            return second
         damage = []
         try:
             # One display list per page: the content stream is interpreted once for the words and the
@@ -124,9 +146,36 @@ class Worker:
                 raise
             drawing, words = page, []  # draw straight from the page; it may still partly work
             damage.append(str(exc))
+        damage += _complaints(self.fitz)
+        second = self._second_read(index) if damage else None
+        if second is not None:
+            return second
         scanned = not words and self._mostly_image(page)
         self._keep(index, page, drawing)
         return tuple(page.rect), words, scanned, damage
+
+    def _pdfium(self):
+        """PDFium's view of the open document (opened now if need be)."""
+        if self.pdfium is None:
+            from docvision.ingest.pdfium import PdfiumDocument
+
+            self.pdfium = PdfiumDocument(self.path, self.password)
+        return self.pdfium
+
+    def _second_read(self, index: int) -> tuple | None:
+        """PDFium's reading of a page MuPDF called damaged, or None when PDFium cannot load it or finds
+        nothing on it either."""
+        try:
+            engine = self._pdfium()
+            if not engine.has_content(index):
+                return None
+            result = engine.read(index)
+        except MemoryError:
+            raise
+        except Exception:  # noqa: BLE001 - PdfiumError and whatever else a broken page makes PDFium raise
+            return None
+        self.second.add(index)
+        return result
 
     def _keep(self, index: int, page, drawing) -> None:
         self.lists[index] = (page, drawing)
@@ -139,6 +188,8 @@ class Worker:
         into pixel buffer ``slot``, packed RGB rows; white where nothing is drawn. Returns MuPDF's
         complaints; None, drawing nothing, when the page's rectangle is not ``only_if`` (a draw ahead
         of its turn, guessed from the page before)."""
+        if self.engine == "pdfium" or index in self.second:
+            return self._pdfium_draw(index, width, height, clip, slot, capacity, only_if)
         mupdf = self.fitz.mupdf
         if index not in self.lists:
             page = self.doc.load_page(index)
@@ -155,16 +206,48 @@ class Worker:
                                                      mupdf.python_mutable_buffer_data(buffer))
         mupdf.fz_clear_pixmap_with_value(pix, 255)
         device = mupdf.fz_new_draw_device(mupdf.FzMatrix(sx, 0, 0, sy, -x0 * sx, -y0 * sy), pix)
+        failure = None
         try:
             if drawing is page:
                 mupdf.fz_run_page(page.this, device, mupdf.FzMatrix(), mupdf.FzCookie())
             else:
                 mupdf.fz_run_display_list(drawing.this, device, mupdf.FzMatrix(), mupdf.FzRect(x0, y0, x1, y1),
                                           mupdf.FzCookie())
+        except self.errors as exc:
+            failure = exc
         finally:
-            mupdf.fz_close_device(device)
+            mupdf.fz_close_device(device)  # before PDFium draws: closing flushes into the buffer
             del device, pix
+        if failure is not None:
+            if is_memory_error(failure) or not self._second_draw(index, width, height, clip, buffer):
+                raise failure
+            return []
+        complaints = _complaints(self.fitz)
+        if complaints and self._second_draw(index, width, height, clip, buffer):
+            return []
+        return complaints
+
+    def _pdfium_draw(self, index: int, width: int, height: int, clip, slot: int, capacity: int, only_if) -> list | None:
+        engine = self._pdfium()
+        if only_if is not None and engine.read_rect(index) != tuple(only_if):
+            return None
+        engine.draw(index, width, height, clip, self._buffer(slot, capacity))
         return []
+
+    def _second_draw(self, index: int, width: int, height: int, clip, buffer: mmap.mmap) -> bool:
+        """Draw a page MuPDF failed to draw whole with PDFium instead, into the same buffer; False (the
+        buffer untouched) when PDFium cannot load the page or finds nothing on it."""
+        try:
+            engine = self._pdfium()
+            if not engine.has_content(index):
+                return False
+        except MemoryError:
+            raise
+        except Exception:  # noqa: BLE001 - PdfiumError and whatever else a broken page makes PDFium raise
+            return False
+        engine.draw(index, width, height, clip, buffer)
+        self.second.add(index)
+        return True
 
     def _buffer(self, slot: int, capacity: int) -> mmap.mmap:
         """Pixel buffer ``slot`` mapped at the size the parent gave it (it grows and shrinks it)."""

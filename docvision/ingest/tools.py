@@ -80,8 +80,10 @@ class Tools:
         several per LibreOffice start, web pages captured ahead of their turn. ``folders`` gives, for
         sources found by walking a folder, that folder (``sources.Entry.folder``: a local page's site)."""
         from docvision.ingest.checks import EXTENSIONS, is_url
+        from docvision.ingest.remote import is_object
         from docvision.ingest.web.ahead import is_web
 
+        sources = [s for s in sources if not is_object(s)]  # copied when opened, never announced ahead
         self.folders.update(folders or {})
         pdf = self.pdf_workers()
         kinds = {EXTENSIONS.get(Path(s).suffix.lower()) for s in sources if not is_url(s)}

@@ -26,6 +26,7 @@ class LocalSettings:
     quant: str = "auto"  # auto | 4bit | 8bit | none
     dtype: str = "auto"  # auto | bfloat16 | float16 | float32 (unquantized weights and compute)
     prefix_cache_mb: int = 2048  # memory for reused page encodings (docs/prefix.md); 0 = off
+    hub_kernels: bool = False  # let transformers swap in kernels downloaded from the hub (docs/gpu.md)
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ class ServerSettings:
     request_timeout: float = 60.0  # seconds the server may stay silent before a request fails
     connect_timeout: float = 10.0
     retries: int = 6
+    max_context: int | None = None  # the server's context where it does not list it (--max-context)
+    hd: int | None = None  # the run's HD-N: the start-up check sends the largest page it plans (None: one tile)
 
 
 BACKENDS = {
@@ -54,12 +57,29 @@ def load_backend(settings: LocalSettings | ServerSettings) -> Backend:
     """
     for target, kind in BACKENDS.values():
         if type(settings) is kind:
+            if kind is LocalSettings:
+                _require_local()
             if kind is LocalSettings and _is_ixc(settings.model):
                 target = "docvision.models.ixc.backend:IXCBackend"
             module_name, class_name = target.split(":")
             cls = getattr(importlib.import_module(module_name), class_name)
             return cls(**dataclasses.asdict(settings))
     raise TypeError(f"not backend settings: {settings!r}")  # a programming error, not a user's
+
+
+LOCAL_PACKAGES = ("torch", "transformers", "accelerate", "safetensors")
+
+
+def _require_local() -> None:
+    """A local model needs the ``local`` extra: one line saying so when it is not installed."""
+    import importlib.util
+
+    from docvision.errors import ModelError
+
+    missing = [name for name in LOCAL_PACKAGES if importlib.util.find_spec(name) is None]
+    if missing:
+        raise ModelError(f"a local model needs {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} "
+                         "not installed: pip install 'docvision[local]' (or use a model server: --backend openai)")
 
 
 def _is_ixc(model: str | None) -> bool:

@@ -32,11 +32,31 @@ class Generation:
     """What a backend returns: the text and what it cost."""
 
     text: str
-    prompt_tokens: int = 0
+    prompt_tokens: int | None = 0  # None: the server did not say (then ``warnings`` says so)
     visual_tokens: int = 0
-    new_tokens: int = 0
+    new_tokens: int | None = 0
     cached_prefix_tokens: int = 0  # prompt tokens taken from an earlier call's cache instead of being run
     timings: dict = field(default_factory=dict)  # prefill_s, generate_s, first_token_s
+    warnings: list[str] = field(default_factory=list)  # for the record, e.g. a server that sent no usage
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What drawing pages needs of a backend -- its tile size and how many visual tokens a plan costs --
+    as plain data a render worker can take (docvision.run.workers)."""
+
+    tile: int = DEFAULT_TILE
+    family: object = None  # a docvision.models.families.Family; None: the 4KHD count
+
+    def visual_tokens(self, plan: Plan) -> int:
+        return self.family.visual_tokens(plan) if self.family is not None else plan.tokens
+
+    @classmethod
+    def of(cls, backend: "Backend | None") -> "Shape | None":
+        """The shape of a loaded backend (None for none)."""
+        if backend is None:
+            return None
+        return cls(backend.tile, getattr(backend, "family", None))
 
 
 class Status:
@@ -93,6 +113,9 @@ class Backend(ABC):
     name: str = "backend"
     model_id: str = ""
     tile: int = DEFAULT_TILE
+    # The most tokens one call may hold, prompt and answer, where the model or server says (a served
+    # model's max_model_len, --max-context); None: no known limit. Pages are grouped into calls within it.
+    context_tokens: int | None = None
     on_status: Callable[[str], None] | None = None  # the current call's live status (set by the Session)
 
     def status(self) -> Status:

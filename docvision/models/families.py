@@ -237,6 +237,32 @@ def detect(config: dict) -> Family:
     return Family("generic", model_type, tile=DEFAULT_TILE, tokens_per_image=int(per_image) if per_image else None)
 
 
+# Served model names -> the config.json facts detect() needs, for servers that do not share the model's
+# config. Checked in order; the first match wins.
+_NAME_FAMILIES = (
+    (r"(xcomposer2|ixc)[-_.]?4khd", {"model_type": "internlm2", "architectures": ["InternLMXComposer2ForCausalLM"]}),
+    (r"qwen3[-_.]?vl", {"model_type": "qwen3_vl"}),
+    (r"qwen2[-_.]?5[-_.]?vl", {"model_type": "qwen2_5_vl"}),
+    (r"qwen2[-_.]?vl", {"model_type": "qwen2_vl"}),
+    (r"internvl", {"model_type": "internvl"}),
+    (r"smolvlm", {"model_type": "smolvlm", "vision_config": {"image_size": 512, "patch_size": 16},
+                  "scale_factor": 4}),
+    (r"idefics3", {"model_type": "idefics3", "vision_config": {"image_size": 364, "patch_size": 14},
+                   "scale_factor": 2}),
+)
+
+
+def from_name(model: str) -> Family:
+    """The family adapter a model's name implies (a served name, a hub id); the generic path otherwise."""
+    import re
+
+    name = model.lower().rsplit("/", 1)[-1] if model else ""
+    for pattern, config in _NAME_FAMILIES:
+        if re.search(pattern, name):
+            return detect(config)
+    return detect({})
+
+
 def read_config(folder: Path) -> dict:
     """A model folder's config.json as a dict."""
     return json.loads((Path(folder) / "config.json").read_text(encoding="utf-8"))
@@ -248,4 +274,4 @@ def family_of(folder: Path) -> Family:
 
 
 __all__ = ["Family", "IXCFamily", "IdeficsFamily", "InternVLFamily", "NativeFamily", "QwenFamily", "detect",
-           "family_of", "internvl_grid", "read_config"]
+           "family_of", "from_name", "internvl_grid", "read_config"]

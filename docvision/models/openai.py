@@ -15,16 +15,16 @@ from __future__ import annotations
 
 import os
 import random
-import re
 import time
 from typing import TYPE_CHECKING, Callable, Sequence
 
+import docvision.models.fit as fit
 from docvision.models import DEFAULT_BASE_URL
 from docvision.models.base import Backend, Generation, PageView
-from docvision.models.chatapi import (backoff, encode_image, error_text, message_of, normalize_base_url,
-                                        retry_after, sse_events)
+from docvision.models.chatapi import (UNEXPECTED_FIELD, EncoderCacheFull, backoff, context_lengths, encode_image,
+                                        error_text, message_of, normalize_base_url, refusal, retry_after, sse_events)
 from docvision.errors import BackendError, ExternalTimeout, ModelError, UsageError
-from docvision.tiling import Plan
+from docvision.tiling import Plan, plan
 
 if TYPE_CHECKING:
     import httpx
@@ -38,15 +38,9 @@ MAX_500_RETRIES = 2
 PROBE_TIMEOUT_S = 180.0
 IMAGE_PROBE_MIN_TOKENS = 8  # fewer new prompt tokens than this for an image: the server dropped it
 
-# What servers say when the model takes no images (vLLM, SGLang, Ollama, llama.cpp, LM Studio).
-_NO_IMAGES = re.compile(
-    r"not a multimodal model|does not support (image|vision|multimodal)|at most 0 image|"
-    r"image input is not supported|images? (are|is) not supported|no vision|vision is not (enabled|supported)|"
-    r"mmproj|multimodal (input|data) (is )?not supported", re.I)
-_UNKNOWN_MODEL = re.compile(r"model .*(does not exist|not found|is not served)|unknown model|no such model|"
-                            r"pinned to|model_not_found|invalid model", re.I)
-_UNEXPECTED_FIELD = re.compile(r"unexpected field|unrecognized request argument|extra (fields|inputs) not "
-                               r"permitted|extra_forbidden", re.I)
+# Fields a server may refuse as unknown; sent until it does, then left out (never the messages or the model).
+OPTIONAL_FIELDS = ("chat_template_kwargs", "mm_processor_kwargs", "stream_options")
+NO_USAGE = "the model server sent no token usage with its answers: usage.prompt_tokens and new_tokens are null"
 
 
 class _Retryable(Exception):
@@ -71,6 +65,8 @@ class OpenAIBackend(Backend):
         request_timeout: float = 60.0,
         connect_timeout: float = 10.0,
         retries: int = 6,
+        max_context: int | None = None,
+        hd: int | None = None,
         check: bool = True,
     ):
         import httpx
@@ -87,13 +83,18 @@ class OpenAIBackend(Backend):
         self.timeout = request_timeout
         self.served: list[str] | None = None
         self.owner = ""  # "vllm", "sglang", ... from /models, to pick the request fields it reads
+        self.listed_context: dict[str, int] = {}  # model -> max_model_len, where /models says it
         self.model_id = model or ""
-        self._send_processor_kwargs = True
+        self._dropped: frozenset[str] = frozenset()  # OPTIONAL_FIELDS the server refused (rebound, never changed)
         started = time.perf_counter()
         if check:
-            self.check()
+            self._pick_model()
         self.family = family_of(self.model_id)
         self.tile = self.family.tile
+        known = [n for n in (self.listed_context.get(self.model_id), max_context) if n]
+        self.context_tokens = min(known) if known else None
+        if check:
+            self.check(hd)
         self.load_s = round(time.perf_counter() - started, 3)
 
     # -- what the planner and records need ---------------------------------------------------------
@@ -111,8 +112,8 @@ class OpenAIBackend(Backend):
 
     # -- start-up check ----------------------------------------------------------------------------
 
-    def check(self) -> None:
-        """Once at start: reach the server, pick/verify the model, and make sure it takes images."""
+    def _pick_model(self) -> None:
+        """Reach the server and settle the model: the one named, or the one it serves."""
         self.served = self._list_models()
         if not self.model_id:
             if self.served and len(self.served) == 1:
@@ -120,15 +121,42 @@ class OpenAIBackend(Backend):
             else:
                 offer = f"it serves: {', '.join(self.served)}" if self.served else "it did not list its models"
                 raise UsageError(f"name the served model with --model (or DOCVISION_MODEL): {offer}")
-        probe = self._probe(with_image=False)
-        with_image = self._probe(with_image=True)
-        # transformers serve, for one, silently drops images sent to a text-only model: then the image
-        # adds no prompt tokens. A 448 px image costs any VLM 64 tokens or more, even where the server
-        # counts only tokens it did not have cached (Ollama, llama.cpp): each probe starts with its own
-        # number, so the image always comes after the first token the two probes differ in.
+
+    def check(self, hd: int | None = None) -> None:
+        """Once at start: the model takes images, and the server takes the largest page HD-``hd`` can plan,
+        with its processor options -- so a server that would refuse every page says why once, before any
+        source runs (docs/serving.md)."""
+        view = self._probe_view(hd)
+        probe = self._probe(view, images=False)
+        try:
+            with_image = self._probe(view)
+        except EncoderCacheFull as exc:
+            raise self._cache_too_small(exc, hd) from None
+        # transformers serve, for one, silently drops images sent to a text-only model: then the images
+        # add no prompt tokens to the same text. A 336 px tile costs any VLM 64 tokens or more, even where
+        # the server counts only tokens it did not have cached (Ollama, llama.cpp): each probe starts with
+        # its own number, so the images always come after the first token the two probes differ in.
         if probe is not None and with_image is not None and with_image - probe < IMAGE_PROBE_MIN_TOKENS:
             raise ModelError(f"model {self.model_id!r} at {self.base_url} ignored the image it was sent: "
                              "it takes no images; serve a vision-language model")
+
+    def _probe_view(self, hd: int | None) -> PageView:
+        """The page the image probe sends: the largest HD-``hd`` plans (within the context), else one tile."""
+        if hd is not None:
+            room = None if self.context_tokens is None else self.context_tokens - fit.PROMPT_TOKENS
+            fits = hd if room is None else fit.largest_fitting_hd(hd, self.tile, self.family, room)
+            if fits is not None:
+                return fit.blank_view(fit.largest_plan(fits, self.tile, self.family))
+        return fit.blank_view(plan((self.tile, self.tile), 1, self.tile))
+
+    def _cache_too_small(self, exc: EncoderCacheFull, hd: int | None) -> BackendError:
+        at = f" at HD-{hd}" if hd is not None else ""
+        fits = fit.largest_fitting_hd(hd, self.tile, self.family, exc.cache) if hd is not None else None
+        lower = f"or use --hd {fits} or lower" if fits else "or lower --hd"
+        return BackendError(f"the server at {self.base_url} cannot take a page{at}: it needs {exc.tokens:,} visual "
+                            f"tokens and the server's encoder cache holds {exc.cache:,}; restart vLLM with "
+                            f"--max-num-batched-tokens {exc.tokens} or more (see: docvision models --serve vllm), "
+                            f"{lower}")
 
     def _list_models(self) -> list[str] | None:
         """GET /models; None where the server cannot list them (``transformers serve`` with no HF cache)."""
@@ -149,30 +177,29 @@ class OpenAIBackend(Backend):
             if data is None:
                 return None
             self.owner = str(data[0].get("owned_by", "")).lower() if data else ""
+            self.listed_context = context_lengths(data)
             return [str(m["id"]) for m in data]
         except (ValueError, KeyError, TypeError, AttributeError):
             return None
 
-    def _probe(self, with_image: bool) -> int | None:
-        """A one-token request; returns the prompt tokens the server counted (None when it did not say)."""
-        from PIL import Image
-
-        content: list[dict] = [{"type": "text", "text": f"Probe {random.randrange(10**7, 10**8)}."},
-                               {"type": "text", "text": "Reply OK."}]
-        if with_image:
-            blank = Image.new("RGB", (448, 448), "white")
-            content.insert(1, {"type": "image_url", "image_url": {"url": encode_image(blank)}})
+    def _probe(self, view: PageView, images: bool = True) -> int | None:
+        """A one-token request with ``view`` as a page would go (``images=False``: the same text without its
+        images); returns the prompt tokens the server counted (None when it did not say)."""
+        content: list[dict] = [{"type": "text", "text": f"Probe {random.randrange(10**7, 10**8)}.\n"}]
+        content += [part for part in self.message([view], "Reply OK.") if images or part["type"] == "text"]
         body = {"model": self.model_id, "messages": [{"role": "user", "content": content}],
                 "max_tokens": 1, "temperature": 0, "stream": False}
+        kwargs = self.family.processor_kwargs([view]) if images else None
         # A server that loads models on demand (transformers serve without a pinned model) loads it now.
-        data = self._request(body, on_text=None, images=with_image, timeout=max(self.timeout, PROBE_TIMEOUT_S))
+        data = self._request(body, on_text=None, images=images, processor_kwargs=kwargs,
+                             timeout=max(self.timeout, PROBE_TIMEOUT_S))
         usage = data.get("usage") or {}
         return usage.get("prompt_tokens")
 
     def _down(self, exc: Exception) -> BackendError:
         reason = type(exc).__name__ if not str(exc) else str(exc)
         return BackendError(f"cannot reach the model server at {self.base_url} ({reason}): start it "
-                            "(e.g. vllm serve MODEL) or fix --base-url / DOCVISION_BASE_URL")
+                            "(docvision models --serve vllm prints the command) or fix --base-url / DOCVISION_BASE_URL")
 
     # -- answering ---------------------------------------------------------------------------------
 
@@ -192,25 +219,28 @@ class OpenAIBackend(Backend):
         messages = [{"role": "user", "content": content}]
         if system is not None:
             messages.insert(0, {"role": "system", "content": system})
-        body = {"model": self.model_id, "messages": messages,
-                "max_tokens": max_new_tokens, "temperature": 0, "stream": True}
+        # Without include_usage vLLM streams no token counts at all.
+        body = {"model": self.model_id, "messages": messages, "max_tokens": max_new_tokens, "temperature": 0,
+                "stream": True, "stream_options": {"include_usage": True}}
         kwargs = self.family.processor_kwargs(views)  # none for a text-only call
         status = self.status()
         visual = sum(self.visual_tokens(v.plan) for v in views)
         status.say(f"waiting for {self.base_url}: {len(views)} page(s), {visual:,} visual tokens sent")
         data = self._request(body, on_text=status.counting(on_text), images=bool(views), processor_kwargs=kwargs)
-        usage = data.get("usage") or {}
+        usage = data.get("usage")
         timings = {"encode_s": round(encode_s, 3), "generate_s": round(time.perf_counter() - started - encode_s, 3)}
         if data.get("first_token_s") is not None:
             timings["first_token_s"] = round(data["first_token_s"], 3)  # of the attempt that answered
         if data.get("retries"):
             timings["retries"] = data["retries"]
+        counted = isinstance(usage, dict) and usage.get("prompt_tokens") is not None
         return Generation(
             text=data["text"],
-            prompt_tokens=int(usage.get("prompt_tokens") or 0),
+            prompt_tokens=int(usage["prompt_tokens"]) if counted else None,
             visual_tokens=visual,
-            new_tokens=int(usage.get("completion_tokens") or 0),
+            new_tokens=int(usage.get("completion_tokens") or 0) if counted else None,
             timings=timings,
+            warnings=[] if counted else [NO_USAGE],
         )
 
     def message(self, views: Sequence[PageView], prompt: str) -> list[dict]:
@@ -239,9 +269,9 @@ class OpenAIBackend(Backend):
 
         attempt = errors_500 = 0
         while True:
-            payload = dict(body)
-            if processor_kwargs and self._send_processor_kwargs:
-                payload.update(self._processor_fields(processor_kwargs))
+            payload = {**body, **(self._processor_fields(processor_kwargs) if processor_kwargs else {})}
+            for name in self._dropped:
+                payload.pop(name, None)
             try:
                 return {**self._attempt(payload, emit, images, timeout), "retries": attempt}
             except _Retryable as exc:
@@ -251,15 +281,16 @@ class OpenAIBackend(Backend):
                                        f"last: {exc}") from None
                 time.sleep(exc.wait if exc.wait is not None else backoff(attempt))
                 attempt += 1
-            except _DropExtras:
-                self._send_processor_kwargs = False
+            except _DropFields as exc:
+                self._dropped = self._dropped | exc.fields  # a new set: other threads may be reading the old
 
     def _processor_fields(self, processor_kwargs: dict) -> dict:
         """Processor options in the request fields servers read.
 
         transformers serve forwards chat_template_kwargs to apply_chat_template, whose processor_kwargs reach
         the processor (checked on 5.23); vLLM and SGLang read mm_processor_kwargs and drop template kwargs a
-        template does not use. A server that rejects these fields is sent none from then on.
+        template does not use. A server that rejects these fields as unknown is sent none from then on; one
+        that knows them and refuses them (vLLM without --trust-request-mm-kwargs) is an error that says so.
         """
         fields: dict = {"chat_template_kwargs": {"processor_kwargs": processor_kwargs}}
         if self.owner in ("vllm", "sglang"):
@@ -327,9 +358,9 @@ class OpenAIBackend(Backend):
         status = response.status_code
         if status in RETRY_STATUS:
             raise _Retryable(f"HTTP {status}: {message}", retry_after(response.headers.get("retry-after")), status)
-        if status in (400, 422) and _UNEXPECTED_FIELD.search(message) and (
-                "chat_template_kwargs" in body or "mm_processor_kwargs" in body):
-            raise _DropExtras()
+        sent = {name for name in OPTIONAL_FIELDS if name in body}
+        if status in (400, 422) and UNEXPECTED_FIELD.search(message) and sent:
+            raise _DropFields({name for name in sent if name in message} or sent)
         if status in (401, 403):
             raise BackendError(f"the server at {self.base_url} refused the request ({status}): "
                                "set the API key in DOCVISION_API_KEY or OPENAI_API_KEY")
@@ -338,40 +369,15 @@ class OpenAIBackend(Backend):
         self._fail_text(f"HTTP {status}: {message}", images)
 
     def _fail_text(self, message: str, images: bool) -> None:
-        if images and _NO_IMAGES.search(message):
-            raise ModelError(f"model {self.model_id!r} at {self.base_url} takes no images ({message}): "
-                             "serve a vision-language model")
-        if _UNKNOWN_MODEL.search(message):
-            offer = f"; it serves: {', '.join(self.served)}" if self.served else ""
-            raise ModelError(f"the server at {self.base_url} does not serve model {self.model_id!r} "
-                             f"({message}){offer}: fix --model")
-        limit = re.search(r"at most (\d+) image", message, re.I)
-        if limit:  # vLLM's --limit-mm-per-prompt (a generic-family page is 1 + its tiles images)
-            raise BackendError(f"the server takes at most {limit.group(1)} images per request ({message}): "
-                               "lower --max-pages (or --hd), or raise the server's --limit-mm-per-prompt")
-        if re.search(r"context length|maximum context|max_model_len|too many tokens|too long", message, re.I):
-            raise BackendError(f"the prompt is too long for the served model ({message}): lower --hd, "
-                               "or raise the server's --max-model-len")
-        raise BackendError(f"the model server at {self.base_url} failed: {message}")
+        raise refusal(message, base_url=self.base_url, model=self.model_id, images=images, served=self.served)
 
 
-class _DropExtras(Exception):
-    """The server refused the processor options; send the request again without them."""
+class _DropFields(Exception):
+    """The server refused optional fields as unknown; send the request again without them."""
 
-
-# Served model names -> the config.json facts families.detect() needs, for servers that do not
-# share the model's config. Checked in order; the first match wins.
-_NAME_FAMILIES = (
-    (r"(xcomposer2|ixc)[-_.]?4khd", {"model_type": "internlm2", "architectures": ["InternLMXComposer2ForCausalLM"]}),
-    (r"qwen3[-_.]?vl", {"model_type": "qwen3_vl"}),
-    (r"qwen2[-_.]?5[-_.]?vl", {"model_type": "qwen2_5_vl"}),
-    (r"qwen2[-_.]?vl", {"model_type": "qwen2_vl"}),
-    (r"internvl", {"model_type": "internvl"}),
-    (r"smolvlm", {"model_type": "smolvlm", "vision_config": {"image_size": 512, "patch_size": 16},
-                  "scale_factor": 4}),
-    (r"idefics3", {"model_type": "idefics3", "vision_config": {"image_size": 364, "patch_size": 14},
-                   "scale_factor": 2}),
-)
+    def __init__(self, fields: set[str]):
+        super().__init__(", ".join(sorted(fields)))
+        self.fields = fields
 
 
 def family_of(model: str) -> "Family":
@@ -387,9 +393,4 @@ def family_of(model: str) -> "Family":
             return families.family_of(folder)
         except (OSError, ValueError):
             pass
-    name = model.lower().rsplit("/", 1)[-1] if model else ""
-    for pattern, config in _NAME_FAMILIES:
-        if re.search(pattern, name):
-            return families.detect(config)
-    return families.detect({})
-
+    return families.from_name(model)

@@ -1,12 +1,14 @@
-"""Where and how a local model runs: the device, the quantization, the dtype, and torch's threads.
+"""Where and how a local model runs: the device, the quantization, the dtype, torch's threads, and whether
+code from the Hugging Face hub may replace the model's own layers.
 
-In: the --device, --quant and --dtype values. Out: what they resolve to on this machine, or a UsageError /
-ModelError line. torch is imported only when CUDA may exist (an NVIDIA driver is present) or a model is
+In: the --device, --quant, --dtype and --hub-kernels values. Out: what they resolve to on this machine, or a
+UsageError / ModelError line; the keywords every model load passes on. torch is imported only when CUDA may exist (an NVIDIA driver is present) or a model is
 about to load, so `docvision models` stays fast on a machine without a GPU.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 from pathlib import Path
@@ -77,3 +79,80 @@ def fit_threads() -> None:
         return
     if 0 < limit < torch.get_num_threads():
         torch.set_num_threads(limit)
+
+
+def load_keywords(hub_kernels: bool = False) -> dict:
+    """The ``from_pretrained`` keywords every local load passes: no code from the checkpoint, and hub kernels
+    only when asked for. transformers 5.x otherwise swaps layers (activations, norms, rotary) for kernels it
+    downloads from the hub on every CUDA load, which fails offline ("... not available in the local cache
+    and Hugging Face Hub is in offline mode") and runs code the user did not choose (docs/gpu.md)."""
+    return {"trust_remote_code": False, "use_kernels": bool(hub_kernels)}
+
+
+def import_bitsandbytes(hub_kernels: bool = False):
+    """``bitsandbytes``, imported fast and, unless hub kernels are allowed, without asking the hub for anything.
+
+    Fast: at import it wraps a few fallback ops in ``torch.compile``, and making a compiled function imports
+    torch's compiler stack -- 4.3 s of every 4-bit load on the lent H200, more than reading the weights
+    (docs/gpu.md) -- for ops a model on CUDA never calls. While it imports, ``torch.compile`` hands back a
+    function that compiles on its first call: the same compiled op, made only where it is used.
+    Hub: on a CPU with AVX512-BF16 its CPU backend fetches a 4-bit matmul from kernels-community/quantization-
+    bitsandbytes at import time; a refusal makes it use its own kernel (the same numbers, slower).
+    """
+    if "bitsandbytes" not in sys.modules:
+        with _compile_on_first_call(), (contextlib.nullcontext() if hub_kernels else _kernels_refused()):
+            import bitsandbytes  # noqa: F401
+    return sys.modules["bitsandbytes"]
+
+
+@contextlib.contextmanager
+def _compile_on_first_call():
+    """While inside, ``torch.compile(fn, **options)`` returns a function that compiles ``fn`` when first called."""
+    import functools
+
+    import torch
+
+    real = torch.compile
+
+    def deferred(model=None, **options):
+        if model is None:  # used as @torch.compile(...)
+            return lambda fn: deferred(fn, **options)
+        compiled = None
+
+        @functools.wraps(model)
+        def call(*args, **kwargs):
+            nonlocal compiled
+            if compiled is None:
+                compiled = real(model, **options)
+            return compiled(*args, **kwargs)
+
+        return call
+
+    torch.compile = deferred
+    try:
+        yield
+    finally:
+        torch.compile = real
+
+
+@contextlib.contextmanager
+def _kernels_refused():
+    """While inside, the ``kernels`` package's hub loaders raise instead of downloading."""
+    try:
+        import kernels
+    except ImportError:  # no kernels package: nothing can reach the hub through it
+        yield
+        return
+
+    def refuse(*_args, **_kwargs):
+        raise RuntimeError("hub kernels are off (docvision --hub-kernels turns them on)")
+
+    names = [name for name in ("get_kernel", "load_kernel", "install_kernel") if hasattr(kernels, name)]
+    saved = {name: getattr(kernels, name) for name in names}
+    for name in names:
+        setattr(kernels, name, refuse)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            setattr(kernels, name, value)

@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
-import sys
 import time
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
+import docvision.models.decode as decode
 import docvision.models.families as families
 import docvision.models.placement as placement
 import docvision.models.prefix as prefix
@@ -82,10 +83,10 @@ def quantized_path(model_id: str, revision: str, quant: str, device: str) -> Pat
     The skip list is not part of the key: it follows from the model, the device and these versions, so
     a cache hit needs no model skeleton at all.
     """
-    import bitsandbytes
-    import transformers
+    from importlib.metadata import version
 
-    key = json.dumps([model_id, revision, quant, device, transformers.__version__, bitsandbytes.__version__])
+    # Versions from the installed metadata: importing bitsandbytes costs seconds and is done by the load.
+    key = json.dumps([model_id, revision, quant, device, version("transformers"), version("bitsandbytes")])
     slug = re.sub(r"[^A-Za-z0-9._-]+", "_", model_id.strip("/"))[-60:]
     return cache_root() / "quantized" / f"{slug}-{quant}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
 
@@ -132,12 +133,16 @@ def _save_atomically(model, processor, target: Path) -> None:
             raise
 
 
-def load_model(path: Path, model_id: str, revision: str, device: str, quant: str, dtype: str = "bfloat16"):
-    """(model, processor, from_cache) for a resolved model folder, quantizing (and caching) as asked."""
+def load_model(path: Path, model_id: str, revision: str, device: str, quant: str, dtype: str = "bfloat16",
+               hub_kernels: bool = False):
+    """(model, processor, from_cache) for a resolved model folder, quantizing (and caching) as asked; hub
+    kernels only with ``hub_kernels`` (placement.load_keywords)."""
     import torch
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    common = dict(dtype=getattr(torch, dtype), device_map={"": device}, trust_remote_code=False)
+    common = dict(dtype=getattr(torch, dtype), device_map={"": device}, **placement.load_keywords(hub_kernels))
+    if quant != "none":
+        placement.import_bitsandbytes(hub_kernels)
     if quant == "none":
         model = AutoModelForImageTextToText.from_pretrained(path, **common)
         return model, AutoProcessor.from_pretrained(path, trust_remote_code=False), False
@@ -153,7 +158,7 @@ def load_model(path: Path, model_id: str, revision: str, device: str, quant: str
         _save_atomically(model, processor, cached)
     except (OSError, NotImplementedError, ValueError) as exc:
         # A cache that cannot be written costs speed next time, not this answer.
-        sys.stderr.write(f"warning: could not keep a quantized copy in {cached}: {exc}\n")
+        logging.getLogger("docvision").warning(f"could not keep a quantized copy in {cached}: {exc}")
     return model, processor, False
 
 
@@ -185,10 +190,12 @@ class _Streamer:
         self.text.end()
 
 
-def settle(backend: Backend, resolved, device: str, quant: str, dtype: str, prefix_cache_mb: int) -> None:
+def settle(backend: Backend, resolved, device: str, quant: str, dtype: str, prefix_cache_mb: int,
+           hub_kernels: bool = False) -> None:
     """What every local backend decides before loading: id, family and tile, device, quantization, dtype,
-    the store of reusable prompt caches; and quiet libraries."""
+    the store of reusable prompt caches, whether hub kernels may load; and quiet libraries."""
     backend.model_id = resolved.model_id
+    backend.hub_kernels = bool(hub_kernels)
     backend.family = families.detect(resolved.config)
     backend.tile = backend.family.tile
     backend.device = placement.choose_device(device)
@@ -206,23 +213,28 @@ class TransformersBackend(Backend):
     name = "transformers"
 
     def __init__(self, model: str | None = None, device: str = "auto", quant: str = "auto", dtype: str = "auto",
-                 prefix_cache_mb: int = 2048):
+                 prefix_cache_mb: int = 2048, hub_kernels: bool = False):
         """Load ``model`` (alias, hub id or folder) on ``device``, quantized and typed as asked; keep up to
-        ``prefix_cache_mb`` MB of prompt caches for reuse (0: none; docs/prefix.md)."""
+        ``prefix_cache_mb`` MB of prompt caches for reuse (0: none; docs/prefix.md); let transformers swap in
+        kernels from the hub only with ``hub_kernels`` (docs/gpu.md)."""
         started = time.perf_counter()
         resolved = models.resolve(model)
-        settle(self, resolved, device, quant, dtype, prefix_cache_mb)
+        settle(self, resolved, device, quant, dtype, prefix_cache_mb, hub_kernels)
         import torch
 
         try:
             self.model, self.processor, self.from_cache = load_model(
-                resolved.path, self.model_id, resolved.revision, self.device, self.quant, self.dtype)
+                resolved.path, self.model_id, resolved.revision, self.device, self.quant, self.dtype,
+                self.hub_kernels)
         except (torch.OutOfMemoryError, MemoryError):
             raise OutOfMemory(f"out of memory loading {self.model_id} on {self.device}: "
                               f"use --quant 4bit, a smaller --model, or --device") from None
         except ImportError as exc:
             raise ModelError(f"cannot load {self.model_id}: {exc}") from None
         self.model.eval()
+        # One-token steps as CUDA graph replays: on CUDA, for the families whose step is known to capture.
+        rows = decode.GRAPH_TYPES.get(self.family.model_type)
+        self.graphs = decode.Graphs(self.model, rows) if self.device == "cuda" and rows else None
         self.load_s = time.perf_counter() - started
 
     def visual_tokens(self, plan) -> int:
@@ -276,8 +288,7 @@ class TransformersBackend(Backend):
             status.encoding(len(views), self._visual(inputs["input_ids"][0]), reused)
             streamer = _Streamer(self.processor.tokenizer, on_text, status)
             with torch.inference_mode():
-                output = self.model.generate(**run, cache=cache, max_new_tokens=max_new_tokens, do_sample=False,
-                                             streamer=streamer, pad_token_id=self._pad_id())
+                output = self._answer(run, cache, max_new_tokens, streamer)
             self._keep(key, cache, output[0])
         except (torch.OutOfMemoryError, MemoryError):
             self.prefixes.clear()  # the memory is better spent on answers than on reuse
@@ -302,6 +313,15 @@ class TransformersBackend(Backend):
         """Visual tokens among the prompt's ``ids``."""
         image_id = self.image_token_id()
         return int((ids == image_id).sum()) if image_id is not None else 0
+
+    def _answer(self, run: dict, cache, max_new_tokens: int, streamer):
+        """generate()'s greedy output ids; where the model allows, the steps after the first token replay a
+        captured CUDA graph instead (docs/gpu.md), with the same argmax at every step."""
+        if not decode.applies(self.graphs, max_new_tokens, int(run["input_ids"].shape[1])):
+            return self.model.generate(**run, cache=cache, max_new_tokens=max_new_tokens, do_sample=False,
+                                       streamer=streamer, pad_token_id=self._pad_id())
+        return self.graphs.generate(run, decode.cache_or_new(cache, self.model), max_new_tokens, streamer,
+                                    self._pad_id())
 
     def _prefix_key(self, views: Sequence[PageView], system: str | None) -> str | None:
         """The prefix cache's key for a call about ``views``; None when nothing is to be reused (reuse off,
@@ -357,5 +377,6 @@ class TransformersBackend(Backend):
 
     def close(self) -> None:
         self.prefixes.clear()
+        self.graphs = None
         self.model = None
         self.processor = None

@@ -24,7 +24,7 @@ import docvision.records as records
 from docvision.document import IngestOptions
 from docvision.errors import DocvisionError, UsageError
 import docvision.run.engine as engine
-from docvision.run.sink import OutputFile, RecordSink, resume
+from docvision.run.sink import OutputDir, OutputFile, RecordSink, resume
 from docvision.run.status import ExitStatus, exit_status
 from docvision.sources import Entry, expand, redact
 
@@ -40,6 +40,7 @@ class Plan:
     ingest: IngestOptions = field(default_factory=IngestOptions)
     recursive: bool = False
     output: Path | None = None
+    output_dir: Path | None = None  # records as JSON Lines shards in this folder instead of one file
     resume: bool = False
     cache: bool = True
     timings: bool = True
@@ -47,6 +48,8 @@ class Plan:
     keep: Callable[[Entry], bool] | None = None  # drops entries before the run (render's own views) ...
     left_out: str = "left out {n} source(s)"  # ... and says so, once
     stdin: Any = None  # where ``-`` reads its sources (None: sys.stdin)
+    workers: int = 1  # sources rendered at once, each in a render worker process (docvision.run.workers)
+    cluster: Any = None  # docvision.run.cluster.Cluster: the call runs on Ray
 
 
 class Resources(Protocol):
@@ -61,11 +64,21 @@ class Resources(Protocol):
     def tools(self, options: IngestOptions) -> Any:
         """The Tools for these options (started on first use)."""
 
-    def backend(self) -> Any:
-        """The loaded model backend (loaded now if need be; raises its DocvisionError)."""
+    def pool(self, size: int) -> Any:
+        """The render workers (docvision.run.workers.Pool) of this size."""
 
-    def release(self, tools: Any, stopped: bool) -> None:
-        """The call is over; ``stopped``: it ended mid-source and its Tools were stopped."""
+    def backend(self, task: str) -> Any:
+        """The loaded model backend (loaded now if need be, for a call of ``task``; raises its
+        DocvisionError)."""
+
+    def backend_settings(self, task: str) -> Any:
+        """The settings the backend is loaded with (LocalSettings or ServerSettings), for Ray's actors."""
+
+    def ray(self, cluster: Any) -> None:
+        """Ray started or connected (docvision.run.cluster.start), once for the Session."""
+
+    def release(self) -> None:
+        """The call is over: tools or workers it stopped are not lent again."""
 
     @property
     def single_call(self) -> bool:
@@ -82,8 +95,10 @@ class Run:
 
     def __init__(self, plan: Plan, resources: Resources, say: Callable[[str], None],
                  progress: Progress | None = None):
-        if plan.resume and plan.output is None:
-            raise UsageError("--resume needs --output FILE (the file whose finished sources are skipped)")
+        if plan.resume and plan.output is None and plan.output_dir is None:
+            raise UsageError("--resume needs --output FILE or --output-dir DIR (where the finished sources are)")
+        if plan.output is not None and plan.output_dir is not None:
+            raise UsageError("give --output FILE or --output-dir DIR, not both")
         self.plan, self.resources, self.say, self.progress = plan, resources, say, progress
         entries = expand(plan.sources, recursive=plan.recursive, stdin=plan.stdin, say=say)
         if plan.keep is not None:
@@ -136,7 +151,8 @@ class Run:
     def _generate(self) -> Iterator[dict]:
         self.resources.begin(self)
         try:
-            output = OutputFile(self.plan.output, self.say) if self.plan.output is not None else None
+            output = (OutputFile(self.plan.output, self.say) if self.plan.output is not None
+                      else OutputDir(self.plan.output_dir, self.say) if self.plan.output_dir is not None else None)
         except BaseException:
             self.finished = True
             self.resources.end(self)
@@ -146,7 +162,8 @@ class Run:
             done = resume(output, self.task, self.say) if self.plan.resume and output is not None else set()
             todo = _left(self.plan.task, self.entries, done)
             if done:
-                self.say(f"resuming: {len(self.entries) - len(todo)} source(s) already done in {self.plan.output}")
+                where = self.plan.output or self.plan.output_dir
+                self.say(f"resuming: {len(self.entries) - len(todo)} source(s) already done in {where}")
             yield from self._run(todo)
         finally:
             self.finished = True
@@ -154,45 +171,92 @@ class Run:
             self.resources.end(self)
 
     def _run(self, todo: list[Entry]) -> Iterator[dict]:
-        """Announce the batch to the tools, get the model, run the engine."""
-        from docvision.cache import RenderCache
-        from docvision.ingest import load
-        from docvision.ingest.ocr import with_ocr
-
+        """Set up the rendering (here, or in render workers), get the model, run the engine."""
         plan, sink = self.plan, self.sink
         if self.progress is not None:
             self.progress(0, len(todo), "")
-        tools = self.resources.tools(plan.ingest)
-        stopped = False
+        readable = [e for e in todo if e.error is None]
+        if plan.cluster is not None:
+            yield from self._on_cluster(todo)
+            return
         try:
-            tools.expect([e.source for e in todo if e.error is None], {e.source: e.folder for e in todo if e.folder})
-            if plan.cache:
-                cache = RenderCache(pixels=plan.task.needs_model, say=self.say)
-                opener = lambda source: cache.open(source, plan.ingest, tools)  # noqa: E731
-            else:
-                opener = lambda source: with_ocr(load(source, plan.ingest, tools), plan.ingest.ocr,  # noqa: E731
-                                                 plan.ingest.lang)
+            remote = min(plan.workers, len(readable)) > 1
+            render = self._in_workers(readable) if remote else self._here(readable)
             backend, load_s = self._load(todo)
             if self.failure is not None:
                 for entry in todo:
                     yield sink.keep(records.error(entry.source, self.task, entry.error or self.failure))
                 return
+            opener, finish, stop, pool = render
+            remote_spec = None
+            if pool is not None:
+                import docvision.run.workers as workers
+                from docvision.models.base import Shape
 
-            def abort() -> None:
-                nonlocal stopped
-                stopped = True
-                tools.close()
+                remote_spec = workers.Remote(pool, workers.render_half(plan.task, [e.source for e in readable]),
+                                             Shape.of(backend), plan.ingest, plan.cache, plan.task.needs_model)
 
-            finish = tools.close if self.resources.single_call else None
             for done, (entry, written) in enumerate(engine.stream(
                     todo, plan.task, opener=opener, backend=backend, settings=plan.engine, load_s=load_s,
-                    finish=finish, abort=abort), start=1):
+                    finish=finish if self.resources.single_call else None, abort=stop, remote=remote_spec),
+                    start=1):
                 for record in written:
                     yield sink.keep(record)
                 if self.progress is not None:
                     self.progress(done, len(todo), entry.source)
         finally:
-            self.resources.release(tools, stopped)
+            self.resources.release()
+
+    def _here(self, readable: list[Entry]) -> tuple:
+        """(opener, finish, stop, None): sources opened by the Session's own Tools, on the render thread."""
+        from docvision.cache import RenderCache
+        from docvision.ingest import load
+        from docvision.ingest.ocr import with_ocr
+
+        plan = self.plan
+        tools = self.resources.tools(plan.ingest)
+        tools.expect([e.source for e in readable], {e.source: e.folder for e in readable if e.folder})
+        if plan.cache:
+            cache = RenderCache(pixels=plan.task.needs_model, say=self.say)
+            opener = lambda source: cache.open(source, plan.ingest, tools)  # noqa: E731
+        else:
+            opener = lambda source: with_ocr(load(source, plan.ingest, tools), plan.ingest.ocr,  # noqa: E731
+                                             plan.ingest.lang)
+        return opener, tools.close, tools.close, None
+
+    def _in_workers(self, readable: list[Entry]) -> tuple:
+        """(None, finish, stop, pool): sources opened in the Session's render workers, started now so that
+        their start overlaps the model's load."""
+        pool = self.resources.pool(self.plan.workers)
+        pool.workers(len(readable))
+        return None, pool.close, pool.kill, pool
+
+    def _on_cluster(self, todo: list[Entry]) -> Iterator[dict]:
+        """The call on Ray: the model is checked here (an error record per source when it cannot be had),
+        loaded by the cluster's actors."""
+        import docvision.run.cluster as cluster
+
+        plan = self.plan
+        self.resources.ray(plan.cluster)
+        settings = self.resources.backend_settings(self.task) if plan.task.needs_model else None
+        shape = None
+        if settings is not None and any(e.error is None for e in todo):
+            try:
+                shape = cluster.check_model(settings)
+            except UsageError:
+                raise
+            except DocvisionError as exc:
+                self.failure = exc
+                for entry in todo:
+                    yield self.sink.keep(records.error(entry.source, self.task, entry.error or exc))
+                return
+        for done, (entry, written) in enumerate(cluster.stream(
+                todo, plan.task, options=plan.ingest, cache=plan.cache, backend_settings=settings,
+                settings=plan.engine, cluster=plan.cluster, shape=shape), start=1):
+            for record in written:
+                yield self.sink.keep(record)
+            if self.progress is not None:
+                self.progress(done, len(todo), entry.source)
 
     def _load(self, todo: list[Entry]) -> tuple[Any, float]:
         """(backend, seconds its load took now) -- none when the task needs no model or no source can
@@ -201,7 +265,7 @@ class Run:
             return None, 0.0
         started = time.perf_counter()
         try:
-            backend = self.resources.backend()
+            backend = self.resources.backend(self.task)
         except UsageError:
             raise
         except DocvisionError as exc:

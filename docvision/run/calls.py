@@ -68,6 +68,26 @@ def engine_settings(chosen: "Settings", unordered: bool, allow_partial: bool,
                            progress=False, debug=debug or _log_failure)
 
 
+def workers(chosen: "Settings") -> int:
+    """Sources rendered at once in render worker processes (1: on a thread of this process)."""
+    from docvision.run.workers import count
+
+    return chosen.workers or count()
+
+
+def cluster(chosen: "Settings"):
+    """Where the call runs on Ray (docvision.run.cluster.Cluster), or None: in this process."""
+    if not chosen.ray:
+        return None
+    from docvision.run.cluster import Cluster
+
+    return Cluster(address=chosen.ray_address, gpus_per_actor=chosen.ray_gpus_per_actor)
+
+
+def folder_path(folder: str | os.PathLike | None) -> Path | None:
+    return Path(folder) if folder is not None else None
+
+
 def _log_failure(exc: BaseException) -> None:
     """A failed source's traceback, for whoever listens at debug level (the CLI's --debug)."""
     log.debug("a source failed", exc_info=exc)

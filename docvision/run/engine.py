@@ -19,6 +19,7 @@ job's items and returns the record body.
 
 from __future__ import annotations
 
+import itertools
 import queue
 import threading
 import time
@@ -33,6 +34,8 @@ from docvision.run.sink import RecordSink
 from docvision.sources import Entry
 
 AHEAD = 3  # items (one model call's pages each) a lane holds ahead of its worker
+# A task without a model yields small items (a page's plan and text): its lanes are not bounded, so a render
+# worker finishing source k+1 never waits for source k to be written (the window still bounds the sources).
 POLL_S = 0.2  # how often blocked threads look up to see whether the run was stopped
 
 
@@ -85,8 +88,8 @@ class Job:
 class Lanes:
     """One bounded queue per source, and a window of sources the producer may work on ahead."""
 
-    def __init__(self, count: int, window: int, stop: threading.Event):
-        self.queues = [queue.Queue(maxsize=AHEAD) for _ in range(count)]
+    def __init__(self, count: int, window: int, stop: threading.Event, depth: int = AHEAD):
+        self.queues = [queue.Queue(maxsize=depth) for _ in range(count)]
         self.slots = threading.Semaphore(max(1, window))
         self.stop = stop
 
@@ -114,49 +117,83 @@ class Lanes:
                     raise RuntimeError("the render thread stopped unexpectedly") from None
 
 
+def produce(entry: Entry, task: Task, opener: Callable[[str], Document], backend: Any,
+            stopped: Callable[[], bool] = lambda: False) -> Iterator[tuple[str, Any]]:
+    """The producer's half of one source: its lane's messages, in order -- ("header", facts), ("item",
+    item)..., then ("end", closing facts) or ("error", exception). Render time is what this takes while
+    it runs; the time it is suspended (a full lane, a pipe to docvision) is not counted."""
+    if entry.error is not None:
+        yield "error", entry.error
+        return
+    started, waited = time.perf_counter(), 0.0
+    try:
+        with opener(entry.source) as document:
+            messages = itertools.chain(
+                [("header", {"type": document.kind, "page_count": document.page_count})],
+                (("item", item) for item in task.prepare(document, backend)))
+            for message in messages:
+                suspended = time.perf_counter()
+                yield message
+                waited += time.perf_counter() - suspended
+                if stopped():
+                    return
+            end = {"warnings": list(document.warnings), "damaged_pages": list(document.damaged),
+                   "metadata": dict(document.metadata)}
+        end["render_s"] = time.perf_counter() - started - waited
+    except Exception as exc:  # noqa: BLE001 - any failure is this source's error record
+        yield "error", exc
+        return
+    yield "end", end
+
+
 class Producer(threading.Thread):
-    """Opens and prepares each source in turn; ``finish`` runs on this thread when it is done."""
+    """Opens and prepares the sources in input order: here, one after another, or in ``remote`` render
+    processes (docvision.run.workers), as many at once as there are; ``finish`` runs when it is done."""
 
     def __init__(self, todo: list[Entry], task: Task, opener, backend, lanes: Lanes,
-                 finish: Callable[[], None] | None = None):
+                 finish: Callable[[], None] | None = None, remote: Any = None):
         super().__init__(name="docvision-render", daemon=True)
         self.todo, self.task, self.opener, self.backend, self.lanes = todo, task, opener, backend, lanes
-        self.finish = finish
-        self.blocked = 0.0
+        self.finish, self.remote = finish, remote
 
     def run(self) -> None:
         try:
+            if self.remote is not None:
+                self._spread()
+                return
             for position, entry in enumerate(self.todo):
                 if not self.lanes.admit():
                     return
-                self._one(position, entry)
+                for message in produce(entry, self.task, self.opener, self.backend, self.lanes.stop.is_set):
+                    self.lanes.put(position, message)
         finally:
             if self.finish is not None:
                 self.finish()  # the run's browser and converter are stopped from the thread that drove them
 
-    def _put(self, position: int, message: tuple) -> None:
-        started = time.perf_counter()
-        self.lanes.put(position, message)
-        self.blocked += time.perf_counter() - started
+    def _spread(self) -> None:
+        """Each render process takes the next source in input order once the window has room for it."""
+        handing = threading.Lock()
+        queue_ = iter(enumerate(self.todo))
 
-    def _one(self, position: int, entry: Entry) -> None:
-        if entry.error is not None:
-            self._put(position, ("error", entry.error))
-            return
-        self.blocked, started = 0.0, time.perf_counter()
-        try:
-            with self.opener(entry.source) as document:
-                self._put(position, ("header", {"type": document.kind, "page_count": document.page_count}))
-                for item in self.task.prepare(document, self.backend):
-                    self._put(position, ("item", item))
-                    if self.lanes.stop.is_set():
+        def slot(worker) -> None:
+            while True:
+                with handing:
+                    if not self.lanes.admit():
                         return
-                end = {"warnings": list(document.warnings), "damaged_pages": list(document.damaged),
-                       "metadata": dict(document.metadata)}
-            end["render_s"] = time.perf_counter() - started - self.blocked
-            self._put(position, ("end", end))
-        except Exception as exc:  # noqa: BLE001 - any failure is this source's error record
-            self._put(position, ("error", exc))
+                    taken = next(queue_, None)
+                    if taken is None:
+                        self.lanes.slots.release()  # nobody will use the room it took
+                        return
+                position, entry = taken
+                for message in self.remote.render(worker, position, entry, self.lanes.stop.is_set):
+                    self.lanes.put(position, message)
+
+        threads = [threading.Thread(target=slot, args=(worker,), name=f"docvision-render-{n}", daemon=True)
+                   for n, worker in enumerate(self.remote.workers(len(self.todo)))]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
 
 
 @dataclass
@@ -170,24 +207,27 @@ class Settings:
     debug: Callable[[BaseException], None] | None = None  # shows a failed source's traceback
 
 
-def stream(todo: list[Entry], task: Task, *, opener: Callable[[str], Document], backend: Any = None,
-            settings: Settings = Settings(), load_s: float = 0.0, finish: Callable[[], None] | None = None,
-            abort: Callable[[], None] | None = None) -> Iterator[tuple[Entry, list[dict]]]:
+def stream(todo: list[Entry], task: Task, *, opener: Callable[[str], Document] | None, backend: Any = None,
+           settings: Settings = Settings(), load_s: float = 0.0, finish: Callable[[], None] | None = None,
+           abort: Callable[[], None] | None = None, remote: Any = None) -> Iterator[tuple[Entry, list[dict]]]:
     """Run ``task`` over ``todo``: each source with its records (failures included), in input order or,
     ``ordered=False``, as they finish.
 
     ``finish`` runs on the render thread when it has opened every source (a one-call run stops its
     browser and converter there, while the model still works); ``abort`` when the run stops mid-source
     (Ctrl-C, an error, the caller leaving the loop): it must end whatever the render thread waits on.
+    ``remote`` (docvision.run.workers.Remote) renders in processes of their own instead of ``opener``.
     """
     if not todo:
         if finish is not None:
             finish()
         return
     workers = max(1, min(settings.concurrency, len(todo)))
+    renderers = remote.count(len(todo)) if remote is not None else 1
     stop = threading.Event()
-    lanes = Lanes(len(todo), window=workers + 1, stop=stop)
-    producer = Producer(todo, task, opener, backend, lanes, finish)
+    # Sources in flight: one per model worker and one per renderer, so no renderer waits for room.
+    lanes = Lanes(len(todo), window=workers + renderers, stop=stop, depth=AHEAD if task.needs_model else 0)
+    producer = Producer(todo, task, opener, backend, lanes, finish, remote)
     producer.start()
     worker = _Worker(task, backend, lanes, producer, settings, load_s)
     try:

@@ -86,9 +86,10 @@ def _unusable(path: Path, exc: OSError) -> UsageError:
 
 
 class OutputFile:
-    """An --output file opened for appending and locked against other runs until ``close()``."""
+    """An --output file opened for appending and locked against other runs until ``close()`` (a shard of
+    an ``OutputDir`` is not locked itself: its folder is)."""
 
-    def __init__(self, path: Path, say: Callable[[str], None]):
+    def __init__(self, path: Path, say: Callable[[str], None], lock: bool = True):
         import fcntl
         import stat
 
@@ -103,12 +104,13 @@ class OutputFile:
         except OSError as exc:
             raise _unusable(path, exc) from None
         self.regular = stat.S_ISREG(os.fstat(self.fd).st_mode)
-        if self.regular:
+        if self.regular and lock:
             try:
                 fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 say(f"waiting for another docvision run to finish writing {path}")
                 fcntl.flock(self.fd, fcntl.LOCK_EX)
+        if self.regular:
             try:
                 repair_tail(self.fd)
             except OSError as exc:
@@ -121,21 +123,81 @@ class OutputFile:
             while view:
                 view = view[os.write(self.fd, view):]
 
+    def files(self) -> list["OutputFile"]:
+        return [self]
+
     def close(self) -> None:
         if self.fd is not None:
             os.close(self.fd)  # closing releases the lock
             self.fd = None
 
 
-def resume(output: OutputFile, task: str, say: Callable[[str], None],
+class OutputDir:
+    """--output-dir DIR: records as JSON Lines shards (part-00000.jsonl, ...), a new shard every
+    ``SHARD_LINES`` records, for runs too large for one file. The folder is locked for the run (its
+    .lock file) as --output's file is; each shard ends in whole lines as --output's file does."""
+
+    SHARD_LINES = 100_000
+
+    def __init__(self, path: Path, say: Callable[[str], None]):
+        import fcntl
+
+        self.path, self.say = path, say
+        try:
+            if path.exists() and not path.is_dir():
+                raise UsageError(f"--output-dir {path} is a file; give a folder")
+            path.mkdir(parents=True, exist_ok=True)
+            self.lock = os.open(path / ".lock", os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise UsageError(f"cannot write --output-dir {path}: {exc.strerror or exc}; "
+                             "choose a writable folder") from None
+        try:
+            fcntl.flock(self.lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            say(f"waiting for another docvision run to finish writing {path}")
+            fcntl.flock(self.lock, fcntl.LOCK_EX)
+        self.shards = [OutputFile(p, say, lock=False) for p in sorted(path.glob("part-*.jsonl"))]
+        self.current: OutputFile | None = None
+        self.lines = 0
+        self.regular = True
+
+    def files(self) -> list[OutputFile]:
+        return list(self.shards)
+
+    def append(self, data: bytes) -> None:
+        if self.current is None or self.lines >= self.SHARD_LINES:
+            self.current = OutputFile(self.path / f"part-{len(self.shards):05d}.jsonl", self.say, lock=False)
+            self.shards.append(self.current)
+            self.lines = 0
+        self.current.append(data)
+        self.lines += 1
+
+    def close(self) -> None:
+        for shard in self.shards:
+            shard.close()
+        if self.lock is not None:
+            os.close(self.lock)
+            self.lock = None
+
+
+def resume(output: "OutputFile | OutputDir", task: str, say: Callable[[str], None],
            answers: dict | None = None) -> set[tuple[str, str | None]]:
-    """Records already done (status ok, same task) in the locked output file, as (source, question) --
-    the question is None but for ask and chat; drops the file's stale error records. ``answers``, when
-    given, gets each done one's answer under the same key (a resumed chat's conversation so far).
+    """Records already done (status ok, same task) in the locked output file (or every shard of an
+    output folder), as (source, question) -- the question is None but for ask and chat; drops stale error
+    records. ``answers``, when given, gets each done one's answer under the same key (a resumed chat's
+    conversation so far).
 
     Lines that are not records are kept untouched and named once in a warning; the run resumes from
     the records it can read.
     """
+    done: set[tuple[str, str | None]] = set()
+    for file in output.files():
+        done |= _resume(file, task, say, answers)
+    return done
+
+
+def _resume(output: OutputFile, task: str, say: Callable[[str], None],
+            answers: dict | None = None) -> set[tuple[str, str | None]]:
     if not output.regular:
         return set()
     size = os.lseek(output.fd, 0, os.SEEK_END)

@@ -63,7 +63,7 @@ class AskTask:
     def prepare(self, document: "Document", backend: "Backend") -> Iterator[Chunk]:
         """Producer side: survey the anchors once; per question route and draw the chosen pages."""
         pages = survey(document)
-        cost = token_cost(self.hd, backend)
+        cost = token_cost(self.hd, backend, self.max_new_tokens)
         for index, key in enumerate(self.keys(document.source)):
             route = routing.route(key["question"], pages, self.budget, cost)
             if self.show_selected and len(routing.chunked(pages, self.budget, cost)) == 1:
@@ -99,7 +99,7 @@ class AskTask:
                 "evidence": evidence(shown),
                 "routing": seen[0].extra.get("routing") if seen else None,
                 **tail(seen, self.hd, backend, usage),
-                "warnings": [] if fmt or not self.ground else [NO_BOXES],
+                "warnings": usage.warnings + ([] if fmt or not self.ground else [NO_BOXES]),
             })
         return bodies
 

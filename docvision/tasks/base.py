@@ -28,13 +28,18 @@ class Usage:
     cached_prefix_tokens: int = 0
     repairs: int = 0
     timings: dict = field(default_factory=dict)
+    uncounted: int = 0  # calls whose tokens the server did not report
+    warnings: list[str] = field(default_factory=list)  # each said once per record
 
     def add(self, generation: "Generation") -> "Generation":
         self.calls += 1
-        self.prompt_tokens += generation.prompt_tokens
+        if generation.prompt_tokens is None or generation.new_tokens is None:
+            self.uncounted += 1
+        self.prompt_tokens += generation.prompt_tokens or 0
         self.visual_tokens += generation.visual_tokens
-        self.new_tokens += generation.new_tokens
+        self.new_tokens += generation.new_tokens or 0
         self.cached_prefix_tokens += getattr(generation, "cached_prefix_tokens", 0)
+        self.warnings += [w for w in getattr(generation, "warnings", ()) if w not in self.warnings]
         for key, value in (generation.timings or {}).items():
             # durations add up; rates (tokens_per_s) do not
             if isinstance(value, (int, float)) and key.endswith("_s") and not key.endswith("per_s"):
@@ -42,8 +47,10 @@ class Usage:
         return generation
 
     def block(self) -> dict:
-        """The record's ``usage``."""
-        return {"calls": self.calls, "prompt_tokens": self.prompt_tokens, "new_tokens": self.new_tokens,
+        """The record's ``usage``; token counts are null when a call's were not reported (never a made-up 0)."""
+        known = self.uncounted == 0
+        return {"calls": self.calls, "prompt_tokens": self.prompt_tokens if known else None,
+                "new_tokens": self.new_tokens if known else None,
                 "cached_prefix_tokens": self.cached_prefix_tokens, "repairs": self.repairs}
 
 
@@ -72,4 +79,4 @@ def resolution(chunks: Sequence["Chunk"], hd: int, backend: "Backend", visual_to
 def tail(chunks: Sequence["Chunk"], hd: int, backend: "Backend", usage: Usage) -> dict:
     """The part of a record body every model task ends with."""
     return {"model": model_info(backend), "resolution": resolution(chunks, hd, backend, usage.visual_tokens),
-            "usage": usage.block(), "timings": dict(usage.timings)}
+            "usage": usage.block(), "timings": dict(usage.timings), "warnings": list(usage.warnings)}

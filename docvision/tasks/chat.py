@@ -72,7 +72,7 @@ class Conversation:
         """Route ``question`` over the documents' pages, answer it with the conversation so far."""
         question = " ".join(question.split())
         pool, origin = self._pool()
-        cost = token_cost(self.hd, self.backend)
+        cost = token_cost(self.hd, self.backend, self.max_new_tokens)
         previous = self.history[-1].question if self.history else ""
         # A follow-up ("and in Q3?") names little: its predecessor's words help find the pages.
         route = routing.route(f"{question} {previous}", pool, self.budget, cost)

@@ -335,7 +335,7 @@ class ExtractTask:
 
     def prepare(self, document: "Document", backend: "Backend") -> Iterator[Chunk]:
         pages = survey(document)
-        route = self.route(pages, token_cost(self.hd, backend))
+        route = self.route(pages, token_cost(self.hd, backend, self.max_new_tokens))
         by_label = {page.label: page for page in route.pages}
         for chunk in routed_chunks(document, route, self.hd, backend):
             chunk.extra["pages"] = {view.label: by_label[view.label] for view in chunk.views}

@@ -20,7 +20,8 @@ import docvision.views as views
 import docvision.tasks.routing as routing
 from docvision.models.base import PageView
 from docvision.document import Document, Page
-from docvision.errors import EmptySource
+from docvision.errors import BackendError, EmptySource
+import docvision.models.fit as fit
 from docvision.tiling import Plan, plan
 
 if TYPE_CHECKING:
@@ -59,9 +60,44 @@ def plan_for(page: Page, hd: int, backend: "Backend") -> Plan:
     return plan(page.size, hd, backend.tile, page.max_scale)
 
 
-def token_cost(hd: int, backend: "Backend"):
-    """Visual tokens one page costs on this backend at HD-``hd`` (for the routing budget)."""
-    return lambda page: backend.visual_tokens(plan_for(page, hd, backend))
+@dataclass(frozen=True)
+class Cost:
+    """What a page costs one call on ``backend`` at HD-``hd`` -- its visual tokens and its label -- and
+    ``limit``, what one call may spend on pages within the backend's context (None: no known limit).
+
+    A page that alone costs more than the limit is an error naming the page, its tokens, the limit and the
+    HD-N that would fit: no grouping can send it."""
+
+    hd: int
+    backend: "Backend"
+    answer_tokens: int = 512
+
+    @property
+    def limit(self) -> int | None:
+        return fit.pages_room(getattr(self.backend, "context_tokens", None), self.answer_tokens)
+
+    def __call__(self, page: Page) -> int:
+        price = self.backend.visual_tokens(plan_for(page, self.hd, self.backend)) + fit.PAGE_TEXT_TOKENS
+        limit = self.limit
+        if limit is not None and price > limit:
+            raise self.too_large(page, price, limit)
+        return price
+
+    def too_large(self, page: Page, price: int, limit: int) -> BackendError:
+        family = getattr(self.backend, "family", None)
+        smaller = fit.fitting_hd(page.size, self.hd, self.backend.tile, family, limit) if family else None
+        fix = f"use --hd {smaller} or lower" if smaller else "no --hd fits"
+        context = self.backend.context_tokens
+        return BackendError(
+            f"{page.label} needs {price - fit.PAGE_TEXT_TOKENS:,} visual tokens at HD-{self.hd}, more than one call "
+            f"can hold: the model's {context:,}-token context less {self.answer_tokens:,} for the answer and "
+            f"{fit.PROMPT_TOKENS} for the prompt leaves {limit - fit.PAGE_TEXT_TOKENS:,}; {fix}, or serve the "
+            "model with a longer context (vLLM --max-model-len)")
+
+
+def token_cost(hd: int, backend: "Backend", answer_tokens: int = 512) -> Cost:
+    """What one page costs a call on this backend at HD-``hd`` (for routing), within its context."""
+    return Cost(hd, backend, answer_tokens)
 
 
 def evidence_entry(page: Page, page_plan: Plan, terms: Sequence[str] = (), score: float | None = None,
@@ -121,14 +157,16 @@ def routed_chunks(document: Document, route: routing.Route, hd: int, backend: "B
         raise EmptySource(f"could not draw {', '.join(missing[:3])}", source=document.source)
 
 
-def sequential_chunks(document: Document, hd: int, backend: "Backend", budget: routing.Budget) -> Iterator[Chunk]:
+def sequential_chunks(document: Document, hd: int, backend: "Backend", budget: routing.Budget,
+                      answer_tokens: int = 512) -> Iterator[Chunk]:
     """Every page in order, packed into consecutive calls within the budget (for summaries)."""
-    cost = token_cost(hd, backend)
+    cost = token_cost(hd, backend, answer_tokens)
+    limit = routing.tokens_limit(budget, cost)
     current: list[tuple[PageView, dict]] = []
     spent = rank = 0
     for page in document.pages():
         price = cost(page)
-        if current and (len(current) >= budget.pages or (budget.tokens and spent + price > budget.tokens)):
+        if routing.is_full(len(current), spent, price, budget, limit):
             yield Chunk([v for v, _ in current], [e for _, e in current], rank, 0)
             current, spent, rank = [], 0, rank + 1
         view, page_plan = draw(page, hd, backend)

@@ -104,17 +104,28 @@ def scores(terms: Sequence[str], pages: Sequence[Page]) -> list[float]:
     return [max(0.0, float(s) - floor) if hit else 0.0 for s, hit in zip(raw, found)]
 
 
+def tokens_limit(budget: Budget, cost: Callable[[Page], int]) -> int | None:
+    """The tokens one call may spend on pages: the budget's, or less where the cost knows the model's
+    context (``tasks.pages.Cost.limit``); None: no limit."""
+    limits = [n for n in (budget.tokens, getattr(cost, "limit", None)) if n is not None]
+    return min(limits) if limits else None
+
+
+def is_full(count: int, spent: int, price: int, budget: Budget, limit: int | None) -> bool:
+    """Whether a call of ``count`` pages costing ``spent`` must close before a page costing ``price``."""
+    return count > 0 and (count >= budget.pages or (limit is not None and spent + price > limit))
+
+
 def chunked(pages: Sequence[Page], budget: Budget, cost: Callable[[Page], int]) -> list[list[Page]]:
-    """Pack pages (most relevant first) into calls within the budget; each call lists pages in page order."""
+    """Pack pages (most relevant first) into calls within the budget and the model's context; each call
+    lists pages in page order."""
     chunks: list[list[Page]] = []
     current: list[Page] = []
     spent = 0
+    limit = tokens_limit(budget, cost)
     for page in pages:
         price = cost(page)
-        full = len(current) >= budget.pages or (
-            budget.tokens is not None and current and spent + price > budget.tokens
-        )
-        if full:
+        if is_full(len(current), spent, price, budget, limit):
             chunks.append(current)
             current, spent = [], 0
         current.append(page)

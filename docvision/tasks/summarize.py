@@ -71,7 +71,7 @@ class SummarizeTask:
     needs_model: bool = True
 
     def prepare(self, document: "Document", backend: "Backend") -> Iterator[Chunk]:
-        return sequential_chunks(document, self.hd, backend, self.budget)
+        return sequential_chunks(document, self.hd, backend, self.budget, self.max_new_tokens)
 
     def finish(self, job: "Job", backend: "Backend") -> dict:
         usage = Usage()

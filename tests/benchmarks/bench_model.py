@@ -79,7 +79,7 @@ print("RESULT " + json.dumps(result))
 def run_child(folder: Path, quant: str, device: str, hd: int, cache: Path) -> dict:
     env = {**os.environ, "DOCVISION_CACHE_DIR": str(cache), "PYTHONPATH": str(ROOT)}
     proc = subprocess.run([sys.executable, "-c", CHILD, str(folder), quant, device, str(hd)],
-                          capture_output=True, text=True, env=env, timeout=3600)
+                          capture_output=True, text=True, env=env, timeout=3600, cwd=ROOT)
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
             return json.loads(line[7:])

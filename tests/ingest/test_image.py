@@ -14,8 +14,9 @@ from docvision import views
 from docvision.document import IngestOptions
 from docvision.errors import DamagedSource, ImageTooLarge, PageRangeError
 from docvision.ingest import image as image_ingest
+from docvision.ingest.image import TRUNCATED
 from docvision.tiling import plan
-from tests.helpers import run_cli
+from tests.helpers import read_back, run_cli
 
 RED, BLUE, GREEN, YELLOW, WHITE = (255, 0, 0), (0, 0, 255), (0, 160, 0), (250, 220, 0), (255, 255, 255)
 
@@ -219,18 +220,40 @@ def test_decompression_bomb_limit_is_ours_and_names_the_flag(tmp_path):
     assert Image.MAX_IMAGE_PIXELS == 2_000_000  # Pillow's guard follows the option
 
 
-def test_truncated_png_and_jpeg_are_damaged(tmp_path):
-    picture = quadrants((600, 400))
-    picture.save(tmp_path / "whole.png")
-    picture.save(tmp_path / "whole.jpg")
-    for name in ("whole.png", "whole.jpg"):
-        data = (tmp_path / name).read_bytes()
-        cut = tmp_path / f"cut{name[5:]}"
-        cut.write_bytes(data[: len(data) // 2])
-        with pytest.raises(DamagedSource, match="truncated or corrupt"):
-            with load(cut) as doc:
-                page = next(doc.pages())
-                page.render(*page.size)
+def test_truncated_png_is_damaged(tmp_path):
+    quadrants((600, 400)).save(tmp_path / "whole.png")
+    data = (tmp_path / "whole.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
+    with pytest.raises(DamagedSource, match="truncated or corrupt"):
+        with load(tmp_path / "cut.png") as doc:
+            page = next(doc.pages())
+            page.render(*page.size)
+
+
+@pytest.mark.ocr
+def test_truncated_jpeg_shows_what_it_holds_and_is_partial(tmp_path):
+    from PIL import ImageFont
+
+    picture = Image.new("RGB", (900, 600), WHITE)
+    draw = ImageDraw.Draw(picture)
+    font = ImageFont.truetype("DejaVuSans.ttf", 48)
+    draw.text((40, 60), "Invoice 4711 paid", font=font, fill=(0, 0, 0))
+    draw.rectangle((0, 400, 900, 600), fill=(0, 0, 160))
+    picture.save(tmp_path / "whole.jpg", quality=92)
+    data = (tmp_path / "whole.jpg").read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(data[: int(len(data) * 0.6)])  # the blue band is lost
+    with load(tmp_path / "cut.jpg") as doc:
+        pages = doc.pages()
+        page = next(pages)
+        drawn = page.render(*page.size)  # the damage shows when the page is drawn, before the next is asked for
+        assert list(pages) == [] and doc.damaged == [1] and page.warnings == [TRUNCATED]
+    assert "Invoice 4711" in read_back(drawn.crop((0, 0, 900, 200)))
+    bottom = drawn.getpixel((450, 580))
+    assert not close(bottom, (0, 0, 160), 40) and close(bottom, (128, 128, 128), 20)  # viewers' grey
+    proc = run_cli("render", tmp_path / "cut.jpg")
+    assert proc.returncode == 1 and "damaged page 1" in proc.stderr and "--allow-partial" in proc.stderr
+    proc = run_cli("render", tmp_path / "cut.jpg", "--allow-partial", "--no-cache")
+    assert proc.returncode == 0 and "cut short" in proc.stdout  # the page's warning, under its row
 
 
 def test_mislabelled_and_unreadable_files(tmp_path):
@@ -251,7 +274,8 @@ def test_bad_crc_and_heic_named_jpg_say_what_to_do(tmp_path):
     at = data.index(b"IDAT")
     data[at + 4] ^= 0xFF  # first byte of the compressed data: the chunk's CRC no longer matches
     (tmp_path / "crc.png").write_bytes(bytes(data))
-    with pytest.raises(DamagedSource, match=r"checksum in IDAT\)\); export or download it again$"):
+    with pytest.raises(DamagedSource, match=r"a checksum does not match: bytes of the file were changed; export or "
+                                            r"download it again$"):
         load(tmp_path / "crc.png")
     (tmp_path / "photo.jpg").write_bytes(b"\0\0\0\x18ftypheic\0\0\0\0mif1heic" + bytes(300))
     with pytest.raises(DamagedSource, match="HEIC/HEIF or AVIF photo.*convert it to JPEG or PNG"):
@@ -270,7 +294,7 @@ def test_tiff_frame_without_dimensions_is_damaged(tmp_path):
         if struct.unpack("<H", data[entry:entry + 2])[0] in (256, 257):  # ImageWidth, ImageLength
             data[entry:entry + 2] = struct.pack("<H", 65000 + i)
     (tmp_path / "two.tiff").write_bytes(bytes(data))
-    with pytest.raises(DamagedSource, match="Missing dimensions"):  # Pillow raises TypeError here
+    with pytest.raises(DamagedSource, match="no usable picture size"):  # Pillow raises "Missing dimensions"
         load(tmp_path / "two.tiff")
 
 
@@ -361,3 +385,49 @@ def test_an_image_whose_name_is_not_utf8_renders(tmp_path):
         assert proc.returncode == 0, proc.stderr
         [record] = [json.loads(line) for line in proc.stdout.splitlines()]
         assert record["status"] == "ok" and record["document"]["type"] == "image"
+
+
+def _two_colour_samples(dtype, top=1.0):
+    import numpy as np
+
+    samples = np.zeros((60, 80, 3), dtype=np.float64)
+    samples[:30] = [top, 0, 0]  # red over blue
+    samples[30:] = [0, 0, top]
+    return samples.astype(dtype)
+
+
+@pytest.mark.parametrize("kind", ["float32", "uint32", "jpegxl"])
+def test_tiff_in_a_mode_pillow_lacks_is_read_by_tifffile(tmp_path, kind):
+    import numpy as np
+    import tifffile
+
+    source = tmp_path / f"{kind}.tif"
+    if kind == "jpegxl":  # a compression Pillow's libtiff does not know
+        tifffile.imwrite(source, _two_colour_samples(np.uint8, 255), photometric="rgb", compression="jpegxl")
+    else:
+        frames = [_two_colour_samples(np.dtype(kind), 1.0 if kind == "float32" else 4e9)] * 2
+        tifffile.imwrite(source, np.stack(frames), photometric="rgb")
+    with pytest.raises(Exception):
+        Image.open(source).load()  # the premise: Pillow cannot
+    with load(source) as doc:
+        pages = list(doc.pages())
+        drawn = [page.render(40, 30) for page in pages]
+    assert len(pages) == (1 if kind == "jpegxl" else 2) and pages[0].size == (80, 60)
+    for image in drawn:
+        assert close(image.getpixel((20, 5)), RED, 20) and close(image.getpixel((20, 25)), BLUE, 20)
+
+
+def test_tiff_no_reader_decodes_says_which_compression(tmp_path):
+    import numpy as np
+    import tifffile
+
+    source = tmp_path / "odd.tif"
+    tifffile.imwrite(source, _two_colour_samples(np.float32), photometric="rgb", compression="zlib")
+    data = bytearray(source.read_bytes())
+    with tifffile.TiffFile(source) as tif:
+        offset = tif.pages[0].tags["Compression"].valueoffset
+    data[offset:offset + 2] = struct.pack("<H", 34892)  # a compression code no library here decodes
+    source.write_bytes(bytes(data))
+    proc = run_cli("render", source)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert "the TIFF cannot be read" in proc.stderr and "compression" in proc.stderr and "32-bit" in proc.stderr

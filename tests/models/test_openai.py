@@ -24,6 +24,13 @@ from docvision.tiling import plan
 from tests.helpers import serve_http
 
 MODEL = "Qwen/Qwen2.5-VL-3B-Instruct"
+# vLLM 0.32's own texts (vllm/entrypoints/generate/base/protocol.py, vllm/v1/engine/input_processor.py).
+VLLM_KWARGS_DISABLED = ("Per-request mm_processor_kwargs are disabled by default because they can change "
+                        "multimodal preprocessing resource usage. Start the server with --trust-request-mm-kwargs "
+                        "only when clients are trusted.")
+VLLM_CACHE = ("The decoder prompt contains a(n) image item with {} embedding tokens, which exceeds the "
+              "pre-allocated encoder cache size {}. Please reduce the input size or increase the encoder cache "
+              "size by setting --limit-mm-per-prompt at startup.")
 
 
 class FakeServer:
@@ -34,13 +41,21 @@ class FakeServer:
     (status, body) pair. Probe requests
     (max_tokens 1) answer ok, counting prompt tokens as 10 + 100 per image unless ``drop_images`` is set,
     or fail with ``probe_error`` (any probe) or ``image_error`` (a probe with an image).
+
+    As vLLM does, when asked: ``context`` lists max_model_len in /v1/models; ``usage=False`` streams no usage
+    even when asked for it (without stream_options.include_usage none is ever sent); ``trust_kwargs=False``
+    refuses any request carrying mm_processor_kwargs, ``encoder_cache`` an image of more tokens (its
+    max_pixels / 28^2), each with vLLM's own 400 text; ``unknown`` fields are refused as extra inputs.
     """
 
     def __init__(self, script=("ok",), models=(MODEL,), models_status=200, answer="Hello world",
-                 drop_images=False, probe_error=None, image_error=None):
+                 drop_images=False, probe_error=None, image_error=None, context=None, usage=True,
+                 trust_kwargs=True, encoder_cache=None, unknown=()):
         self.script, self.models, self.models_status = list(script), list(models), models_status
         self.answer, self.drop_images, self.probe_error = answer, drop_images, probe_error
-        self.image_error = image_error
+        self.image_error, self.context, self.usage = image_error, context, usage
+        self.trust_kwargs, self.encoder_cache, self.unknown = trust_kwargs, encoder_cache, tuple(unknown)
+        self.probes: list[dict] = []
         self.requests: list[dict] = []
         self.headers: list[dict] = []
         server = self
@@ -53,7 +68,8 @@ class FakeServer:
 
             def do_GET(self):
                 if self.path == "/v1/models" and server.models_status == 200:
-                    data = [{"id": m, "object": "model", "owned_by": "vllm"} for m in server.models]
+                    data = [{"id": m, "object": "model", "owned_by": "vllm", "max_model_len": server.context}
+                            for m in server.models]
                     self._json(200, {"object": "list", "data": data})
                 else:
                     self._json(server.models_status if self.path == "/v1/models" else 404, {"detail": "nope"})
@@ -61,7 +77,11 @@ class FakeServer:
             def do_POST(self):
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 server.headers.append(dict(self.headers))
+                refused = self._refusal(body)
+                if refused is not None:
+                    return self._json(*refused)
                 if body.get("max_tokens") == 1:
+                    server.probes.append(body)
                     return self._probe(body)
                 server.requests.append(body)
                 step = server.script[min(len(server.requests), len(server.script)) - 1]
@@ -77,6 +97,19 @@ class FakeServer:
                     self._stream(body, server.answer, stall_after=1)
                 else:
                     self._json(*step)
+
+            def _refusal(self, body):
+                extra = [name for name in server.unknown if name in body]
+                if extra:
+                    return 400, {"error": {"message": f"1 validation error: {extra[0]}: Extra inputs are not "
+                                                      "permitted (extra_forbidden)"}}
+                kwargs = body.get("mm_processor_kwargs")
+                if kwargs and not server.trust_kwargs:
+                    return 400, {"error": {"message": VLLM_KWARGS_DISABLED, "type": "BadRequestError"}}
+                tokens = (kwargs or {}).get("max_pixels", 0) // 28 ** 2
+                if server.encoder_cache is not None and tokens > server.encoder_cache:
+                    return 400, {"error": {"message": VLLM_CACHE.format(tokens, server.encoder_cache)}}
+                return None
 
             def _probe(self, body):
                 images = sum(p.get("type") == "image_url" for m in body["messages"] for p in m["content"])
@@ -116,7 +149,8 @@ class FakeServer:
                     self.wfile.write(f"data: {json.dumps(event)}\n\n".encode())
                     self.wfile.flush()
                 usage = {"prompt_tokens": 42, "completion_tokens": len(words)}
-                self.wfile.write(f"data: {json.dumps({'choices': [], 'usage': usage})}\n\n".encode())
+                if server.usage and (body.get("stream_options") or {}).get("include_usage"):
+                    self.wfile.write(f"data: {json.dumps({'choices': [], 'usage': usage})}\n\n".encode())
                 self.wfile.write(b"data: [DONE]\n\n")
                 self.wfile.flush()
                 self.close_connection = True

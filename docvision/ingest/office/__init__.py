@@ -1,11 +1,13 @@
 """Office ingestor: spreadsheets, documents and presentations, rendered by LibreOffice as a person sees them.
 
-In: an .xlsx/.xlsm/.xls/.ods/.csv, .docx/.odt/.rtf or .pptx/.odp path, IngestOptions and the run's Tools.
+In: a spreadsheet, document or presentation path (``formats.FORMATS``: OOXML and its templates, Office
+97-2003, OpenDocument, CSV, RTF), IngestOptions and the run's Tools.
 Out: a Document of kind "office" with one Page per visible sheet (labelled with the sheet's name), per
 page ("page N") or per slide ("slide N"); sheets taller than a segment become "Sheet1 (segment i/n)".
 
-Steps: ``officefile.check`` refuses damaged, encrypted and zip-bomb files from their bytes alone;
-openpyxl reads a workbook's structure (``workbook.read_structure``: sheets, hidden sheets, merged
+Steps: ``officefile.check`` refuses what is certainly unreadable (not its container, encrypted, a zip
+bomb) from the bytes alone, and everything else goes to LibreOffice, which has the last word; openpyxl
+reads a workbook's structure where it can (``workbook.read_structure``: sheets, hidden sheets, merged
 ranges, charts and series) into ``metadata["workbook"]``; the run's converter (``convert``, one warm
 LibreOffice) lays the sheets out as a person reads them and writes a PDF with ``layout.json`` saying
 which cells each page shows (``macro``); ``layout`` and ``segments`` turn the PDF pages into Pages
@@ -30,12 +32,14 @@ import docvision.ingest.office.files as officefile
 import docvision.ingest.office.segments as segments
 import docvision.ingest.office.sheets as sheetlist
 import docvision.ingest.office.workbook as workbook
-from docvision.ingest.office.percall import CALC, IMPRESS, WRITER
+from docvision.ingest.office.formats import CALC, IMPRESS, WORKBOOKS, WRITER
 
-WORKBOOKS = {".xlsx", ".xlsm"}  # what openpyxl reads
 EMPTY_PAGE_POINTS = 2.0  # LibreOffice exports an empty sheet as a 1 x 1 pt page
-BLANK_INK = 0.002  # share of dark samples under which a page without words counts as blank
+BLANK_INK = 0.002  # share of dark samples under which a sheet page without words counts as blank
 _INK = bytes(1 if value < 200 else 0 for value in range(256))
+# A document's or presentation's page is blank only when nothing on it differs from white: a pale
+# picture (or a picture whose fill LibreOffice does not draw, over a light background) is content.
+_ANY_INK = bytes(1 if value < 245 else 0 for value in range(256))
 OPENPYXL_CHARTS = {"barChart": "BarDiagram", "bar3DChart": "BarDiagram", "lineChart": "LineDiagram",
                    "pieChart": "PieDiagram", "areaChart": "AreaDiagram", "scatterChart": "XYDiagram",
                    "doughnutChart": "DonutDiagram", "radarChart": "NetDiagram", "bubbleChart": "BubbleDiagram",
@@ -47,10 +51,12 @@ def load(source: str, options: IngestOptions, tools) -> Document:
     import docvision.ingest.office.soffice as libreoffice
 
     path = check_file(source)
-    ext = path.suffix.lower()
-    officefile.check(path, ext, source)
+    named = path.suffix.lower()
+    ext = officefile.check(path, named, source)  # the format the bytes are: a Word 97 file named .docm is a .doc
     tools.converter().expect([source])  # LibreOffice starts while openpyxl reads the workbook
     info = workbook.read_structure(path, source) if ext in WORKBOOKS else None
+    if info is not None and info.get("empty"):
+        raise EmptySource("the workbook has no cells with content and no charts", source=source)
     names = _sheet_names(path, ext, info, source)  # before converting: an encrypted .xls fails here
     try:
         libreoffice.find_soffice()
@@ -63,10 +69,14 @@ def load(source: str, options: IngestOptions, tools) -> Document:
     converter = tools.converter()
     folder, pdf = converter.convert(path, options, source)
     try:
-        return _document(folder, pdf, ext, names, info, source, options, converter.take_notice())
+        document = _document(folder, pdf, ext, names, info, source, options, converter.take_notice())
     except BaseException:
         shutil.rmtree(folder, ignore_errors=True)
         raise
+    if ext != named:
+        document.warnings.insert(0, f"the file is a {officefile.describe(ext)} named {named}; it was read as "
+                                    "what it is")
+    return document
 
 
 def _document(folder: Path, pdf: Path, ext: str, names: list | None, info: dict | None, source: str,
@@ -75,8 +85,8 @@ def _document(folder: Path, pdf: Path, ext: str, names: list | None, info: dict 
     fitz = segments.fitz()
     try:
         doc = fitz.open(str(pdf), filetype="pdf")
-    except (RuntimeError, ValueError) as exc:
-        raise DamagedSource(f"LibreOffice wrote an unreadable PDF ({exc})", source=source) from None
+    except (RuntimeError, ValueError):
+        raise DamagedSource("LibreOffice wrote a PDF that cannot be read; the file may be damaged", source=source) from None
     try:
         warnings: list[str] = [notice] if notice else []
         layout_file = folder / officeconvert.LAYOUT
@@ -143,7 +153,7 @@ def _sheet_names(path: Path, ext: str, info: dict | None, source: str) -> list[t
         return [(path.stem, True)]
     if ext == ".ods":
         return sheetlist.ods_sheets(path)
-    if ext == ".xls":
+    if ext in (".xls", ".xlt"):
         return sheetlist.xls_sheets(path, source)
     return None
 
@@ -155,7 +165,7 @@ def _sheets(doc, ext: str, names: list | None, info: dict | None, warnings: list
         raise DamagedSource("LibreOffice produced no pages from this file", source=source)
     if ext in WRITER or ext in IMPRESS:
         word = "slide" if ext in IMPRESS else "page"
-        if all(_is_blank(doc.load_page(i)) for i in range(count)):
+        if all(_is_blank(doc.load_page(i), faint=True) for i in range(count)):
             raise EmptySource(f"the {officefile.describe(ext)} has no content", source=source)
         return [segments.Sheet(i, f"{word} {i + 1}") for i in range(count)]
     pairs = _pair(names or [], count, warnings)
@@ -198,8 +208,9 @@ def _note(warnings: list[str], names: list[str], what: str, why: str) -> None:
         warnings.append(f"{what}{'s' if len(names) > 1 else ''} " + ", ".join(map(repr, names)) + f": {why}")
 
 
-def _is_blank(page, words=None) -> bool:
-    """True for LibreOffice's 1 x 1 pt page of an empty sheet, or a page that draws nothing but white."""
+def _is_blank(page, words=None, faint: bool = False) -> bool:
+    """True for LibreOffice's 1 x 1 pt page of an empty sheet, or a page that draws nothing but white
+    (``faint``: nothing at all; else no more than a stray dot)."""
     rect = page.rect
     if rect.width <= EMPTY_PAGE_POINTS and rect.height <= EMPTY_PAGE_POINTS:
         return True
@@ -213,4 +224,6 @@ def _is_blank(page, words=None) -> bool:
     # leaves a stray dot or two of a chart it could not place, so "blank" means almost no ink.
     zoom = min(1.0, 300 / max(rect.width, rect.height))
     samples = page.get_pixmap(matrix=segments.fitz().Matrix(zoom, zoom), alpha=False).samples
+    if faint:
+        return samples.translate(_ANY_INK).count(1) == 0
     return samples.translate(_INK).count(1) < BLANK_INK * len(samples)

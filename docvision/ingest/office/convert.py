@@ -30,20 +30,18 @@ import docvision.ingest.office.files as officefile
 import docvision.ingest.office.percall as percall
 import docvision.ingest.office.profile as officeprofile
 import docvision.ingest.office.soffice as libreoffice
-from docvision.ingest.office.percall import CALC, IMPRESS, WRITER, csv_options
+from docvision.ingest.office.formats import FORMATS
+from docvision.ingest.office.percall import csv_options
 from docvision.ingest.office.warm import Crashed, Unavailable, WarmOffice, python_for_uno
 
 LAYOUT = "layout.json"
-IMPORT_FILTERS = {
-    ".xlsx": "Calc MS Excel 2007 XML", ".xlsm": "Calc MS Excel 2007 VBA XML", ".xls": "MS Excel 97",
-    ".ods": "calc8", ".csv": "Text - txt - csv (StarCalc)", ".docx": "MS Word 2007 XML", ".odt": "writer8",
-    ".rtf": "Rich Text Format", ".pptx": "Impress MS PowerPoint 2007 XML", ".odp": "impress8",
-}
 # A sheet is drawn up to this many rows and columns from its first cell; past them a warning says
 # what was left out. An .xlsx claiming XFD1048576 took 50 s and 8 GB before such a bound.
 MAX_ROWS = 20_000
 MAX_COLUMNS = 256
 QUIT_SECONDS = 3.0  # measured ~0.3 s for LibreOffice to end when asked
+CRASHED_TWICE = ("LibreOffice stopped twice while converting this file through UNO; a plain LibreOffice run "
+                 "converted it instead")
 NO_UNO = ("LibreOffice cannot be driven through UNO here ({why}): converting with one LibreOffice start per file, "
           "and numbers in narrow columns may show as ### (apt-get install python3-uno "
           "libreoffice-script-provider-python)")
@@ -74,7 +72,7 @@ class Converter:
         """Announce a batch: starts the warm LibreOffice now, so it is up when the first file needs it
         (or, without UNO, lets ``percall`` convert the files several per start)."""
         self._percall.expect(sources)
-        office = [Path(s) for s in sources if Path(s).suffix.lower() in IMPORT_FILTERS]
+        office = [Path(s) for s in sources if Path(s).suffix.lower() in FORMATS]
         if self._unavailable is None and office:
             with self._lock:
                 self._queue.update((str(p.resolve()), p) for p in office)
@@ -95,6 +93,10 @@ class Converter:
                 except Unavailable as exc:
                     self._retire()
                     self._off(str(exc) or "no Python script provider")
+                except _CrashedTwice:
+                    # A plain LibreOffice run converted files (fuzzed .doc) on which the warm one died twice:
+                    # it has the last word before the file is called damaged.
+                    self._notice = CRASHED_TWICE
         return self._percall.convert(path, options, source)
 
     def take_notice(self) -> str | None:
@@ -110,7 +112,7 @@ class Converter:
             if python is None:
                 self._off("no Python with LibreOffice's uno was found")
                 return None
-            warm = WarmOffice(self._processes, python, soffice, officeprofile.create(self._root, macro=True),
+            warm = WarmOffice(self._processes, python, soffice, officeprofile.create(self._root, True, self._processes),
                               self.options.timeout)
             warm.start()
             self._warm = warm
@@ -205,8 +207,7 @@ class Converter:
                 if self._processes.closed:
                     raise ExternalTimeout("LibreOffice was stopped: the run is ending", source=source) from None
                 if attempt == 2:
-                    raise DamagedSource(f"LibreOffice stopped twice while converting this file ({exc}); the file "
-                                        "may be damaged", source=source) from None
+                    raise _CrashedTwice(str(exc)) from None
         raise AssertionError("unreachable")
 
     def close(self) -> None:
@@ -227,6 +228,10 @@ class Converter:
         shutil.rmtree(self._root, ignore_errors=True)
 
 
+class _CrashedTwice(Exception):
+    """The warm LibreOffice died twice on one file (its next step is a plain LibreOffice run)."""
+
+
 @dataclass
 class _Job:
     """One file on its way through the warm LibreOffice: its own copy, the PDF to come, the request."""
@@ -244,7 +249,8 @@ class _Job:
         try:
             # Under its own name: LibreOffice names a CSV file's one sheet after it.
             (folder / "in").mkdir()
-            staged = Path(shutil.copyfile(path, folder / "in" / path.name))
+            name = path.stem + officefile.actual(path, path.suffix.lower())  # read as the format its bytes are
+            staged = Path(shutil.copyfile(path, folder / "in" / name))
         except BaseException:
             shutil.rmtree(folder, ignore_errors=True)
             raise
@@ -266,10 +272,9 @@ def _checks(path: Path) -> bool:
 
 
 def _request(staged: Path, pdf: Path, options: IngestOptions) -> dict:
-    ext = staged.suffix.lower()
-    kind = "calc" if ext in CALC else "writer" if ext in WRITER else "impress" if ext in IMPRESS else None
+    found = FORMATS[staged.suffix.lower()]
     segment = options.segment_height * 72.0 / options.render_dpi  # points
-    return {"input": staged.as_uri(), "output": pdf.as_uri(), "kind": kind, "filter": IMPORT_FILTERS[ext],
+    return {"input": staged.as_uri(), "output": pdf.as_uri(), "kind": found.kind, "filters": list(found.filters),
             "filter_options": csv_options(staged), "max_rows": MAX_ROWS, "max_columns": MAX_COLUMNS,
             "page_points": [segment, segment]}
 
@@ -286,4 +291,4 @@ def _check(answer: dict, ext: str, source: str) -> None:
     if error == "load":
         raise DamagedSource(f"LibreOffice could not open the {name}; the file may be damaged or password-protected",
                             source=source)
-    raise DamagedSource(f"LibreOffice could not convert the {name} ({answer.get('message', error)})", source=source)
+    raise DamagedSource(f"LibreOffice could not convert the {name}; the file may be damaged", source=source)

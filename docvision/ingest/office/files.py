@@ -14,82 +14,158 @@ from pathlib import Path
 
 from docvision.errors import DamagedSource, ImageTooLarge, PasswordRequired
 from docvision.ingest.checks import sniff
+from docvision.ingest.office.formats import FORMATS, OOXML, describe
 
-ZIP_FORMATS = {".xlsx", ".xlsm", ".docx", ".pptx", ".ods", ".odt", ".odp"}
-OOXML = {".xlsx", ".xlsm", ".docx", ".pptx"}
-CFB_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # OLE compound file: .xls, or an encrypted OOXML file
+CFB_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # OLE compound file: Office 97-2003, or an encrypted OOXML file
 MAX_UNPACKED = 1 << 30  # bytes; a 1 GiB unpacked workbook is already far past what renders usefully
 # Real sheets' XML compresses up to ~100x (long runs of identical styled cells); zip bombs reach 1000x+.
 MAX_RATIO = 500
 RATIO_FLOOR = 8 << 20  # members smaller than this unpack harmlessly whatever their ratio
-
-_NAMES = {
-    ".xlsx": "Excel workbook", ".xlsm": "Excel workbook", ".xls": "Excel 97-2003 workbook",
-    ".docx": "Word document", ".pptx": "PowerPoint presentation", ".ods": "OpenDocument spreadsheet",
-    ".odt": "OpenDocument text", ".odp": "OpenDocument presentation", ".rtf": "RTF document",
-    ".csv": "CSV file",
-}
-
-
-def describe(ext: str) -> str:
-    """A person's name for the format of an extension ("Excel workbook")."""
-    return _NAMES.get(ext, ext.lstrip(".").upper() + " file")
+# The stream an Office 97-2003 file of each application keeps its content in, by LibreOffice kind.
+OLE_STREAMS = {"calc": ("Workbook", "Book"), "writer": ("WordDocument",), "impress": ("PowerPoint Document",)}
+_OLE_NAMES = {"Workbook": ".xls", "Book": ".xls", "WordDocument": ".doc", "PowerPoint Document": ".ppt"}
+_GENERATIONS = {"calc": (".xls", ".xlsx"), "writer": (".doc", ".docx"), "impress": (".ppt", ".pptx")}
+_MAIN_PARTS = {"calc": "xl/workbook.xml", "writer": "word/document.xml", "impress": "ppt/presentation.xml"}
+WORD_ENCRYPTED = 0x0100  # fEncrypted in the flags of a Word 97 file's FIB (offset 10 of WordDocument)
+PPT_ENCRYPTED = 0xF3D1C4DF  # the CurrentUserAtom header token of an encrypted PowerPoint 97 file
 
 
-def check(path: Path, ext: str, source: str) -> None:
-    """Refuse damaged, mislabelled, encrypted or zip-bomb office files with one clear line."""
+def check(path: Path, ext: str, source: str) -> str:
+    """Refuse what is certainly unreadable, with one clear line: not the container the extension names,
+    encrypted, or a zip bomb. Anything else goes to LibreOffice, which has the last word (it reads fuzzed
+    files that stricter parsers refuse). Returns the extension of the format the bytes are (``actual``)."""
+    ext = actual(path, ext)
     with open(path, "rb") as fh:
         head = fh.read(4096)
-    if ext in ZIP_FORMATS:
+    container = FORMATS[ext].container
+    if container == "zip":
         if head.startswith(CFB_MAGIC):
             _refuse_compound(path, ext, source)
         _check_zip(path, ext, source, head)
-    elif ext == ".xls":
-        if not head.startswith(CFB_MAGIC):
+    elif container == "ole":
+        if head.startswith(CFB_MAGIC):
+            _check_ole(path, ext, source)
+        elif not (FORMATS[ext].kind == "calc" and _is_bof(head)):  # Excel 2.x-4.x wrote BIFF with no container
             _refuse_mislabelled(head, ext, source)
-        _check_biff(path, source)
     elif ext == ".rtf":
         if not head.startswith(b"{\\rtf"):
             _refuse_mislabelled(head, ext, source)
     elif ext == ".csv":
         if b"\x00" in head or sniff(head) not in (None, "html"):
             _refuse_mislabelled(head, ext, source)
+    return ext
+
+
+def actual(path: Path, ext: str) -> str:
+    """The extension of the format the file's bytes are: ``ext``, or, for a file of the same application
+    under the other generation's name (a Word 97 file named .docm, a Word 2007 file named .doc), that
+    generation's extension. Viewers open such files by their bytes; so does docvision, with that
+    format's filters (never another application's)."""
+    found = FORMATS[ext]
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+    if found.container == "zip" and head.startswith(CFB_MAGIC) and _ole_kind(path) == found.kind:
+        return _GENERATIONS[found.kind][0]
+    if found.container == "ole" and head.startswith(b"PK\x03\x04") and _zip_kind(path) == found.kind:
+        return _GENERATIONS[found.kind][1]
+    return ext
+
+
+def _ole_kind(path: Path) -> str | None:
+    """The application whose content an OLE container holds (None: none, damaged, or encrypted OOXML)."""
+    import olefile
+
+    try:
+        with olefile.OleFileIO(str(path)) as ole:
+            return next((kind for kind, names in OLE_STREAMS.items() if any(ole.exists(n) for n in names)), None)
+    except Exception:  # noqa: BLE001 - a container olefile cannot read is judged by its extension
+        return None
+
+
+def _zip_kind(path: Path) -> str | None:
+    """The application whose content an OOXML zip holds, by its main part."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError):
+        return None
+    return next((kind for kind, part in _MAIN_PARTS.items() if part in names), None)
 
 
 def _refuse_compound(path: Path, ext: str, source: str) -> None:
-    # Encrypted OOXML is an OLE container holding "EncryptionInfo" and "EncryptedPackage" streams.
-    data = path.read_bytes()[: 64 << 20]
-    if "EncryptionInfo".encode("utf-16-le") in data or "EncryptedPackage".encode("utf-16-le") in data:
-        raise PasswordRequired(
-            f"the {describe(ext)} is password-protected (encrypted); open it in its program, remove the "
-            "password and save it again", source=source)
-    if ext in (".xlsx", ".xlsm"):
-        hint = "it looks like an Excel 97-2003 workbook; rename it to .xls"
-    elif ext in OOXML:
-        hint = f"it looks like an Office 97-2003 file, which docvision does not read; save it as {ext} first"
+    if _encrypted_package(path):
+        _refuse_encrypted(ext, source)
+    older = _GENERATIONS[FORMATS[ext].kind][0]
+    if ext in OOXML:
+        hint = f"it looks like an Office 97-2003 file; rename it to {older}"
     else:
         hint = "it is an OLE compound file, not an OpenDocument zip"
     raise DamagedSource(f"not a valid {describe(ext)}: {hint}", source=source)
 
 
-def _check_biff(path: Path, source: str) -> None:
-    """An .xls must hold a workbook stream that starts with a BIFF BOF record: LibreOffice opened an OLE
-    container full of random bytes as an empty workbook and "succeeded"."""
+def _encrypted_package(path: Path) -> bool:
+    # Encrypted OOXML is an OLE container holding "EncryptionInfo" and "EncryptedPackage" streams.
+    with open(path, "rb") as fh:
+        data = fh.read(64 << 20)
+    return "EncryptionInfo".encode("utf-16-le") in data or "EncryptedPackage".encode("utf-16-le") in data
+
+
+def _check_ole(path: Path, ext: str, source: str) -> None:
+    """An Office 97-2003 file: refused when it is encrypted, or when its container is whole and holds
+    another application's content or no Excel data where a workbook should be. A container olefile
+    cannot read goes to LibreOffice, which reads damaged ones olefile refuses."""
     import olefile
 
+    kind = FORMATS[ext].kind
     try:
         with olefile.OleFileIO(str(path)) as ole:
-            stream = next((name for name in ("Workbook", "Book") if ole.exists(name)), None)
-            head = ole.openstream(stream).read(4) if stream else b""
-    except Exception as exc:  # olefile raises OSError, ValueError, struct.error... on damaged containers
-        raise DamagedSource(f"not a valid {describe('.xls')}: its OLE container is damaged ({exc})",
-                            source=source) from None
+            stream = next((name for name in OLE_STREAMS[kind] if ole.exists(name)), None)
+            others = [name for names in OLE_STREAMS.values() for name in names if ole.exists(name)]
+            encrypted = _ole_encrypted(ole, kind, stream)
+            head = ole.openstream(stream).read(4) if stream and kind == "calc" else b""
+    except Exception:  # noqa: BLE001 - olefile raises OSError, ValueError, struct.error... on damaged containers
+        if _encrypted_package(path):
+            _refuse_encrypted(ext, source)
+        return
+    if encrypted:
+        _refuse_encrypted(ext, source)
     if stream is None:
-        raise DamagedSource(f"not a valid {describe('.xls')}: it holds no workbook; it may be another Office "
-                            "97-2003 file (.doc, .ppt) with the wrong extension", source=source)
-    if len(head) < 4 or head[1] not in (0x00, 0x02, 0x04, 0x08) or head[0] != 0x09:
-        raise DamagedSource(f"not a valid {describe('.xls')}: its workbook stream is not Excel data; the file is "
+        if others:
+            hint = f"it is a {describe(_OLE_NAMES[others[0]])}; give it the right extension"
+        else:
+            hint = "it holds no Office content; the file may be damaged or another kind of OLE file"
+        raise DamagedSource(f"not a valid {describe(ext)}: {hint}", source=source)
+    if kind == "calc" and not _is_bof(head):
+        # LibreOffice opened an OLE container full of random bytes as an empty workbook and "succeeded".
+        raise DamagedSource(f"not a valid {describe(ext)}: its workbook stream is not Excel data; the file is "
                             "damaged", source=source)
+
+
+def _is_bof(head: bytes) -> bool:
+    """True when ``head`` starts with a BIFF BOF record (any Excel version's)."""
+    return len(head) >= 4 and head[0] == 0x09 and head[1] in (0x00, 0x02, 0x04, 0x08)
+
+
+def _ole_encrypted(ole, kind: str, stream: str | None) -> bool:
+    """True for an encrypted Word or PowerPoint 97-2003 file, or an encrypted OOXML file in a container
+    (an encrypted .xls says so in its workbook stream: ``sheets.xls_sheets``)."""
+    import struct
+
+    if ole.exists("EncryptionInfo") or ole.exists("EncryptedPackage"):
+        return True
+    if kind == "writer" and stream is not None:
+        fib = ole.openstream(stream).read(12)
+        return len(fib) == 12 and bool(struct.unpack_from("<H", fib, 10)[0] & WORD_ENCRYPTED)
+    if kind == "impress" and ole.exists("Current User"):
+        atom = ole.openstream("Current User").read(16)
+        return ole.exists("EncryptedSummary") or (len(atom) >= 16 and struct.unpack_from("<I", atom, 12)[0]
+                                                   == PPT_ENCRYPTED)
+    return False
+
+
+def _refuse_encrypted(ext: str, source: str) -> None:
+    raise PasswordRequired(f"the {describe(ext)} is password-protected (encrypted); open it in its program, remove "
+                           "the password and save it again", source=source)
 
 
 def _refuse_mislabelled(head: bytes, ext: str, source: str) -> None:
@@ -114,9 +190,9 @@ def _check_zip(path: Path, ext: str, source: str, head: bytes) -> None:
     try:
         with zipfile.ZipFile(path) as archive:
             members = archive.infolist()
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as exc:
-        raise DamagedSource(f"not a valid {describe(ext)}: the zip container is damaged ({exc})",
-                            source=source) from None
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError):
+        raise DamagedSource(f"not a valid {describe(ext)}: the zip container is damaged (cut short or overwritten); "
+                            "save or download the document again", source=source) from None
     names = {m.filename for m in members}
     expected = "[Content_Types].xml" if ext in OOXML else "content.xml"
     if expected not in names:
@@ -144,6 +220,4 @@ def _refuse_encrypted_odf(path: Path, ext: str, source: str) -> None:
             return
         manifest = archive.read(info)
     if b"encryption-data" in manifest:
-        raise PasswordRequired(
-            f"the {describe(ext)} is password-protected (encrypted); open it in its program, remove the "
-            "password and save it again", source=source)
+        _refuse_encrypted(ext, source)

@@ -68,13 +68,26 @@ def _message(exc):
 
 
 def _load(request):
+    """The document, opened with the first of the request's filters that takes it (a .doc may be Word 97,
+    95 or 6.0); the last filter's error when none does."""
     desktop = XSCRIPTCONTEXT.getDesktop()  # noqa: F821 -- set by LibreOffice's Python script provider
-    # NEVER_EXECUTE (0) for macros, NO_UPDATE (0) for links: a document runs no code and fetches nothing.
-    # A sheet is opened for editing: LibreOffice ignores OptimalWidth on a read-only one. It is our own
-    # copy of the file, and only ever stored to the PDF.
-    props = _props(Hidden=True, ReadOnly=request["kind"] != "calc", MacroExecutionMode=0, UpdateDocMode=0,
-                   FilterName=request["filter"], FilterOptions=request.get("filter_options"))
-    return desktop.loadComponentFromURL(request["input"], "_blank", 0, props)
+    failure = None
+    for name in request["filters"]:
+        # NEVER_EXECUTE (0) for macros, NO_UPDATE (0) for links: a document runs no code and fetches nothing.
+        # A sheet is opened for editing: LibreOffice ignores OptimalWidth on a read-only one. It is our own
+        # copy of the file, and only ever stored to the PDF.
+        props = _props(Hidden=True, ReadOnly=request["kind"] != "calc", MacroExecutionMode=0, UpdateDocMode=0,
+                       FilterName=name, FilterOptions=request.get("filter_options"))
+        try:
+            doc = desktop.loadComponentFromURL(request["input"], "_blank", 0, props)
+        except Exception as exc:  # IllegalArgumentException, IOException...: not this version of the format
+            failure = exc
+            continue
+        if doc is not None:
+            return doc
+    if failure is not None:
+        raise failure
+    return None
 
 
 def _export(doc, request):

@@ -22,12 +22,10 @@ from pathlib import Path
 from docvision.document import IngestOptions
 from docvision.errors import DamagedSource
 import docvision.ingest.office.files as officefile
+from docvision.ingest.office.formats import CALC, IMPRESS, WRITER
 import docvision.ingest.office.profile as officeprofile
 import docvision.ingest.office.soffice as libreoffice
 
-CALC = {".xlsx", ".xlsm", ".xls", ".ods", ".csv"}
-WRITER = {".docx", ".odt", ".rtf"}
-IMPRESS = {".pptx", ".odp"}
 SINGLE_PAGE_SHEETS = 'pdf:calc_pdf_Export:{"SinglePageSheets":{"type":"boolean","value":"true"}}'
 TARGETS = {**dict.fromkeys(CALC, SINGLE_PAGE_SHEETS), **dict.fromkeys(WRITER, "pdf:writer_pdf_Export"),
            **dict.fromkeys(IMPRESS, "pdf:impress_pdf_Export")}
@@ -60,7 +58,7 @@ def stage(paths: list[Path], folder: Path) -> list[Path]:
     touches the user's own file."""
     staged = []
     for i, path in enumerate(paths):
-        copy = folder / f"in{i}{path.suffix.lower()}"
+        copy = folder / f"in{i}{officefile.actual(path, path.suffix.lower())}"
         shutil.copyfile(path, copy)
         staged.append(copy)
     return staged
@@ -104,7 +102,8 @@ class PerCall:
              source: str | None) -> list[Path | None]:
         """One soffice run on a profile no other run is using."""
         with self._lock:
-            profile = self._profiles.pop() if self._profiles else officeprofile.create(self._root, macro=False)
+            profile = (self._profiles.pop() if self._profiles
+                       else officeprofile.create(self._root, False, self._processes))
         healthy = False
         try:
             outputs, healthy = libreoffice.convert(self._processes, profile, inputs, outdir, target, timeout,

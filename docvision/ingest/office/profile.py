@@ -29,6 +29,8 @@ import tempfile
 from pathlib import Path
 from xml.sax.saxutils import escape
 
+from docvision.errors import ExternalTimeout
+
 MACRO_NAME = "docvision_macro.py"  # the file name under user/Scripts/python/ that the worker calls
 
 # (configuration path, property, XML Schema type, value)
@@ -66,8 +68,29 @@ def registry() -> str:
             f"{items}</oor:items>\n")
 
 
-def create(parent: Path, macro: bool) -> Path:
-    """A new profile folder under ``parent``; with ``macro``, our macro in its user scripts."""
+def create(parent: Path, macro: bool, processes) -> Path:
+    """A new profile folder under ``parent``; with ``macro``, our macro in its user scripts.
+
+    ``processes`` is the converter's register (``soffice.Processes``): once it is closed -- the run is
+    ending, ``Converter.close`` removes ``parent`` from another thread (a signal handler, the engine's
+    last clean-up) -- no profile is made, and a profile whose folder vanished under it while being made
+    is that same ending, said in one line. Before this, a LibreOffice restarted (after a crash) at the
+    moment the run closed its converter made its profile in the removed folder: FileNotFoundError on the
+    profile, reported as an internal error. A ``parent`` removed by anyone else (a temporary-file cleaner)
+    is made again.
+    """
+    if processes.closed:
+        raise ExternalTimeout("LibreOffice was stopped: the run is ending")
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        return _create(parent, macro)
+    except FileNotFoundError:
+        if processes.closed:
+            raise ExternalTimeout("LibreOffice was stopped: the run is ending") from None
+        raise
+
+
+def _create(parent: Path, macro: bool) -> Path:
     folder = Path(tempfile.mkdtemp(prefix="profile-", dir=parent))
     user = folder / "user"
     user.mkdir()

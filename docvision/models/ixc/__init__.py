@@ -20,6 +20,8 @@ import json
 
 FAMILY = "ixc"
 TILE = 336
+# Rows of positions the model's one-token forward takes (models/decode.py): plain RoPE, one.
+IXC_GRAPH_ROWS = 1
 # The remote code's class and file names: how a config.json says "this is an XComposer2 checkpoint".
 _ARCHITECTURE_MARK = "xcomposer2"
 
@@ -37,4 +39,4 @@ def is_ixc(config: dict) -> bool:
     return _ARCHITECTURE_MARK in (architectures + auto_map).lower()
 
 
-__all__ = ["FAMILY", "TILE", "is_ixc"]
+__all__ = ["FAMILY", "IXC_GRAPH_ROWS", "TILE", "is_ixc"]

@@ -23,10 +23,11 @@ from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from docvision.errors import ModelError, OutOfMemory
+import docvision.models.decode as decode
 import docvision.models.prefix as prefix
 import docvision.models.registry as registry
 from docvision.models.base import Backend, Generation, PageView
-from docvision.models.ixc import is_ixc
+from docvision.models.ixc import IXC_GRAPH_ROWS, is_ixc
 from docvision.models.transformers import OOM_HINT, _Streamer, settle
 
 
@@ -67,24 +68,25 @@ class IXCBackend(Backend):
     name = "transformers"
 
     def __init__(self, model: str | None = None, device: str = "auto", quant: str = "auto", dtype: str = "auto",
-                 prefix_cache_mb: int = 2048):
+                 prefix_cache_mb: int = 2048, hub_kernels: bool = False):
         import docvision.models.ixc.load as load
 
         started = time.perf_counter()
         resolved = registry.resolve(model)
         if not is_ixc(resolved.config):
             raise ModelError(f"{resolved.reference} is not an InternLM-XComposer2 checkpoint")
-        settle(self, resolved, device, quant, dtype, prefix_cache_mb)
+        settle(self, resolved, device, quant, dtype, prefix_cache_mb, hub_kernels)
         loaded = self._load(load, resolved.path, resolved.revision)
         self.model, self.tokenizer, self.from_cache = loaded.model, loaded.tokenizer, loaded.from_cache
         self._setup_generation()
+        self.graphs = decode.Graphs(self.model, rows=IXC_GRAPH_ROWS) if self.device == "cuda" else None
         self.load_s = time.perf_counter() - started
 
     def _load(self, load, path, revision):
         import torch
 
         try:
-            return load.load(path, self.model_id, revision, self.device, self.quant, self.dtype)
+            return load.load(path, self.model_id, revision, self.device, self.quant, self.dtype, self.hub_kernels)
         except (torch.OutOfMemoryError, MemoryError):
             raise OutOfMemory(f"out of memory loading {self.model_id} on {self.device}: "
                               f"use --quant 4bit, or --device") from None
@@ -191,10 +193,15 @@ class IXCBackend(Backend):
                                      f"it belongs to other pages or another system text")
                 cache, kept = self._prefix(request, prefix_cache, keep_prefix)
                 streamer = _StopFilter(self.tokenizer, on_text, self.stops, status)
-                output = self.model.generate(
-                    inputs_embeds=request.embeds, image_mask=request.image_mask, cache=cache,
-                    attention_mask=torch.ones(request.embeds.shape[:2], dtype=torch.long, device=request.embeds.device),
-                    max_new_tokens=max_new_tokens, streamer=streamer)
+                run = dict(inputs_embeds=request.embeds, image_mask=request.image_mask,
+                           attention_mask=torch.ones(request.embeds.shape[:2], dtype=torch.long,
+                                                     device=request.embeds.device))
+                if decode.applies(self.graphs, max_new_tokens, request.length):
+                    # The steps after the first token replay a CUDA graph (docs/gpu.md); the same argmax.
+                    output = self.graphs.generate(run, decode.cache_or_new(cache, self.model), max_new_tokens,
+                                                  streamer)
+                else:
+                    output = self.model.generate(**run, cache=cache, max_new_tokens=max_new_tokens, streamer=streamer)
         except (torch.OutOfMemoryError, MemoryError):
             raise OutOfMemory(f"out of memory answering on {self.device}: {OOM_HINT}") from None
         return self._generation(request, output[0], started, streamer), kept
@@ -228,6 +235,7 @@ class IXCBackend(Backend):
 
     def close(self) -> None:
         self.prefixes.clear()
+        self.graphs = None
         self.model = None
         self.tokenizer = None
 

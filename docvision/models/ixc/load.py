@@ -14,9 +14,9 @@ quantized model is saved once to the user cache (with the tokenizer) so the next
 
 from __future__ import annotations
 
+import logging
 import json
 import struct
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,16 +73,17 @@ def _config(folder: Path):
     return IXCConfig.from_checkpoint(json.loads((folder / "config.json").read_text(encoding="utf-8")))
 
 
-def _from_pretrained(folder: Path, dtype: str, device: str, quantization_config=None):
+def _from_pretrained(folder: Path, dtype: str, device: str, quantization_config=None, hub_kernels: bool = False):
     """IXCForCausalLM from ``folder``; raises when a weight is missing or has the wrong shape."""
     import torch
 
+    import docvision.models.placement as placement
     from docvision.models.ixc.model import IXCForCausalLM
 
     model, info = IXCForCausalLM.from_pretrained(
         folder, config=_config(folder), key_mapping=KEY_MAPPING, dtype=getattr(torch, dtype),
         device_map={"": device}, attn_implementation="sdpa", quantization_config=quantization_config,
-        output_loading_info=True)
+        output_loading_info=True, **placement.load_keywords(hub_kernels))
     wrong = list(info.get("missing_keys") or []) + [str(k) for k in info.get("mismatched_keys") or []]
     if wrong:
         raise ModelError(f"{folder} does not hold a complete IXC2-4KHD: weights missing or of the wrong shape: "
@@ -90,25 +91,31 @@ def _from_pretrained(folder: Path, dtype: str, device: str, quantization_config=
     return model.eval()
 
 
-def load(folder: Path, model_id: str, revision: str, device: str, quant: str, dtype: str) -> Loaded:
-    """Load the checkpoint in ``folder`` as asked, from or into the pre-quantized cache when quantized."""
+def load(folder: Path, model_id: str, revision: str, device: str, quant: str, dtype: str,
+         hub_kernels: bool = False) -> Loaded:
+    """Load the checkpoint in ``folder`` as asked, from or into the pre-quantized cache when quantized; hub
+    kernels only with ``hub_kernels``."""
     import docvision.models.ixc.chat as chat
+    import docvision.models.placement as placement
     from docvision.models.transformers import _quant_config, _save_atomically, quantized_path
 
     folder = Path(folder)
     check_checkpoint(folder)
     if quant == "none":
-        return Loaded(_from_pretrained(folder, dtype, device), chat.load_tokenizer(folder), False)
+        return Loaded(_from_pretrained(folder, dtype, device, hub_kernels=hub_kernels), chat.load_tokenizer(folder),
+                      False)
+    placement.import_bitsandbytes(hub_kernels)
     cached = quantized_path(model_id, revision, quant, device)
     if (cached / "config.json").is_file():
-        return Loaded(_from_pretrained(cached, dtype, device), chat.load_tokenizer(cached), True)
-    model = _from_pretrained(folder, dtype, device, _quant_config(quant, list(KEEP_BF16)))
+        return Loaded(_from_pretrained(cached, dtype, device, hub_kernels=hub_kernels), chat.load_tokenizer(cached),
+                      True)
+    model = _from_pretrained(folder, dtype, device, _quant_config(quant, list(KEEP_BF16)), hub_kernels)
     tokenizer = chat.load_tokenizer(folder)
     try:
         _save_atomically(model, tokenizer, cached)
     except (OSError, NotImplementedError, ValueError) as exc:
         # A cache that cannot be written costs time next load, not this answer.
-        sys.stderr.write(f"warning: could not keep a quantized copy in {cached}: {exc}\n")
+        logging.getLogger("docvision").warning(f"could not keep a quantized copy in {cached}: {exc}")
     return Loaded(model, tokenizer, False)
 
 

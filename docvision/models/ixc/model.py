@@ -95,11 +95,18 @@ class IXCForCausalLM(PreTrainedModel, GenerationMixin):
             cache = DynamicCache(config=self.config)
         past = cache.get_seq_length() if cache is not None else 0
         length = inputs_embeds.shape[1]
-        if position_ids is None:
-            position_ids = torch.arange(past, past + length, device=inputs_embeds.device).unsqueeze(0)
+        if isinstance(past, torch.Tensor):
+            # A static cache (the CUDA-graph steps, models/decode.py): its length lives on the device, where a
+            # graph may not read it. Its size bounds the sequence, and the rope base depends on the length
+            # only past max_position_embeddings, which the steps never reach (decode.Graphs.fits).
+            total = cache.layers[0].get_max_length()
+        else:
+            total = past + length
+            if position_ids is None:
+                position_ids = torch.arange(past, total, device=inputs_embeds.device).unsqueeze(0)
         mask = create_causal_mask(config=self.config, inputs_embeds=inputs_embeds, attention_mask=attention_mask,
                                   cache=cache, position_ids=position_ids)
-        hidden = self.model(inputs_embeds, position_ids, past + length, mask, cache, image_index_of(image_mask))
+        hidden = self.model(inputs_embeds, position_ids, total, mask, cache, image_index_of(image_mask))
         logits = self.output(slice_logits_to_keep(hidden, logits_to_keep))
         return CausalLMOutputWithPast(logits=logits, cache=cache)
 
