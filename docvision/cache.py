@@ -36,7 +36,7 @@ import docvision.ingest.ocr as ocr
 from docvision.errors import DocvisionError, EmptySource
 
 DEFAULT_MAX_BYTES = 2 * 1024**3
-FORMAT = 3  # bump when the layout of an entry changes; old entries are simply never hit again
+FORMAT = 4  # bump when the layout of an entry changes; old entries are simply never hit again
 # Options that change neither the pages nor their pixels. OCR's language keys its own files in the entry
 # (p00003.ocr-eng.json), and the OCR mode only decides which pages are read, so neither splits an entry.
 _NEUTRAL_OPTIONS = {"timeout", "browser", "password", "ocr", "lang"}
@@ -215,6 +215,7 @@ class RenderCache:
                     render=lambda w, h, n=number: reopened.render(n, w, h),
                     words=[_word(w) for w in meta["words"]],
                     scanned=meta["scanned"], warnings=list(meta["warnings"]), facts=list(meta.get("facts", [])),
+                    max_scale=meta.get("max_scale"),
                 )
                 page = ocr.attach(page, options.ocr, options.lang, _OcrFiles(self, folder))
                 yield dataclasses.replace(page, render=self._storing(page.render, folder, number))
@@ -332,7 +333,7 @@ def _stored_word(w: Word) -> list:
 def _page_meta(page: Page) -> dict:
     return {
         "label": page.label, "number": page.number, "size": list(page.size), "scanned": page.scanned,
-        "warnings": list(page.warnings), "facts": list(page.facts),
+        "warnings": list(page.warnings), "facts": list(page.facts), "max_scale": page.max_scale,
         "words": [_stored_word(w) for w in ocr.text_layer(page)],  # OCR words have files of their own
     }
 

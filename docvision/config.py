@@ -131,8 +131,10 @@ TASK_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 
-def default_text(name: str) -> str:
-    """How --help states a setting's default."""
+def default_text(name: str, task: str | None = None) -> str:
+    """How --help states a setting's default (``task``: that command's own, without the others')."""
+    if name in TASK_DEFAULTS and task is not None:
+        return f"default: {TASK_DEFAULTS[name][task]}"
     if name in TASK_DEFAULTS:
         by_task = {k: v for k, v in TASK_DEFAULTS[name].items() if k not in ("render", "chat")}
         common = max(set(by_task.values()), key=list(by_task.values()).count)

@@ -50,6 +50,9 @@ class Page:
     # Facts the source states about this page beyond its words: a chart's title, series and categories
     # on a sheet. Routing reads them like words; prompts may quote them.
     facts: list[str] = field(default_factory=list)
+    # The most the plan may enlarge this page (canvas px per source px); None: as the budget allows. A
+    # web capture or a sheet shown past 400% zoom gains nothing but tiles (docs/architecture.md).
+    max_scale: float | None = None
 
     @property
     def text(self) -> str:
@@ -146,13 +149,17 @@ def check_pages(spec: str | None) -> None:
             raise UsageError(f"--pages {spec}: the range {part} runs backwards; write {numbers[1]}-{numbers[0]}")
 
 
-def parse_page_range(spec: str | None, page_count: int, source: str = "") -> list[int]:
-    """Turn "1-3,7,10-" into sorted 0-based page indices; raise PageRangeError when out of range."""
+def parse_page_range(spec: str | None, page_count: int, source: str = "",
+                     warnings: list[str] | None = None) -> list[int]:
+    """Turn "1-3,7,10-" into sorted 0-based page indices, for every kind of source alike (docs/records.md):
+    pages past the end are left out, with a note in ``warnings``; a range that leaves no page of this
+    source raises PageRangeError."""
     from docvision.errors import PageRangeError
 
     if not spec:
         return list(range(page_count))
     chosen: set[int] = set()
+    past = False
     for part in spec.replace(" ", "").split(","):
         if not part:
             continue
@@ -169,13 +176,23 @@ def parse_page_range(spec: str | None, page_count: int, source: str = "") -> lis
             ) from None
         if lo < 1 or hi < lo:
             raise PageRangeError(f"bad page range {part!r} in {spec!r}", source=source)
-        if lo > page_count or hi > page_count:
-            raise PageRangeError(
-                f"pages {spec} are outside the document, which has {page_count} page"
-                f"{'s' if page_count != 1 else ''}",
-                source=source,
-            )
-        chosen.update(range(lo - 1, hi))
+        past |= hi > page_count
+        chosen.update(range(lo - 1, min(hi, page_count)))
+    has = f"{page_count} page{'s' if page_count != 1 else ''}"
     if not chosen:
-        raise PageRangeError(f"page range {spec!r} selects no page", source=source)
+        raise PageRangeError(f"pages {spec} are outside the document, which has {has}", source=source)
+    if past and warnings is not None:
+        warnings.append(f"pages {spec} reach past the end (the document has {has}): read "
+                        f"{_ranges(sorted(chosen))}")
     return sorted(chosen)
+
+
+def _ranges(indices: list[int]) -> str:
+    """0-based sorted indices as page ranges people write: [0, 1, 2, 6] -> "1-3,7"."""
+    runs: list[list[int]] = []
+    for i in indices:
+        if runs and i == runs[-1][1] + 1:
+            runs[-1][1] = i
+        else:
+            runs.append([i, i])
+    return ",".join(f"{a + 1}" if a == b else f"{a + 1}-{b + 1}" for a, b in runs)

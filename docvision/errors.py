@@ -97,6 +97,13 @@ class BackendError(DocvisionError):
     kind = "backend"
 
 
+class OutputError(DocvisionError):
+    """What docvision writes could not be written: records to stdout, pictures to --views (a full disk,
+    a read-only folder, an I/O error)."""
+
+    kind = "output"
+
+
 class ValidationFailed(DocvisionError):
     """The model's output did not validate against the requested fields or schema."""
 

@@ -66,6 +66,7 @@ class Session:
         self._closed = False
         self._single_call = False  # the CLI's and docvision.ask()'s: tools stop as soon as rendering ends
         self._debug: Callable[[BaseException], None] | None = None
+        self._on_status: Callable[[str], None] | None = None
 
     # -- calls -----------------------------------------------------------------------------------------------
     # Every call also takes: pages, password, recursive, output (a JSON Lines file) or output_dir (shards),
@@ -75,11 +76,13 @@ class Session:
             on_text: Callable[[str], None] | None = None, on_question: Callable[[str, str], None] | None = None,
             pages: str | None = None, password: str | None = None, recursive: bool = False, output: Where = None,
             output_dir: Where = None, resume: bool = False, allow_partial: bool = False, unordered: bool = False,
-            progress: Progress | None = None, **settings: Any) -> Run:
+            progress: Progress | None = None, on_status: Callable[[str], None] | None = None,
+            **settings: Any) -> Run:
         """Answer ``question`` (or each of ``questions``) about each source: one record per source and
         question. ``on_text`` gets the answer's text piece by piece as the model writes it;
-        ``on_question(source, question)`` is called before each answer starts."""
-        chosen = self._call_settings(settings)
+        ``on_question(source, question)`` is called before each answer starts; ``on_status`` gets a line
+        for people about long model work (loading, encoding N visual tokens, tokens written and tokens/s)."""
+        chosen = self._call_settings(settings, on_status=on_status)
         if on_text is not None and chosen.concurrency > 1 and chosen.backend == "openai":
             raise UsageError("on_text streams one answer at a time: use concurrency 1 with it")
         if evidence_out is not None and chosen.ray:
@@ -94,9 +97,11 @@ class Session:
     def summarize(self, sources: Sources, *, system: str | None = None, pages: str | None = None,
                   password: str | None = None, recursive: bool = False, output: Where = None,
                   output_dir: Where = None, resume: bool = False, allow_partial: bool = False,
-                  unordered: bool = False, progress: Progress | None = None, **settings: Any) -> Run:
-        """A summary of each source: section by section for long documents, then combined."""
-        chosen = self._call_settings(settings)
+                  unordered: bool = False, progress: Progress | None = None,
+                  on_status: Callable[[str], None] | None = None, **settings: Any) -> Run:
+        """A summary of each source: section by section for long documents, then combined (``on_status``:
+        as ``ask``'s)."""
+        chosen = self._call_settings(settings, on_status=on_status)
         return self._run(calls.summarize_task(chosen, system), sources, chosen, pages=pages, password=password,
                          recursive=recursive, output=output, output_dir=output_dir, resume=resume,
                          allow_partial=allow_partial, unordered=unordered, progress=progress)
@@ -105,10 +110,12 @@ class Session:
                 schema: Mapping[str, Any] | Where = None, system: str | None = None, pages: str | None = None,
                 password: str | None = None, recursive: bool = False, output: Where = None,
                 output_dir: Where = None, resume: bool = False, allow_partial: bool = False,
-                unordered: bool = False, progress: Progress | None = None, **settings: Any) -> Run:
+                unordered: bool = False, progress: Progress | None = None,
+                on_status: Callable[[str], None] | None = None, **settings: Any) -> Run:
         """Fields as a validated object per source: ``fields={"total": "number"}`` (or ``["total:number"]``)
-        or a JSON Schema (a dict, or the path of a file); a field the document does not give is None."""
-        chosen = self._call_settings(settings)
+        or a JSON Schema (a dict, or the path of a file); a field the document does not give is None
+        (``on_status``: as ``ask``'s)."""
+        chosen = self._call_settings(settings, on_status=on_status)
         task = calls.extract_task(chosen, calls.wanted_schema(fields, schema), system)
         return self._run(task, sources, chosen, pages=pages, password=password, recursive=recursive, output=output,
                          output_dir=output_dir, resume=resume, allow_partial=allow_partial, unordered=unordered,
@@ -140,11 +147,12 @@ class Session:
 
     @contextmanager
     def chat(self, sources: Sources, *, pages: str | None = None, password: str | None = None,
-             recursive: bool = False, system: str | None = None, **settings: Any) -> Iterator["calls.Chat"]:
+             recursive: bool = False, system: str | None = None, on_status: Callable[[str], None] | None = None,
+             **settings: Any) -> Iterator["calls.Chat"]:
         """A conversation about the sources (``with session.chat(...) as talk: talk.ask(...)``): each
         question routed over every document's pages and answered with the conversation so far; each
-        answer a record. Sources that cannot be read are in ``talk.failed``."""
-        chosen = self._call_settings(settings)
+        answer a record. Sources that cannot be read are in ``talk.failed`` (``on_status``: as ``ask``'s)."""
+        chosen = self._call_settings(settings, on_status=on_status)
         ingest = calls.ingest_options(chosen, None, password)
         self._begin(None)
         tools = self._tools_for(ingest)
@@ -177,7 +185,10 @@ class Session:
         if self._backend is None:
             from docvision.models import load_backend
 
+            if self._on_status is not None:
+                self._on_status(f"loading the model {self.settings.model or 'default'} ({self.settings.backend})")
             self._backend = load_backend(self.settings.backend_settings(task))
+        self._backend.on_status = self._on_status  # the current call's
         return self._backend
 
     def pool(self, size: int) -> Any:
@@ -242,10 +253,12 @@ class Session:
         self.close()
 
     # -- inside ----------------------------------------------------------------------------------------------
-    def _call_settings(self, settings: Mapping[str, Any], allowed: tuple[str, ...] = ()) -> Settings:
+    def _call_settings(self, settings: Mapping[str, Any], allowed: tuple[str, ...] = (),
+                       on_status: Callable[[str], None] | None = None) -> Settings:
         """The Session's settings with one call's own on top (the same checks as the Session's)."""
         if self._closed:
             raise UsageError("this Session is closed")
+        self._on_status = on_status  # a call at a time: the status of the call being made
         _check_names(settings)
         fixed = sorted(set(settings) & SESSION_ONLY - set(allowed))
         if fixed:

@@ -7,7 +7,8 @@ tokens the 4KHD layout spends on it. Pure arithmetic, no images: ``docvision.vie
 The policy (docs/architecture.md, The HD-N rule, with the reference table the tests reproduce):
   1. transpose a portrait page so that r = W/H >= 1;
   2. s = the largest integer with s * ceil(s / r) <= N;
-  3. resize to new_w = T*s, new_h = int(new_w / r) -- up or down, the budget is always filled;
+  3. resize to new_w = T*s, new_h = int(new_w / r) -- up or down, the budget is always filled (but for
+     a page that says how far it may be enlarged: a web capture, a sheet);
   4. pad the short side with white to a whole number of tiles, centred (top = floor(pad / 2));
   5. transpose back; tiles are read row-major;
   6. the global view is the whole canvas squashed to T x T.
@@ -104,8 +105,13 @@ def best_scale(ratio: float, hd: int) -> int:
     return max(1, s - 1)
 
 
-def plan(size: tuple[int, int], hd: int = 25, tile: int = DEFAULT_TILE) -> Plan:
-    """Plan a page of natural ``size`` (width, height) at HD-``hd`` with ``tile``-pixel tiles."""
+def plan(size: tuple[int, int], hd: int = 25, tile: int = DEFAULT_TILE, max_scale: float | None = None) -> Plan:
+    """Plan a page of natural ``size`` (width, height) at HD-``hd`` with ``tile``-pixel tiles.
+
+    ``max_scale``: the most the page may be enlarged (canvas px per source px), for pages whose pixels
+    hold no more than that (a web capture, a small sheet): s is then capped too, and the page spends
+    fewer tiles on the same content instead of being blown up to fill the budget (docs/architecture.md).
+    """
     if hd < 1:
         raise ValueError(f"HD-N needs N >= 1, got {hd}")
     if tile < 1:
@@ -117,6 +123,8 @@ def plan(size: tuple[int, int], hd: int = 25, tile: int = DEFAULT_TILE) -> Plan:
     long_side, short_side = (height, width) if transposed else (width, height)
     ratio = long_side / short_side
     s = best_scale(ratio, hd)
+    if max_scale is not None:
+        s = max(1, min(s, int(long_side * max_scale / tile)))
     new_long = tile * s
     # int(), not round(): the reference truncates, and the reference table depends on it.
     new_short = max(1, int(new_long / ratio))

@@ -36,7 +36,7 @@ def require_tool(*names: str) -> str:
     pytest.fail(f"system tool {' or '.join(names)} is not installed; .ci/run installs it", pytrace=False)
 
 
-def read_back(image, psm: int = 6, lang: str = "eng", timeout: float = 120) -> str:
+def read_back(image, psm: int = 6, lang: str = "eng", timeout: float = 120, options: list[str] = ()) -> str:
     """What tesseract reads in ``image`` (a PIL image or a path): the independent judge of what was drawn.
 
     tesseract runs with OMP_THREAD_LIMIT=1 in its own environment only: its OpenMP threads fight over
@@ -52,11 +52,30 @@ def read_back(image, psm: int = 6, lang: str = "eng", timeout: float = 120) -> s
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "image.png"
         (image if isinstance(image, Image.Image) else Image.open(image)).save(path)
-        proc = subprocess.run([tesseract, str(path), "stdout", "--psm", str(psm), "-l", lang],
+        proc = subprocess.run([tesseract, str(path), "stdout", "--psm", str(psm), "-l", lang, *options],
                               capture_output=True, text=True, timeout=timeout,
                               env={**os.environ, "OMP_THREAD_LIMIT": "1"})
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
+
+
+def read_line(image, box, allowed: str | None = None, height: int = 48) -> str:
+    """What tesseract reads in one line of ``image`` inside ``box`` (x0, y0, x1, y1): the crop with a
+    margin, scaled so the line is ``height`` px tall (tesseract reads best near that, whatever the canvas
+    size), read as a single line (psm 7), only the characters ``allowed`` when given. Fonts and zoom vary
+    between machines; the same pixels at this size read the same."""
+    from PIL import Image
+
+    x0, y0, x1, y1 = box
+    pad = (y1 - y0) * 0.3
+    crop = image.convert("L").crop((max(0, int(x0 - pad)), max(0, int(y0 - pad)),
+                                    min(image.width, int(x1 + pad)), min(image.height, int(y1 + pad))))
+    zoom = height / max(1, crop.height)
+    crop = crop.resize((max(1, round(crop.width * zoom)), height), Image.Resampling.LANCZOS)
+    board = Image.new("L", (crop.width + 40, crop.height + 40), 255)
+    board.paste(crop, (20, 20))
+    options = ["-c", f"tessedit_char_whitelist={allowed}"] if allowed else []
+    return " ".join(read_back(board, psm=7, options=options).split())
 
 
 def assert_one_error_line(proc: subprocess.CompletedProcess, *fragments: str) -> str:

@@ -45,13 +45,14 @@ def test_prints_each_pages_plan(letter_pdf):
 
 
 def test_json_lines_fields(letter_pdf, poster_png):
-    proc = run_cli("render", letter_pdf, poster_png, "--json", "--hd", "9", "--pages", "2")
-    assert proc.returncode == 0, proc.stderr
+    proc = run_cli("render", letter_pdf, poster_png, "--json", "--hd", "9", "--pages", "2-")
+    assert proc.returncode == 1, proc.stderr  # the poster is one page: page 2 is outside it, as a PDF's
     first, second = json_lines(proc.stdout)
     assert len(proc.stdout.splitlines()) == 2
     for record in (first, second):
-        assert record["schema"] == 2 and record["task"] == "render" and record["status"] == "ok"
+        assert record["schema"] == 2 and record["task"] == "render"
         assert list(record) == list(records.KEYS) and record["answer"] is None and record["evidence"] is None
+    assert first["status"] == "ok"
     assert first["source"] == letter_pdf and first["document"]["type"] == "pdf"
     assert first["document"]["page_count"] == 2 and first["document"]["damaged_pages"] == []
     (page,) = first["pages"]
@@ -64,8 +65,10 @@ def test_json_lines_fields(letter_pdf, poster_png):
     }
     assert first["resolution"] == {"hd": 9, "tile": 336, "pages": 1, "tiles": 9, "grid": [[3, 3]],
                                    "canvas": [[1008, 1008]], "visual_tokens": 1489}
-    assert second["document"]["type"] == "image" and second["pages"][0]["label"] == "image"
-    assert second["pages"][0]["plan"]["canvas_size"] == [336, 2016]
+    assert second["status"] == "error" and second["error"]["kind"] == "page_range"
+    image = json_lines(run_cli("render", poster_png, "--json", "--hd", "9", "--pages", "1").stdout)[0]
+    assert image["document"]["type"] == "image" and image["pages"][0]["label"] == "image"
+    assert image["pages"][0]["plan"]["canvas_size"] == [336, 2016]
 
 
 def test_out_writes_canvas_global_and_overview(tmp_path, letter_pdf, poster_png):
@@ -151,7 +154,7 @@ def _bad_inputs(tmp_path):
         ("random bytes", tmp_path / "noise.pdf", [], ["not a valid PDF"]),
         ("html as pdf", tmp_path / "page.pdf", [], ["HTML"]),
         ("zero pages", zero_page_pdf(tmp_path / "zero.pdf"), [], ["no pages"]),
-        ("page range", short, ["--pages", "2-7"], ["outside the document", "3 pages"]),
+        ("page range", short, ["--pages", "5-7"], ["outside the document", "3 pages"]),
         ("bomb", tmp_path / "big.png", ["--max-image-pixels", "1000000"], ["6,000,000", "--max-image-pixels"]),
         ("truncated png", tmp_path / "cut.png", [], ["truncated"]),
         ("unsupported", tmp_path / "notes.xyz", [], ["unsupported file type .xyz"]),

@@ -172,3 +172,13 @@ def test_views_global_and_tiles():
     tall = plan((816, 5133), 55)
     over = views.overview(views.canvas(_solid_page((816, 5133)), tall), tall)
     assert max(over.size) <= 2048
+
+
+def test_a_page_that_says_how_far_it_may_be_enlarged_spends_fewer_tiles():
+    # A 598x210 web capture (three lines at scale 2) may be enlarged to 2x: 3 tiles across, not 8.
+    capped = plan((598, 210), 25, max_scale=2.0)
+    assert capped.content_size[0] == 3 * 336 and capped.content_size[0] / 598 <= 2.0
+    assert capped.grid == (3, 2) and capped.tokens == 1045
+    assert plan((598, 210), 25).grid == (8, 3)  # the paper's rule fills the budget
+    assert plan((200, 50), 25, max_scale=1.0).grid == (1, 1)  # never below one tile
+    assert plan((2550, 3300), 25, max_scale=2.0) == plan((2550, 3300), 25)  # a large page: no change

@@ -109,6 +109,8 @@ def run(argv: list[str] | None = None) -> ExitStatus:
 
         if isinstance(exc, DocvisionError):
             say_error(str(exc))
+            if exc.kind == "output":
+                _quiet_stdout()  # what is still buffered for stdout must not fail again at exit
         else:
             say_error(f"unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)")
         return exit_status(exc)

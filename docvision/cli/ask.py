@@ -102,8 +102,10 @@ def ask(
                            on_question=streamer.start if streamer else None, unordered=unordered,
                            progress=progress, **runner.call_arguments(given))
 
-    def emitter(session):  # made after the call, so it knows whether answers stream
-        return human.emitter("ask", streamer.done, several) if streamer else human.emitter("ask", several=several)
+    def emitter(session, sources):  # made after the call, so it knows whether answers stream
+        if streamer:
+            return human.emitter("ask", streamer.done, several, sources)
+        return human.emitter("ask", several=several, sources=sources)
 
     return runner.execute(call, given, json_out=json_out, human_emit=emitter)
 
@@ -132,6 +134,9 @@ def split_questions(args: list[str], flagged: list[str], path: Optional[Path]) -
         listed = [last]
         if exists(last) and not exists(sources[0]) and (" " in sources[0] or sources[0].endswith("?")):
             raise UsageError(f"the question goes last: docvision ask {last} {sources[0]!r}")
+        if exists(last):  # `ask page.html poster.png`: the question was forgotten, not named poster.png
+            raise UsageError(f"the question is missing: {last} is a source; docvision ask SOURCE... QUESTION "
+                             "(or -q QUESTION)")
     if not sources:
         raise UsageError("give the sources to ask about: docvision ask SOURCE... -q QUESTION")
     cleaned = [" ".join(q.split()) for q in listed]

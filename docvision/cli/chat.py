@@ -13,6 +13,7 @@ from pathlib import Path
 
 import docvision.cli.options as o
 import docvision.cli.runner as runner
+from docvision.cli.console import say_warning
 
 HELP = ("/pages 3-5  hold the conversation to these pages (/pages all: every page)\n"
         "/hd N       the resolution budget for the next answers\n"
@@ -38,6 +39,10 @@ def chat(
     request_timeout: o.RequestTimeout = None,
     max_context: o.MaxContext = None,
     prefix_cache_mb: o.PrefixCacheMb = None,
+    json_out: o.Json = False,
+    output: o.Output = None,
+    resume: o.Resume = False,
+    no_timings: o.NoTimings = False,
     hub_kernels: o.HubKernels = False,
     no_cache: o.NoCache = False,
     recursive: o.Recursive = False,
@@ -56,22 +61,86 @@ def chat(
 ) -> int:
     """Talk about SOURCE...: each question routed to its pages and answered with the conversation so far.
 
+    With --json, or when stdin or stdout is not a terminal, questions are read one per line and each answer
+    is a JSON record on stdout. --output FILE appends every answer to FILE; --resume skips the questions
+    FILE already answers (their answers still count as the conversation so far).
+
     \b
     Examples:
       docvision chat report.pdf
       printf 'who wrote it?\\nwhen?\\n' | docvision chat report.pdf > answers.jsonl
+      docvision chat report.pdf --output talk.jsonl --resume < questions.txt
     """
-    from docvision.cli.console import say_error
+    from docvision.cli.console import say_error, show_status
 
     given = dict(locals())
-    with runner.open_session(given) as session, session.chat(sources, pages=pages, password=password,
-                                                            recursive=recursive, system=system) as talk:
+    kept = Kept(output, resume)  # a bad --output or --resume is a usage error before anything is loaded
+    with kept, runner.open_session(given) as session, session.chat(
+            sources, pages=pages, password=password, recursive=recursive, system=system,
+            on_status=show_status) as talk:
         for source, error in talk.failed:
             say_error(f"{source}: {error.message}")
         if talk.conversation is None:
             return 1
-        loop = _terminal if sys.stdin.isatty() and sys.stdout.isatty() else _pipe
-        return loop(talk)
+        kept.start(talk, timings=not session.settings.no_timings)
+        loop = _terminal if sys.stdin.isatty() and sys.stdout.isatty() and not json_out else _pipe
+        failed = loop(talk, kept)
+    return int(kept.status(failed))
+
+
+class Kept:
+    """A chat's answers appended to --output as every command's records are (run/sink.py: locked, whole
+    lines, a torn last line cut); with --resume, the questions the file answers already."""
+
+    def __init__(self, output: Path | None, resume: bool):
+        from docvision.cli.console import say_warning
+        from docvision.errors import UsageError
+        from docvision.run.calls import output_path
+        from docvision.run.sink import OutputFile
+
+        if resume and output is None:
+            raise UsageError("--resume needs --output FILE (the file whose answered questions are skipped)")
+        path = output_path(output)
+        self.file = OutputFile(path, say_warning) if path is not None else None
+        self.resume, self.sink, self.answered, self.name, self.skipped = resume, None, {}, "", 0
+
+    def start(self, talk, timings: bool) -> None:
+        from docvision.run.sink import RecordSink, resume
+
+        self.name = talk.name
+        self.sink = RecordSink(None, self.file, timings=timings, say=say_warning)
+        if self.resume:
+            resume(self.file, "chat", say_warning, answers=self.answered)
+
+    def earlier(self, talk, question: str) -> bool:
+        """Whether --resume found ``question`` answered; its answer then joins the conversation so far."""
+        from docvision.tasks.chat import Turn
+
+        question = " ".join(question.split())
+        answer = self.answered.get((self.name, question))
+        if answer is None:
+            return False
+        talk.conversation.history.append(Turn(question, answer))
+        if not self.skipped:
+            say_warning(f"resuming: questions already answered in {self.file.path} are skipped")
+        self.skipped += 1
+        return True
+
+    def keep(self, record: dict) -> dict:
+        return self.sink.keep(record) if self.sink is not None else record
+
+    def status(self, failed: bool):
+        from docvision.run.status import exit_status
+
+        lost = self.sink is not None and self.sink.output_lost is not None
+        return exit_status(failed=failed, output_lost=lost)
+
+    def __enter__(self) -> "Kept":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.file is not None:
+            self.file.close()
 
 
 def _command(chat, line: str, saved: list[dict]) -> str | None:
@@ -106,14 +175,15 @@ def _command(chat, line: str, saved: list[dict]) -> str | None:
     return None
 
 
-def _pipe(talk) -> int:
-    """One question or command per line of stdin; one JSON record per answer on stdout."""
+def _pipe(talk, kept: Kept) -> bool:
+    """One question or command per line of stdin; one JSON record per answer on stdout. Whether one failed."""
     import docvision.records as records
-    from docvision.cli.console import say_error
+    from docvision.cli.console import guarded, say_error
     from docvision.errors import DocvisionError
 
     saved: list[dict] = []
     failed = False
+    show = guarded(lambda record: records.write(record, sys.stdout))
     for raw in sys.stdin:
         line = raw.strip()
         if not line:
@@ -126,27 +196,29 @@ def _pipe(talk) -> int:
         if shown is not None:
             sys.stderr.write(shown + "\n")  # what a command did; stdout holds records only
             continue
-        record = talk.ask(line)
+        if kept.earlier(talk, line):
+            continue
+        record = kept.keep(talk.ask(line))
         if record["status"] != "ok":
             say_error(f"{line}: {record['error']['message']}")
         failed |= record["status"] != "ok"
         saved.append(record)
-        records.write(record, sys.stdout)
-    return 1 if failed else 0
+        show(record)
+    return failed
 
 
-def _terminal(talk) -> int:
+def _terminal(talk, kept: Kept) -> bool:
     """The interactive loop: prompt, stream, evidence lines; Ctrl-C stops an answer, Ctrl-D leaves."""
     remember = _history()
     try:
-        return _converse(talk)
+        return _converse(talk, kept)
     finally:
         remember()
 
 
-def _converse(talk) -> int:
+def _converse(talk, kept: Kept) -> bool:
     import docvision.cli.human as human
-    from docvision.cli.console import say_error
+    from docvision.cli.console import clear_status, release_status, say_error
     from docvision.errors import DocvisionError
 
     saved: list[dict] = []
@@ -158,7 +230,7 @@ def _converse(talk) -> int:
             line = input("> ").strip()
         except EOFError:
             print()
-            return 0
+            return False
         except KeyboardInterrupt:  # at the prompt: a new line, as a shell does
             print()
             continue
@@ -169,13 +241,19 @@ def _converse(talk) -> int:
             if shown is not None:
                 print(shown)
                 continue
-            record = talk.ask(line, on_text=_stream)
+            if kept.earlier(talk, line):
+                print(kept.answered[(kept.name, " ".join(line.split()))])
+                continue
+            record = kept.keep(talk.ask(line, on_text=_stream))
         except KeyboardInterrupt:
+            clear_status()
             print("\n(stopped)")
             continue
         except DocvisionError as exc:
             say_error(exc.message)
             continue
+        finally:
+            release_status()
         if record["status"] != "ok":
             say_error(record["error"]["message"])
             continue
@@ -185,6 +263,9 @@ def _converse(talk) -> int:
 
 
 def _stream(text: str) -> None:
+    from docvision.cli.console import clear_status
+
+    clear_status(hold=True)  # the answer takes the line until it is done
     sys.stdout.write(text)
     sys.stdout.flush()
 

@@ -68,6 +68,12 @@ def extract(
     """Extract fields from each source as a JSON object, validated, with the page each came from.
 
     A field the document does not give is null; only a value of the wrong type is a validation failure.
+
+    \b
+    Examples:
+      docvision extract invoice.pdf --field total:number --field due:date --json
+      docvision extract invoices/*.pdf -f total:number --json | jq -r .data.total
+      docvision extract contract.pdf --schema contract.schema.json --output fields.jsonl
     """
     given = dict(locals())
 

@@ -19,17 +19,20 @@ import textwrap
 from pathlib import Path
 from typing import Callable
 
-from docvision.cli.console import failed_line, safe, say_error, say_warning
+from docvision.cli.console import clear_status, failed_line, release_status, safe, say_error, say_warning
 
 
 def emitter(task: str, streamed: Callable[[], bool | str] = lambda: False,
-            several: bool = False) -> Callable[..., None]:
+            several: bool = False, sources: int = 1) -> Callable[..., None]:
     """The human emitter for a task's records (``several``: several questions per source, so each answer
-    is headed by its question)."""
+    is headed by its question). To a pipe, answers of several ``sources`` are each headed by a line
+    ``==> SOURCE <==`` (as ``head`` and ``tail`` head files), a single one stays bare."""
     if task == "render":
         return _render_emitter()
+    count = 0
 
     def emit(record: dict, say: bool = True) -> None:
+        nonlocal count
         if record["status"] != "ok":
             if say:
                 say_error(failed_line(record))
@@ -39,8 +42,12 @@ def emitter(task: str, streamed: Callable[[], bool | str] = lambda: False,
         parts = []
         if shown != "header" and terminal:
             parts.append((safe(record["source"]), "bold"))
-            if record.get("question") and several:
-                parts.append((f"Q: {safe(record['question'])}", "bold"))
+        elif not terminal and (sources > 1 or several):
+            parts += [("", "")] if count else []  # a blank line between answers
+            parts += [(f"==> {safe(record['source'])} <==", "")] if sources > 1 else []
+        if shown != "header" and record.get("question") and several:
+            parts.append((f"Q: {safe(record['question'])}", "bold"))
+        count += 1
         if not shown:
             parts.append((main_text(record), ""))
         if terminal:
@@ -58,6 +65,7 @@ def _print(parts: list[tuple[str, str]]) -> None:
     from rich.text import Text
 
     terminal = sys.stdout.isatty()
+    clear_status()
     width = shutil.get_terminal_size((100, 24)).columns if terminal else None
     buffer = io.StringIO()
     styled = terminal and "NO_COLOR" not in os.environ  # NO_COLOR: plain text, no bold or dim either
@@ -157,6 +165,7 @@ class Streamer:
     def write(self, text: str) -> None:
         if not self.streamed:
             self.streamed = True
+            clear_status(hold=True)  # the answer takes the line; no status inside it
             header = f"{safe(self.source)}" + (f"\nQ: {safe(self.question)}" if self.questions > 1 else "")
             sys.stdout.write(header + "\n")
         sys.stdout.write(text)
@@ -168,6 +177,7 @@ class Streamer:
         """"header" (once per source) when the name and answer were streamed: the record then adds only
         the details; False when nothing was streamed."""
         streamed, self.streamed = self.streamed, False
+        release_status()
         if streamed:
             sys.stdout.write("\n")
         return "header" if streamed else False
@@ -189,6 +199,7 @@ def _render_emitter() -> Callable[..., None]:
                 say_error(failed_line(record))
             if not record.get("pages"):
                 return
+        clear_status()
         _render_table(console, record)
         for warning in record.get("warnings") or []:
             say_warning(f"{record['source']}: {warning}")

@@ -5,6 +5,7 @@ with ``--serve vllm|sglang|ollama``, the command that serves a model for docvisi
 from __future__ import annotations
 
 import json
+import sys
 
 from typing import Annotated, Optional
 
@@ -69,7 +70,8 @@ def models(
     for row in rows:
         table.add_row(row["alias"] + (" *" if row["default"] else ""), row["id"], "yes" if row["cached"] else "no",
                       _human_size(row["size_bytes"]) if row["cached"] else "-", row["note"])
-    Console(highlight=False).print(table)
+    # To a pipe or a file the table keeps its full width: a hub id cut in two cannot be copied.
+    Console(highlight=False, width=None if sys.stdout.isatty() else 1000).print(table)
     return 0
 
 

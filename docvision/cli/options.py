@@ -16,10 +16,11 @@ import typer
 from docvision.config import SPECS, default_text
 
 
-def _setting(name: str, *flags: str, **extra) -> typer.models.OptionInfo:
-    """An option backed by a setting: default None ("not given"), help with its default and variable."""
+def _setting(name: str, *flags: str, task: str | None = None, **extra) -> typer.models.OptionInfo:
+    """An option backed by a setting: default None ("not given"), help with its default (``task``: the
+    command's own, for settings whose default depends on it) and variable."""
     spec = SPECS[name]
-    notes = [note for note in (default_text(name), f"env {spec.env_names[0]}") if note]
+    notes = [note for note in (default_text(name, task), f"env {spec.env_names[0]}") if note]
     return typer.Option(*(flags or (spec.flag,)), help=f"{spec.help} [{'; '.join(notes)}]",
                         show_default=False, **extra)
 
@@ -72,10 +73,13 @@ Ocr = Annotated[Optional[str], _setting("ocr")]
 Lang = Annotated[Optional[str], _setting("lang")]
 
 # -- what the model is shown ------------------------------------------------------------------------------
-Hd = Annotated[Optional[int], _setting("hd")]
+Hd = Annotated[Optional[int], _setting("hd", task="ask")]  # ask, extract and chat share their defaults
+RenderHd = Annotated[Optional[int], _setting("hd", task="render")]
+SummarizeHd = Annotated[Optional[int], _setting("hd", task="summarize")]
 Tile = Annotated[Optional[int], _setting("tile")]
 MaxPages = Annotated[Optional[int], _setting("max_pages")]
-MaxNewTokens = Annotated[Optional[int], _setting("max_new_tokens")]
+MaxNewTokens = Annotated[Optional[int], _setting("max_new_tokens", task="ask")]
+SummarizeMaxNewTokens = Annotated[Optional[int], _setting("max_new_tokens", task="summarize")]
 
 # -- the model ---------------------------------------------------------------------------------------------
 Model = Annotated[Optional[str], _setting("model", "--model", "-m")]

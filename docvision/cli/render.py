@@ -17,7 +17,7 @@ Views = Annotated[Optional[Path], typer.Option(
 
 def render(
     sources: o.Sources,
-    hd: o.Hd = None,
+    hd: o.RenderHd = None,
     tile: o.Tile = None,
     model: o.Model = None,
     pages: o.Pages = None,

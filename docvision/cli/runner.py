@@ -30,20 +30,24 @@ def open_session(given: dict[str, Any]):
 
 def call_arguments(given: dict[str, Any], *names: str) -> dict[str, Any]:
     """The arguments every source command passes on, plus ``names`` of its own."""
-    shared = ("pages", "password", "recursive", "output", "output_dir", "resume", "allow_partial")
+    shared = ("pages", "password", "recursive", "output", "output_dir", "resume", "allow_partial", "on_status")
     return {k: given[k] for k in (*shared, *names) if k in given}
 
 
 def execute(run_call: Callable[[Any], Any], given: dict[str, Any], *, json_out: bool,
-            human_emit: Callable[[Any], Callable[..., None]] | None = None, task: str = "") -> int:
+            human_emit: Callable[[Any, int], Callable[..., None]] | None = None, task: str = "") -> int:
     """Open the Session, make the call (``run_call(session, progress)``), show each record as it comes:
     JSON Lines or for people; warnings and errors on stderr. A model that could not load is said once."""
     from docvision.run.status import PipeClosed
 
     bar = ProgressBar()
+    if task != "render":  # long model work shows a live status line on a terminal (never on a pipe)
+        given["on_status"] = console.show_status
     with open_session(given) as session, native_stderr(session.settings.ray):
         run = run_call(session, bar.update)
-        emit = console.json_emitter() if json_out else (human_emit(session) if human_emit else human.emitter(task))
+        sources = len(run.entries)  # to a pipe, the answers of several sources are each headed by it
+        emit = console.guarded(console.json_emitter() if json_out else human_emit(session, sources) if human_emit
+                               else human.emitter(task, sources=sources))
         try:
             with run:
                 for record in run:
@@ -53,6 +57,7 @@ def execute(run_call: Callable[[Any], Any], given: dict[str, Any], *, json_out: 
             raise PipeClosed() from None
         finally:
             bar.close()
+            console.clear_status()
     if run.failure is not None:
         raise run.failure
     return run.status
@@ -107,11 +112,13 @@ class ProgressBar:
         if self.bar is None:
             self.bar = Progress(total)
             self.bar.__enter__()
+            console.STATUS.describe = self.bar.describe  # the status line moves into the bar
         if done:
             self.bar.advance(source)
 
     def close(self) -> None:
         if self.bar is not None:
+            console.STATUS.describe = None
             self.bar.__exit__(None, None, None)
             self.bar = None
 
@@ -135,8 +142,10 @@ def listen(debug: bool) -> Callable[[], None]:
     logger.addHandler(handler)
     logger.setLevel(logging.DEBUG if debug else logging.WARNING)
     logger.propagate = False
+    others = console.keep_stderr_ours(debug)  # stderr holds docvision's lines only
 
     def undo() -> None:
+        others()
         logger.removeHandler(handler)
         logger.setLevel(previous[0])
         logger.propagate = previous[1]

@@ -8,9 +8,9 @@ import docvision.cli.runner as runner
 
 def summarize(
     sources: o.Sources,
-    hd: o.Hd = None,
+    hd: o.SummarizeHd = None,
     max_pages: o.MaxPages = None,
-    max_new_tokens: o.MaxNewTokens = None,
+    max_new_tokens: o.SummarizeMaxNewTokens = None,
     system: o.System = None,
     pages: o.Pages = None,
     password: o.Password = None,
@@ -51,7 +51,14 @@ def summarize(
     config_file: o.Config = None,
     debug: o.Debug = False,
 ) -> int:
-    """Summarize each source: page by page for long documents, then combined into one summary."""
+    """Summarize each source: page by page for long documents, then combined into one summary.
+
+    \b
+    Examples:
+      docvision summarize report.pdf
+      docvision summarize ./inbox --recursive --json > summaries.jsonl
+      find . -name '*.pdf' | docvision summarize - --output summaries.jsonl --resume
+    """
     given = dict(locals())
 
     def call(session, progress):

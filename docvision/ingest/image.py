@@ -177,9 +177,9 @@ def _document(frames_of, frames: int, options: IngestOptions, notes: list[str], 
               closer=None) -> Document:
     """The Document over a picture's frames; pages that decode only in part are named in ``damaged``."""
     source = frames_of.source
-    # --pages picks the frames of a multi-frame TIFF as it picks PDF pages; a single picture is shown
-    # whatever --pages says, so `--pages 2` over a batch of PDFs and images still shows the images.
-    chosen = parse_page_range(options.pages, frames, source) if frames > 1 else [0]
+    # --pages picks the frames of a multi-frame TIFF as it picks PDF pages; a single picture is page 1,
+    # so `--pages 5` is out of its range as it is of a 2-page PDF's.
+    chosen = parse_page_range(options.pages, frames, source, notes)
     labels = {i: f"frame {i + 1}" if frames > 1 else "image" for i in chosen}
     damaged: list[int] = []
     return Document(source=source, kind="image", page_count=frames,

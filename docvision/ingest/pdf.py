@@ -163,7 +163,7 @@ def load(source: str, options: IngestOptions, tools=None) -> Document:
     path = check_file(source)
     check_content(path, "pdf", source)
     opened = _inspect(fitz, path, source, options)
-    indices = parse_page_range(options.pages, opened.page_count, source)
+    indices = parse_page_range(options.pages, opened.page_count, source, opened.warnings)
     session = Session(source, options.password, Budget(options.timeout), indices,
                       pools=lambda: tools.pdf_workers() if tools is not None else None, engine=opened.engine)
     # _pages appends to the same warnings and damaged lists the Document holds, found as pages are read.

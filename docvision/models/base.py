@@ -7,6 +7,7 @@ size (its model family decides it) and how many visual tokens a plan costs on it
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Sequence
@@ -58,6 +59,54 @@ class Shape:
         return cls(backend.tile, getattr(backend, "family", None))
 
 
+class Status:
+    """A backend's live account of one call for people (a Session call's ``on_status``): what it is doing,
+    then the tokens written and tokens/s, at most every ``EVERY_S`` seconds. Silent when nobody listens."""
+
+    EVERY_S = 0.5
+
+    def __init__(self, hook: Callable[[str], None] | None):
+        self.hook = hook
+        self.count = 0
+        self.started = self.last = 0.0
+
+    def say(self, text: str) -> None:
+        if self.hook is not None:
+            self.hook(text)
+
+    def encoding(self, pages: int, visual_tokens: int, reused: int = 0) -> None:
+        """The model reads the pages (the long, silent part on a CPU)."""
+        self.count = 0
+        kept = f" ({reused:,} prompt tokens reused)" if reused else ""
+        self.say(f"encoding {visual_tokens:,} visual tokens of {pages} page{'s' if pages != 1 else ''}{kept}")
+
+    def counting(self, on_text: Callable[[str], None] | None) -> Callable[[str], None] | None:
+        """``on_text`` that also counts each piece streamed as a token (a server streams about one a piece)."""
+        if self.hook is None:
+            return on_text
+
+        def counted(piece: str) -> None:
+            self.token()
+            if on_text is not None:
+                on_text(piece)
+
+        return counted
+
+    def token(self) -> None:
+        """One more token written."""
+        if self.hook is None:
+            return
+        now = time.perf_counter()
+        self.count += 1
+        if self.count == 1:
+            self.started = now
+        if now - self.last >= self.EVERY_S:
+            self.last = now
+            rate = (self.count - 1) / (now - self.started) if now > self.started else 0.0
+            self.say(f"writing: {self.count} token{'s' if self.count != 1 else ''}"
+                     + (f", {rate:.1f} tokens/s" if self.count > 1 else ""))
+
+
 class Backend(ABC):
     """Images + prompt in, text out. Subclasses hold the loaded model or the server connection."""
 
@@ -67,6 +116,11 @@ class Backend(ABC):
     # The most tokens one call may hold, prompt and answer, where the model or server says (a served
     # model's max_model_len, --max-context); None: no known limit. Pages are grouped into calls within it.
     context_tokens: int | None = None
+    on_status: Callable[[str], None] | None = None  # the current call's live status (set by the Session)
+
+    def status(self) -> Status:
+        """A Status for one generate call, fed to the current call's ``on_status``."""
+        return Status(self.on_status)
 
     def visual_tokens(self, plan: Plan) -> int:
         """Visual tokens this backend's model spends on a page planned as ``plan``."""

@@ -223,7 +223,10 @@ class OpenAIBackend(Backend):
         body = {"model": self.model_id, "messages": messages, "max_tokens": max_new_tokens, "temperature": 0,
                 "stream": True, "stream_options": {"include_usage": True}}
         kwargs = self.family.processor_kwargs(views)  # none for a text-only call
-        data = self._request(body, on_text=on_text, images=bool(views), processor_kwargs=kwargs)
+        status = self.status()
+        visual = sum(self.visual_tokens(v.plan) for v in views)
+        status.say(f"waiting for {self.base_url}: {len(views)} page(s), {visual:,} visual tokens sent")
+        data = self._request(body, on_text=status.counting(on_text), images=bool(views), processor_kwargs=kwargs)
         usage = data.get("usage")
         timings = {"encode_s": round(encode_s, 3), "generate_s": round(time.perf_counter() - started - encode_s, 3)}
         if data.get("first_token_s") is not None:
@@ -234,7 +237,7 @@ class OpenAIBackend(Backend):
         return Generation(
             text=data["text"],
             prompt_tokens=int(usage["prompt_tokens"]) if counted else None,
-            visual_tokens=sum(self.visual_tokens(v.plan) for v in views),
+            visual_tokens=visual,
             new_tokens=int(usage.get("completion_tokens") or 0) if counted else None,
             timings=timings,
             warnings=[] if counted else [NO_USAGE],

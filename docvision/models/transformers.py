@@ -165,7 +165,7 @@ def load_model(path: Path, model_id: str, revision: str, device: str, quant: str
 class _Streamer:
     """Receives token ids from generate(): notes the first token's time, passes text on as it grows."""
 
-    def __init__(self, tokenizer, on_text: Callable[[str], None] | None):
+    def __init__(self, tokenizer, on_text: Callable[[str], None] | None, status=None):
         from transformers import TextStreamer
 
         class Text(TextStreamer):
@@ -176,10 +176,13 @@ class _Streamer:
         self.text = Text(tokenizer, skip_prompt=True, skip_special_tokens=True)
         self.first_token_at: float | None = None
         self.prompt_seen = False
+        self.status = status  # a base.Status told of each token written
 
     def put(self, value) -> None:
         if self.prompt_seen and self.first_token_at is None:
             self.first_token_at = time.perf_counter()
+        if self.prompt_seen and self.status is not None:
+            self.status.token()
         self.prompt_seen = True
         self.text.put(value)
 
@@ -281,7 +284,9 @@ class TransformersBackend(Backend):
             key = self._prefix_key(views, system)
             run, cache, reused = self._reuse(key, inputs)
             prepared = time.perf_counter()
-            streamer = _Streamer(self.processor.tokenizer, on_text)
+            status = self.status()
+            status.encoding(len(views), self._visual(inputs["input_ids"][0]), reused)
+            streamer = _Streamer(self.processor.tokenizer, on_text, status)
             with torch.inference_mode():
                 output = self._answer(run, cache, max_new_tokens, streamer)
             self._keep(key, cache, output[0])
@@ -292,18 +297,22 @@ class TransformersBackend(Backend):
         ids = inputs["input_ids"][0]
         new = output[0][ids.shape[0]:]
         first = streamer.first_token_at or ended
-        image_id = self.image_token_id()
         generate_s = ended - first
         return Generation(
             text=self.processor.tokenizer.decode(new, skip_special_tokens=True).strip(),
             prompt_tokens=int(ids.shape[0]),
-            visual_tokens=int((ids == image_id).sum()) if image_id is not None else 0,
+            visual_tokens=self._visual(ids),
             new_tokens=int(new.shape[0]),
             cached_prefix_tokens=reused,
             timings={"prepare_s": round(prepared - started, 3), "prefill_s": round(first - prepared, 3),
                      "first_token_s": round(first - started, 3), "generate_s": round(generate_s, 3),
                      "tokens_per_s": round((new.shape[0] - 1) / generate_s, 2) if generate_s > 0 else None},
         )
+
+    def _visual(self, ids) -> int:
+        """Visual tokens among the prompt's ``ids``."""
+        image_id = self.image_token_id()
+        return int((ids == image_id).sum()) if image_id is not None else 0
 
     def _answer(self, run: dict, cache, max_new_tokens: int, streamer):
         """generate()'s greedy output ids; where the model allows, the steps after the first token replay a

@@ -330,6 +330,6 @@ def canvases(document: "Document", task) -> Iterator[Canvas]:
     from docvision.tiling import plan
 
     for page in document.pages():
-        page_plan = plan(page.size, task.hd, task.tile)
+        page_plan = plan(page.size, task.hd, task.tile, page.max_scale)
         text, origin = page_text(list(page.words))
         yield Canvas(page.label, page.number, page_plan.as_dict(), views.canvas(page, page_plan), text, origin)

@@ -35,6 +35,13 @@ class Progress:
             name = Path(source).name or source
             self._bar.update(self._task, advance=1, description=name[:40])
 
+    def describe(self, text: str) -> bool:
+        """Show ``text`` (a live status) as the bar's description until the next source; False: no bar."""
+        if self._bar is None:
+            return False
+        self._bar.update(self._task, description=text[:60])
+        return True
+
     def __exit__(self, *exc) -> None:
         if self._bar is not None:
             self._bar.__exit__(*exc)

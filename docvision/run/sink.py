@@ -180,20 +180,24 @@ class OutputDir:
             self.lock = None
 
 
-def resume(output: "OutputFile | OutputDir", task: str, say: Callable[[str], None]) -> set[tuple[str, str | None]]:
+def resume(output: "OutputFile | OutputDir", task: str, say: Callable[[str], None],
+           answers: dict | None = None) -> set[tuple[str, str | None]]:
     """Records already done (status ok, same task) in the locked output file (or every shard of an
-    output folder), as (source, question) -- the question is None but for ask; drops stale error records.
+    output folder), as (source, question) -- the question is None but for ask and chat; drops stale error
+    records. ``answers``, when given, gets each done one's answer under the same key (a resumed chat's
+    conversation so far).
 
     Lines that are not records are kept untouched and named once in a warning; the run resumes from
     the records it can read.
     """
     done: set[tuple[str, str | None]] = set()
     for file in output.files():
-        done |= _resume(file, task, say)
+        done |= _resume(file, task, say, answers)
     return done
 
 
-def _resume(output: OutputFile, task: str, say: Callable[[str], None]) -> set[tuple[str, str | None]]:
+def _resume(output: OutputFile, task: str, say: Callable[[str], None],
+            answers: dict | None = None) -> set[tuple[str, str | None]]:
     if not output.regular:
         return set()
     size = os.lseek(output.fd, 0, os.SEEK_END)
@@ -213,6 +217,8 @@ def _resume(output: OutputFile, task: str, say: Callable[[str], None]) -> set[tu
             continue
         if record["task"] == task:
             done.add((record["source"], record.get("question")))
+            if answers is not None:
+                answers[(record["source"], record.get("question"))] = record.get("answer")
         kept.append(raw)
     if odd:
         shown = ", ".join(map(str, odd[:5])) + (f" and {len(odd) - 5} more" if len(odd) > 5 else "")

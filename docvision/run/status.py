@@ -15,7 +15,7 @@ class ExitStatus(IntEnum):
     OK = 0  # every source ok (or a closed pipe: the reader wanted no more)
     FAILED = 1  # one or more sources failed; the others ran
     USAGE = 2  # the command line or a setting is wrong; nothing ran
-    OUTPUT_LOST = 74  # records could not be written to --output (full disk, I/O error): EX_IOERR
+    OUTPUT_LOST = 74  # records could not be written to --output or stdout (full disk, I/O error): EX_IOERR
     INTERRUPTED = 130  # Ctrl-C (128 + SIGINT)
     TERMINATED = 143  # SIGTERM (128 + SIGTERM)
 
@@ -32,7 +32,7 @@ class PipeClosed(Exception):
 def exit_status(exc: BaseException | None = None, *, failed: bool = False,
                 output_lost: bool = False) -> ExitStatus:
     """The exit status for how a command ended: an exception it raised, or its sources' outcome."""
-    from docvision.errors import DocvisionError, UsageError
+    from docvision.errors import DocvisionError, OutputError, UsageError
 
     if exc is None:
         if output_lost:
@@ -46,6 +46,8 @@ def exit_status(exc: BaseException | None = None, *, failed: bool = False,
         return ExitStatus.OK
     if isinstance(exc, UsageError):
         return ExitStatus.USAGE
+    if isinstance(exc, OutputError):  # records could not be written to stdout
+        return ExitStatus.OUTPUT_LOST
     if isinstance(exc, DocvisionError):
         return ExitStatus.FAILED
     return ExitStatus.FAILED

@@ -57,7 +57,7 @@ def survey(document: Document) -> list[Page]:
 
 def plan_for(page: Page, hd: int, backend: "Backend") -> Plan:
     """The page's HD-N plan at the backend's tile size."""
-    return plan(page.size, hd, backend.tile)
+    return plan(page.size, hd, backend.tile, page.max_scale)
 
 
 @dataclass(frozen=True)

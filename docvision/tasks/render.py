@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Iterator
 
 import docvision.views as views
 from docvision.document import Document, Page
-from docvision.errors import DamagedSource
+from docvision.errors import DamagedSource, OutputError
 from docvision.tiling import DEFAULT_TILE, Plan, plan
 
 if TYPE_CHECKING:
@@ -90,7 +90,27 @@ def write_views(page: Page, page_plan: Plan, folder: Path) -> dict:
     """Save canvas, global view, overview and anchors of one page; return the file paths.
 
     The canvas is what the model is shown; the overview is drawn for people (grid, tile numbers,
-    padding, the anchors found by the text layer and OCR)."""
+    padding, the anchors found by the text layer and OCR). A folder that cannot take them (a full disk,
+    a read-only folder) fails the source with an OutputError, its half-written files removed."""
+    try:
+        return _write_views(page, page_plan, folder)
+    except OSError as exc:
+        for half in folder.glob(f"page-{page.number:03d}.*"):
+            half.unlink(missing_ok=True)
+        raise cannot_write(folder, exc) from None
+
+
+def cannot_write(folder: Path, exc: OSError) -> OutputError:
+    """The one line for pictures that could not be written into ``folder``."""
+    import errno
+
+    full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    reason = "the disk is full" if full else exc.strerror or type(exc).__name__
+    return OutputError(f"cannot write the views to {folder} ({reason}); "
+                       + ("free some space" if full else "choose another --views folder"))
+
+
+def _write_views(page: Page, page_plan: Plan, folder: Path) -> dict:
     folder.mkdir(parents=True, exist_ok=True)
     stem = f"page-{page.number:03d}"
     board = views.canvas(page, page_plan)
@@ -131,9 +151,12 @@ class RenderTask:
 
     def prepare(self, document: Document, backend=None) -> Iterator[dict]:
         """Producer side: one entry per page, drawn (or written to the view folder) as it goes."""
-        folder = self.folders.folder(document.source) if self.folders is not None else None
+        try:
+            folder = self.folders.folder(document.source) if self.folders is not None else None
+        except OSError as exc:  # an earlier run's views that cannot be removed
+            raise cannot_write(self.folders.root, exc) from None
         for page in document.pages():
-            page_plan = plan(page.size, self.hd, self.tile)
+            page_plan = plan(page.size, self.hd, self.tile, page.max_scale)
             # The page's words as --ocr says (OCR reads pages without a text layer unless it is "never").
             words = list(page.words)
             text, origin = page_text(words)

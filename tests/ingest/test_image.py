@@ -323,7 +323,9 @@ def test_pages_pick_tiff_frames(tmp_path):
     with pytest.raises(PageRangeError, match="outside the document, which has 3 pages"):
         load(tmp_path / "scan.tiff", pages="4")
     frames[0].save(tmp_path / "one.png")
-    assert only_page(tmp_path / "one.png", pages="2").label == "image"  # one picture: --pages does not apply
+    assert only_page(tmp_path / "one.png", pages="1-3").label == "image"  # one picture is page 1
+    with pytest.raises(PageRangeError, match="outside the document, which has 1 page"):
+        load(tmp_path / "one.png", pages="2")
 
 
 def many_frame_tiff(path, count: int, size=(8, 6)) -> None:

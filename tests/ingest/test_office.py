@@ -95,7 +95,7 @@ def _page(report, label: str):
 
 
 def _canvas(page, hd: int = 25):
-    return views.canvas(page, plan(page.size, hd))
+    return views.canvas(page, plan(page.size, hd, max_scale=page.max_scale))
 
 
 def test_sheets_become_pages_labelled_by_name_and_tall_ones_segments(report):
@@ -198,9 +198,10 @@ def test_a_tall_sheet_is_drawn_in_full_as_segments_cut_between_rows(report):
 def test_a_small_sheet_is_not_blown_up_to_fill_the_budget(report):
     for label in ("Sales", "Notes"):
         page = _page(report, label)
-        page_plan = plan(page.size, 25)
+        page_plan = plan(page.size, 25, max_scale=page.max_scale)
         pixels_per_point = page_plan.scale * IngestOptions().render_dpi / 72
         assert pixels_per_point < 5.4, (label, pixels_per_point)  # 400 % zoom on a 96 dpi screen: 5.33
+        assert page_plan.tile_count <= plan(page.size, 25).tile_count, (label, page.size, page_plan.grid)
 
 
 def test_a_number_still_too_wide_for_its_merged_cell_is_named_in_a_warning(tmp_path, soffice):

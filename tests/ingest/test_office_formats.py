@@ -57,7 +57,7 @@ def test_xls_and_ods_written_by_libreoffice(tmp_path, soffice, tools, target):
         sales = pages[0]
         assert set(SHOWN.items()) <= {(w.text, w.ref) for w in sales.words}
         assert " ".join(w.text for w in pages[1].words) == NOTE
-        board = views.canvas(sales, plan(sales.size, 25))
+        board = views.canvas(sales, plan(sales.size, 25, max_scale=sales.max_scale))
         text = read_back(board.crop((0, 0, board.width // 2, board.height // 2)))
         assert [value for value in SHOWN if value not in text] == [], text
 

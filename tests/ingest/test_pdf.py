@@ -134,7 +134,10 @@ def test_page_range_and_out_of_range(tmp_path):
     assert [p.label for p in pages] == ["page 2", "page 3", "page 5"]
     assert [p.words[1].text for p in pages] == ["2", "3", "5"]
     with pytest.raises(PageRangeError, match="outside the document, which has 5 pages"):
-        load(path, pages="4-9")
+        load(path, pages="6-9")
+    with load(path, pages="4-9") as doc:  # past the end: the pages there are, and a warning
+        assert [p.label for p in doc.pages()] == ["page 4", "page 5"]
+        assert doc.warnings == ["pages 4-9 reach past the end (the document has 5 pages): read 4-5"]
 
 
 def test_encrypted_pdf_needs_the_right_password(tmp_path):

@@ -80,6 +80,19 @@ def test_generation_runs_streams_and_counts(backend):
     assert again.text == generation.text  # greedy, and no uninitialised buffer anywhere
 
 
+def test_a_call_with_on_status_says_it_encodes_then_counts_tokens(backend):
+    view = page_view()
+    said: list[str] = []
+    backend.on_status = said.append
+    try:
+        backend.generate([view], "What is the total?", max_new_tokens=4)
+    finally:
+        backend.on_status = None
+    # (with "(N prompt tokens reused)" after it when an earlier test asked about the same page)
+    assert said[0].startswith(f"encoding {ixc_tokens(view.plan.grid):,} visual tokens of 1 page")
+    assert said[1] == "writing: 1 token"
+
+
 @pytest.mark.parametrize("size,hd", [((3840, 1600), 9), ((816, 5133), 9), ((2550, 3300), 25), ((1000, 1000), 55)])
 def test_visual_tokens_from_the_model_input_equal_the_formula(backend, size, hd):
     """Landscape, portrait, HD-9/25/55: the image positions of the real embedding sequence."""

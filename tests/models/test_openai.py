@@ -204,6 +204,20 @@ def test_streams_text_and_usage_and_sends_the_plan(fake):
     assert request["chat_template_kwargs"]["processor_kwargs"]["size"]["longest_edge"] == 672 * 672
 
 
+def test_a_call_with_on_status_says_what_it_waits_for_and_counts_tokens(fake):
+    server = fake(answer="one two three")
+    b = backend(server)
+    said: list[str] = []
+    b.on_status = said.append
+    assert b.generate([view(tile=b.tile)], "q").text == "one two three"
+    assert said[0] == f"waiting for {server.url}: 1 page(s), {(672 // 28) ** 2:,} visual tokens sent"
+    assert said[1] == "writing: 1 token"  # later ones come at most twice a second
+    b.on_status = None
+    said.clear()
+    b.generate([view(tile=b.tile)], "q")
+    assert said == []
+
+
 def test_429_honours_retry_after_then_succeeds(fake):
     server = fake(script=["429", "ok"])
     started = time.perf_counter()

@@ -140,5 +140,5 @@ def test_ask_with_uncached_model_is_one_line(tmp_path, env):
     assert proc.returncode == 1
     assert_one_error_line(proc, "Qwen/Qwen3-VL-4B-Instruct", "not in the Hugging Face cache", "hf download")
     unknown = run_cli("ask", str(image), "what?", "--model", "nonsense", env=full_env, timeout=60)
-    assert unknown.returncode == 1
+    assert unknown.returncode == 2  # a usage error before anything runs (CHANGELOG, schema 2)
     assert_one_error_line(unknown, "unknown model 'nonsense'")

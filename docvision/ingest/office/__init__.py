@@ -95,7 +95,7 @@ def _document(folder: Path, pdf: Path, ext: str, names: list | None, info: dict 
         for group in groups:  # numbered over the whole workbook, before the page range picks sheets
             for part in group:
                 part.number, number = number, number + 1
-        parts = [part for i in parse_page_range(options.pages, len(groups), source) for part in groups[i]]
+        parts = [part for i in parse_page_range(options.pages, len(groups), source, warnings) for part in groups[i]]
         warnings += [w for part in parts for w in part.warnings]
     except BaseException:
         doc.close()

@@ -56,11 +56,11 @@ def load(path: Path, source: str, options: IngestOptions, missing: ToolMissing, 
     sheets = [ws for ws in book.worksheets if ws.sheet_state == "visible" and workbook.has_cells(ws)]
     if not sheets:
         raise EmptySource("the workbook has no visible sheet with cells", source=source)
-    sheets = [sheets[i] for i in parse_page_range(options.pages, len(sheets), source)]
-    folder = Path(tempfile.mkdtemp(prefix="docvision-office-"))
-    docs: list[tuple[str, Document]] = []
     warnings = ["LibreOffice is not available: showing the cells only, as a table; charts, images and "
                 "most formatting are not shown (install LibreOffice for a faithful rendering)"]
+    sheets = [sheets[i] for i in parse_page_range(options.pages, len(sheets), source, warnings)]
+    folder = Path(tempfile.mkdtemp(prefix="docvision-office-"))
+    docs: list[tuple[str, Document]] = []
     del missing  # the reason is in the warning's advice; the fallback itself needs nothing from it
     try:
         for i, ws in enumerate(sheets):

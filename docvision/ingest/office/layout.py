@@ -8,7 +8,7 @@ the chart), and warnings for hidden, empty and cut sheets.
 
 from __future__ import annotations
 
-from docvision.ingest.office.segments import TRIM_MARGIN_POINTS, Cells, Part, with_smallest_view
+from docvision.ingest.office.segments import TRIM_MARGIN_POINTS, Cells, Part
 
 CHART_KINDS = {"BarDiagram": "bar", "LineDiagram": "line", "PieDiagram": "pie", "AreaDiagram": "area",
                "XYDiagram": "scatter", "DonutDiagram": "donut", "NetDiagram": "radar",
@@ -51,7 +51,7 @@ def _parts(doc, sheet: dict, first_index: int) -> list[Part]:
                       [tuple(box) for box in page.get("shapes", [])])
         clip = _trimmed(doc.load_page(first_index + i), page["x"][-1], page["y"][-1])
         label = sheet["name"] if total == 1 else f"{sheet['name']} (segment {i + 1}/{total})"
-        parts.append(Part(first_index + i, with_smallest_view(clip), label, sheet=True, cells=cells))
+        parts.append(Part(first_index + i, clip, label, sheet=True, cells=cells))
     return parts
 
 

@@ -31,11 +31,10 @@ POINTS_PER_INCH = 72.0
 # are checked for an undrawn blank tail.
 LONG_PAGE_POINTS = 14400.0
 TRIM_MARGIN_POINTS = 12.0
-# The smallest view of a sheet, in square points: a small sheet is shown in a window this large
-# (content at the top left) instead of being blown up to fill the whole tile budget. 100,000 pt^2
-# (316 x 316 pt) on an HD-25 canvas is ~5.3 px/pt: 400 % zoom on a 96 dpi screen, the most a
-# spreadsheet program offers; a 3-cell sheet was drawn at 13x its 300 dpi size before.
-SMALLEST_VIEW = 100_000.0
+# The most a sheet is enlarged: 400 % zoom on a 96 dpi screen (5.3 px per point), the most a spreadsheet
+# program offers. A small sheet is shown at its own extent with fewer tiles instead of being blown up to
+# fill the whole budget (a 3-cell sheet was drawn at 13x its 300 dpi size once) or padded to a square.
+MAX_ZOOM_PX_PER_INCH = 4 * 96
 _HASHES = re.compile(r"#{2,}")
 
 
@@ -103,7 +102,7 @@ class Part:
     clip: tuple[float, float, float, float]
     label: str
     number: int = 0
-    sheet: bool = False  # a spreadsheet's page: padded to the smallest view, checked for ###
+    sheet: bool = False  # a spreadsheet's page: enlarged to 400 % zoom at most, checked for ###
     cells: Cells | None = None
     facts: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
@@ -127,22 +126,6 @@ def cell_ref(sheet: str, row: int, column: int) -> str:
     """"Sales!B3" for 0-based row 2, column 1; names other than letters, digits and _ are quoted as in Excel."""
     name = sheet if re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.]*", sheet) else "'" + sheet.replace("'", "''") + "'"
     return f"{name}!{column_name(column)}{row + 1}"
-
-
-def with_smallest_view(clip: tuple[float, float, float, float]) -> tuple[float, float, float, float]:
-    """``clip`` grown right and down to SMALLEST_VIEW square points: its short side first (up to a
-    square), then both sides."""
-    x0, y0, x1, y1 = clip
-    w, h = x1 - x0, y1 - y0
-    if w * h >= SMALLEST_VIEW or w <= 0 or h <= 0:
-        return clip
-    if w < h:
-        w = min(h, SMALLEST_VIEW / h)
-    else:
-        h = min(w, SMALLEST_VIEW / w)
-    if w * h < SMALLEST_VIEW:
-        w = h = math.sqrt(SMALLEST_VIEW)
-    return (x0, y0, x0 + max(w, x1 - x0), y0 + max(h, y1 - y0))
 
 
 def _cells_named(words: list[Word]) -> str:
@@ -193,7 +176,7 @@ def lay_out(doc: "pymupdf.Document", sheets: list[Sheet], dpi: float, segment: i
         area, note = drawn_area(doc.load_page(sheet.index))
         parts = clips(area, dpi, segment)
         result.append([
-            Part(sheet.index, with_smallest_view(clip) if spreadsheet else clip,
+            Part(sheet.index, clip,
                  sheet.label if len(parts) == 1 else f"{sheet.label} (segment {i + 1}/{len(parts)})",
                  sheet=spreadsheet, warnings=[note] if note and i == 0 else [])
             for i, clip in enumerate(parts)])
@@ -250,4 +233,5 @@ def pages(doc: "pymupdf.Document", parts: list[Part], dpi: float, warnings: list
             size=(max(1, round((x1 - x0) * zoom)), max(1, round((y1 - y0) * zoom))),
             render=lambda w, h, part=part: _render(doc, part, w, h),
             words=words, warnings=list(part.warnings), facts=list(part.facts),
+            max_scale=MAX_ZOOM_PX_PER_INCH / dpi if part.sheet else None,
         )

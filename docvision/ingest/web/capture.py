@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from docvision.document import IngestOptions
 from docvision.errors import DocvisionError, ExternalTimeout, FetchError
 import docvision.ingest.web.scripts as scripts
+from docvision.ingest.web.extent import MAX_SEGMENT_PIXELS, content_box, device_scale
 from docvision.ingest.web.guard import Guard
 from docvision.sources import redact
 
@@ -50,6 +51,7 @@ class Shot:
     pngs: list[tuple[int, bytes]]
     warnings: list[str] = field(default_factory=list)
     metadata: dict = field(default_factory=dict)
+    scale: float = 2.0  # device px per CSS px the page was drawn at (--scale, or less: device_scale)
 
     def document(self, options: IngestOptions, tools=None):
         """The Document of this capture (``tools`` unused: the page is captured already)."""
@@ -90,9 +92,10 @@ async def capture(browser, url: str, source: str, options: IngestOptions) -> Sho
 
 async def _capture(browser, url: str, source: str, options: IngestOptions, guard: Guard, opened: list) -> Shot:
     width = int(options.viewport_width)
+    scale, bounded = device_scale(width, options.device_scale_factor)
     context = await browser.browser.new_context(
         viewport={"width": width, "height": _viewport_height(width)},
-        device_scale_factor=options.device_scale_factor,
+        device_scale_factor=scale,
         accept_downloads=False, service_workers="block", **guard.context_options(),
     )
     opened.append(context)
@@ -107,8 +110,8 @@ async def _capture(browser, url: str, source: str, options: IngestOptions, guard
     network = _NetworkQuiet(page)
     response = await _navigate(page, url, source, options.timeout, guard)
     warnings = await _settle(page, options.timeout, network, guard)
-    shot = await _shoot(page, options, warnings)
-    shot.warnings[:0] = loop.warnings() + guard.warnings()
+    shot = await _shoot(page, options, warnings, scale)
+    shot.warnings[:0] = bounded + loop.warnings() + guard.warnings()
     shot.source = source
     shot.metadata = {"url": redact(source) if source.startswith(("http://", "https://")) else url,
                      "final_url": redact(page.url), "title": shot.title,
@@ -306,12 +309,15 @@ class _NetworkQuiet:
         return False
 
 
-async def _shoot(page, options: IngestOptions, warnings: list[str]) -> Shot:
-    """Words and segment screenshots (PNG bytes) of the whole page, top to bottom, within budgets."""
+async def _shoot(page, options: IngestOptions, warnings: list[str], scale: float) -> Shot:
+    """Words and segment screenshots (PNG bytes) of the page's content, top to bottom, within budgets."""
     info = await _evaluate(page, scripts.MEASURE_JS, None, options.timeout)
     width = max(1, min(int(info["width"]) or options.viewport_width, options.viewport_width))
-    height = full = max(1, int(info["height"]))
-    scale = options.device_scale_factor
+    height = max(1, int(info["height"]))
+    if info["html"]:
+        extent = await _evaluate(page, scripts.EXTENT_JS, settle_budget(options.timeout) * 500, options.timeout)
+        width, height = content_box(extent, width, height)
+    full = height
     limit = min(MAX_CSS_HEIGHT, max(1, int(MAX_PIXELS / (width * scale * scale))))
     if height > limit:
         warnings.append(f"the page is {height} px tall; captured the first {limit} px")
@@ -324,7 +330,8 @@ async def _shoot(page, options: IngestOptions, warnings: list[str]) -> Shot:
         await page.set_viewport_size({"width": width, "height": height})
     found = json.loads(await _evaluate(page, scripts.WORDS_JS,
                                        [MAX_WORDS, height, settle_budget(options.timeout) * 1000], options.timeout))
-    step = max(1, int(options.segment_height // scale))  # CSS px per segment
+    rows = min(options.segment_height, MAX_SEGMENT_PIXELS // max(1, round(width * scale)))
+    step = max(1, int(rows // scale))  # CSS px per segment
     pngs = await _segments(page, width, height, step, full_page, options)
     drawn = min(height, len(pngs) * step)
     if found["cut"]:
@@ -334,7 +341,7 @@ async def _shoot(page, options: IngestOptions, warnings: list[str]) -> Shot:
                         f"{len(pngs)} of {-(-height // step)} segments (the top {drawn} of {full} px); "
                         "raise --timeout for the rest")
     return Shot(source="", title=info["title"], width=width, height=drawn, step=step, words=found["words"],
-                pngs=pngs, warnings=warnings)
+                pngs=pngs, warnings=warnings, scale=scale)
 
 
 def draw_budget(timeout: float) -> float:
@@ -351,9 +358,10 @@ async def _segments(page, width: int, height: int, step: int, full_page: bool, o
         if pngs and time.monotonic() > end:
             break
         clip = {"x": 0, "y": top, "width": width, "height": min(step, height - top)}
+        # A segment may take as long as the drawing budget: the first is always taken.
+        limit = max(options.timeout, draw_budget(options.timeout))
         pngs.append((top, await page.screenshot(clip=clip, full_page=full_page, type="png",
-                                                animations="disabled", caret="hide",
-                                                timeout=options.timeout * 1000)))
+                                                animations="disabled", caret="hide", timeout=limit * 1000)))
     return pngs
 
 

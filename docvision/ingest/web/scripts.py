@@ -87,3 +87,55 @@ WORDS_JS = """([maxWords, maxHeight, budgetMs]) => {
   }
   return JSON.stringify({words: out, cut, reached});
 }"""
+
+# The box of what the page draws, in document CSS px: its words, pictures and controls, boxes with a
+# background, border or shadow of their own (the page's own background is not content), and elements
+# with generated content (::before, ::after). A page is then
+# captured at this extent instead of the whole browser window: three lines of text no longer sit in a
+# corner of a 1280x720 picture. ``found`` is false for a page that draws nothing; ``complete`` is false
+# when the walk ran out of time (the whole page is captured then). ``line`` is the body's line height.
+EXTENT_JS = """(budgetMs) => {
+  const end = Date.now() + budgetMs;
+  const root = document.body || document.documentElement;
+  const sx = window.scrollX, sy = window.scrollY;
+  const own = getComputedStyle(root);
+  const line = parseFloat(own.lineHeight) || 1.2 * (parseFloat(own.fontSize) || 16);
+  const skip = new Set(['SCRIPT', 'STYLE', 'NOSCRIPT', 'TEMPLATE', 'HEAD', 'TITLE', 'META', 'LINK']);
+  const replaced = new Set(['IMG', 'SVG', 'CANVAS', 'VIDEO', 'IFRAME', 'EMBED', 'OBJECT', 'INPUT', 'TEXTAREA',
+                            'SELECT', 'BUTTON', 'HR', 'METER', 'PROGRESS']);
+  const sides = ['Top', 'Right', 'Bottom', 'Left'];
+  const painted = s => s.backgroundImage !== 'none' || s.boxShadow !== 'none'
+    || !/^(transparent|rgba\\(.*,\\s*0\\))$/.test(s.backgroundColor)
+    || sides.some(side => s['border' + side + 'Style'] !== 'none' && parseFloat(s['border' + side + 'Width']) > 0);
+  // ::before and ::after draw text and boxes no tree walk sees: their element's box stands for them.
+  const generated = el => ['::before', '::after'].some(p => !/^(none|normal)$/.test(getComputedStyle(el, p).content));
+  let found = false, right = 0, bottom = 0;
+  const add = r => {
+    if (r.width <= 0 || r.height <= 0) return;
+    found = true; right = Math.max(right, r.right + sx); bottom = Math.max(bottom, r.bottom + sy);
+  };
+  const range = document.createRange();
+  const walker = document.createTreeWalker(root, NodeFilter.SHOW_ELEMENT | NodeFilter.SHOW_TEXT, {acceptNode(node) {
+    return node.nodeType === 1 && skip.has(node.tagName.toUpperCase()) ? NodeFilter.FILTER_REJECT : NodeFilter.FILTER_ACCEPT;
+  }});
+  if (generated(root)) add(root.getBoundingClientRect());
+  let node, count = 0;
+  while ((node = walker.nextNode())) {
+    if ((++count & 255) === 0 && Date.now() > end) return {complete: false, found: false, line};
+    if (node.nodeType === 3) {
+      const el = node.parentElement;
+      if (!el || !/\\S/.test(node.nodeValue)) continue;
+      if (el.checkVisibility && !el.checkVisibility({opacityProperty: true, visibilityProperty: true})) continue;
+      // A huge text node is measured by its element: laying out its every line again costs seconds.
+      if (node.length > 20000) { add(el.getBoundingClientRect()); continue; }
+      range.selectNodeContents(node);
+      add(range.getBoundingClientRect());
+    } else if (node !== root) {
+      const s = getComputedStyle(node);
+      if (s.visibility === 'visible' && s.opacity !== '0'
+          && (replaced.has(node.tagName.toUpperCase()) || painted(s) || generated(node)))
+        add(node.getBoundingClientRect());
+    }
+  }
+  return {complete: true, found, line, right, bottom};
+}"""

@@ -1,6 +1,6 @@
 """A captured page (``capture.Shot``) as a Document: one Page per segment, words in its device pixels.
 
-In: a Shot and IngestOptions (scale, page range). Out: a Document of kind "web" whose Pages are labelled
+In: a Shot and IngestOptions (the page range). Out: a Document of kind "web" whose Pages are labelled
 "segment i/n", hold their PNG bytes until drawn, and carry the DOM words whose centre falls in them.
 """
 
@@ -12,6 +12,8 @@ import struct
 from docvision.document import Document, IngestOptions, Page, Word, parse_page_range
 from docvision.sources import redact
 
+ZOOM_LIMIT = 4.0  # canvas px per CSS px: the plan enlarges a capture to 400 % at most, as it does a sheet
+
 
 def png_size(data: bytes) -> tuple[int, int]:
     """Width and height from a PNG's IHDR chunk, without decoding it."""
@@ -20,7 +22,10 @@ def png_size(data: bytes) -> tuple[int, int]:
 
 def document(shot, options: IngestOptions) -> Document:
     """The Document of a Shot: segments in order, each word in the segment holding its centre."""
-    scale = options.device_scale_factor
+    scale = shot.scale
+    # A screenshot enlarged past 400 % zoom (4 canvas px per CSS px) only spends tiles: never past its
+    # own pixels when it was drawn denser than that.
+    max_scale = max(1.0, ZOOM_LIMIT / scale)
     segments = shot.pngs
     count = len(segments)
     per_segment: list[list[Word]] = [[] for _ in segments]
@@ -35,16 +40,17 @@ def document(shot, options: IngestOptions) -> Document:
                min(float(size[0]), x1 * scale), min(float(size[1]), y1 * scale - oy))
         per_segment[index].append(Word(text, box))
     source = redact(shot.source)
-    chosen = parse_page_range(options.pages, count, source)
+    warnings = list(shot.warnings)
+    chosen = parse_page_range(options.pages, count, source, warnings)
 
     def iter_pages():
         for index in chosen:
             data = segments[index][1]
             yield Page(label=f"segment {index + 1}/{count}", number=index + 1, size=png_size(data),
-                       render=_renderer(data), words=per_segment[index])
+                       render=_renderer(data), words=per_segment[index], max_scale=max_scale)
 
     return Document(source=source, kind="web", page_count=count, iter_pages=iter_pages,
-                    warnings=list(shot.warnings), metadata=dict(shot.metadata))
+                    warnings=warnings, metadata=dict(shot.metadata))
 
 
 def _renderer(data: bytes):

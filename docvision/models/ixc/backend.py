@@ -48,10 +48,10 @@ class Request:
 class _StopFilter(_Streamer):
     """The shared streamer, minus the stop tokens (ordinary pieces, so decoding would print them)."""
 
-    def __init__(self, tokenizer, on_text, stops: Sequence[int]):
+    def __init__(self, tokenizer, on_text, stops: Sequence[int], status=None):
         import torch
 
-        super().__init__(tokenizer, on_text)
+        super().__init__(tokenizer, on_text, status)
         self.stops = torch.tensor(list(stops))
 
     def put(self, value) -> None:
@@ -178,7 +178,12 @@ class IXCBackend(Backend):
         from an earlier call about the same views and system; ``keep_prefix`` returns the prefix's cache."""
         import torch
 
+        from docvision.tiling import ixc_tokens
+
         started = time.perf_counter()
+        status = self.status()
+        status.encoding(len(views), sum(ixc_tokens(v.plan.grid, self.tile) for v in views),
+                        0 if prefix_cache is None else prefix_cache.get_seq_length())
         try:
             with torch.inference_mode():
                 given = None if prefix_cache is None else prefix_cache.get_seq_length()
@@ -187,7 +192,7 @@ class IXCBackend(Backend):
                     raise ModelError(f"the prefix cache covers {given} positions, these pages {request.prefix_len}: "
                                      f"it belongs to other pages or another system text")
                 cache, kept = self._prefix(request, prefix_cache, keep_prefix)
-                streamer = _StopFilter(self.tokenizer, on_text, self.stops)
+                streamer = _StopFilter(self.tokenizer, on_text, self.stops, status)
                 run = dict(inputs_embeds=request.embeds, image_mask=request.image_mask,
                            attention_mask=torch.ones(request.embeds.shape[:2], dtype=torch.long,
                                                      device=request.embeds.device))
