@@ -190,21 +190,19 @@ class Pool:
 
     def close(self) -> None:
         """Tell every worker to end, then wait for them (the browser and converter close first)."""
-        with self._lock:
-            self.closed = True
-            workers, self._workers = self._workers, []
-        for worker in workers:
-            worker.stop()
-        for worker in workers:
-            worker.close()
+        self._end(Worker.stop)
 
     def kill(self) -> None:
         """Stop every worker now (a run stopped mid-source); safe from any thread."""
+        self._end(Worker.kill)
+
+    def _end(self, how) -> None:
+        """No more workers: ``how`` each of them (all at once, so they end in parallel), then reap them."""
         with self._lock:
             self.closed = True
             workers, self._workers = self._workers, []
         for worker in workers:
-            worker.kill()
+            how(worker)
         for worker in workers:
             worker.close()
 
