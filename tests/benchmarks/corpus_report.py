@@ -9,8 +9,9 @@ and the list of files docvision refuses although the reference draws content, wi
 
 Outcomes: ok (exit 0), partial (pages drawn, some damaged: exit 1 with damaged pages), error (one clean
 error record), internal (an error record of kind "internal": a bug), traceback (a Python traceback on
-stderr, or no record at all), hang (still running after --wall seconds), memory (killed for memory or
-an out_of_memory record). The reference says: draws (some page has ink), blank, refuses, or n/a.
+stderr, or no record at all), hang (still running after --wall seconds), memory (killed for memory, an
+out_of_memory record, or a peak over 4 GiB in docvision and the processes it waited for). The reference
+says: draws (some page has ink), blank, refuses, or n/a.
 
 Run: python3 tests/benchmarks/corpus_report.py [FOLDER] [--code DIR] [--json results.jsonl]
 (--code runs another copy of docvision, e.g. an unpacked older commit, to compare before and after.)
@@ -27,6 +28,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from pathlib import Path
@@ -58,25 +60,42 @@ def run_docvision(path: Path, code: Path, timeout: float, wall: float) -> dict:
         proc = subprocess.Popen([sys.executable, "-m", "docvision", "render", str(path), "--json", "--no-cache",
                                  "--timeout", f"{timeout:g}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 env=env, cwd=home, start_new_session=True)
-        try:
-            stdout, stderr = proc.communicate(timeout=wall)
-            hung = False
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            stdout, stderr = proc.communicate()
-            hung = True
-        finally:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)  # LibreOffice or a PDF worker left behind
-            except ProcessLookupError:
-                pass
+        streams = {"out": [], "err": []}
+        readers = [threading.Thread(target=lambda s=stream, b=buffer: b.append(s.read()), daemon=True)
+                   for stream, buffer in ((proc.stdout, streams["out"]), (proc.stderr, streams["err"]))]
+        for reader in readers:
+            reader.start()
+        hang = threading.Event()
+        killer = threading.Timer(wall, lambda: (hang.set(), _kill_group(proc.pid)))
+        killer.start()
+        # wait4, not communicate: the peak memory of docvision and of what it waited for (its PDF worker,
+        # LibreOffice), which only the kernel's account of the reaped process gives.
+        _, status, usage = os.wait4(proc.pid, 0)
+        killer.cancel()
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        _kill_group(proc.pid)  # LibreOffice or a PDF worker left behind
+        for reader in readers:
+            reader.join()
+        stdout, stderr, hung = b"".join(streams["out"]), b"".join(streams["err"]), hang.is_set()
         seconds = time.monotonic() - started
+    peak = usage.ru_maxrss * 1024  # Linux counts it in KiB
     text = stderr.decode("utf-8", "replace")
     records = [json.loads(line) for line in stdout.decode("utf-8", "replace").splitlines() if line.startswith("{")]
     record = records[0] if records else None
-    result = {"rc": proc.returncode, "seconds": round(seconds, 1), "stderr": text.strip()[-600:]}
+    result = {"rc": proc.returncode, "seconds": round(seconds, 1), "peak_mb": peak >> 20,
+              "stderr": text.strip()[-600:]}
     result.update(_outcome(record, proc.returncode, text, hung))
+    if peak > MEMORY_BYTES and result["outcome"] not in ("hang", "memory"):
+        result.update(outcome="memory", message=f"peak memory {peak >> 20} MB (limit {MEMORY_BYTES >> 20} MB); "
+                                                 f"it ended {result['outcome']}")
     return result
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def _outcome(record: dict | None, rc: int, stderr: str, hung: bool) -> dict:
@@ -230,6 +249,11 @@ def main() -> None:
             with open(args.json, "a", encoding="utf-8") as fh:
                 fh.write(json.dumps(result) + "\n")
     print(table(results))
+    if results:
+        top = max(results, key=lambda r: r["peak_mb"])
+        print(f"\nPeak memory (docvision and what it waited for): median "
+              f"{sorted(r['peak_mb'] for r in results)[len(results) // 2]} MB, most {top['peak_mb']} MB "
+              f"({top['file']})")
     refused = disagreements(results)
     print(f"\nNot drawn although the reference draws content: {len(refused)}")
     print("\n".join(refused))
