@@ -60,13 +60,19 @@ def run_docvision(path: Path, code: Path, timeout: float, wall: float) -> dict:
         proc = subprocess.Popen([sys.executable, "-m", "docvision", "render", str(path), "--json", "--no-cache",
                                  "--timeout", f"{timeout:g}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 env=env, cwd=home, start_new_session=True)
-        streams = {"out": [], "err": []}
+        out: list[bytes] = []
+        err: list[bytes] = []
         readers = [threading.Thread(target=lambda s=stream, b=buffer: b.append(s.read()), daemon=True)
-                   for stream, buffer in ((proc.stdout, streams["out"]), (proc.stderr, streams["err"]))]
+                   for stream, buffer in ((proc.stdout, out), (proc.stderr, err))]
         for reader in readers:
             reader.start()
         hang = threading.Event()
-        killer = threading.Timer(wall, lambda: (hang.set(), _kill_group(proc.pid)))
+
+        def hung_up() -> None:
+            hang.set()
+            _kill_group(proc.pid)
+
+        killer = threading.Timer(wall, hung_up)
         killer.start()
         # wait4, not communicate: the peak memory of docvision and of what it waited for (its PDF worker,
         # LibreOffice), which only the kernel's account of the reaped process gives.
@@ -76,7 +82,7 @@ def run_docvision(path: Path, code: Path, timeout: float, wall: float) -> dict:
         _kill_group(proc.pid)  # LibreOffice or a PDF worker left behind
         for reader in readers:
             reader.join()
-        stdout, stderr, hung = b"".join(streams["out"]), b"".join(streams["err"]), hang.is_set()
+        stdout, stderr, hung = b"".join(out), b"".join(err), hang.is_set()
         seconds = time.monotonic() - started
     peak = usage.ru_maxrss * 1024  # Linux counts it in KiB
     text = stderr.decode("utf-8", "replace")
@@ -180,10 +186,7 @@ def _office_reference(path: Path, out: Path, timeout: float) -> str:
     try:
         proc.wait(timeout=timeout)
     finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+        _kill_group(proc.pid)
         proc.wait()
     pdf = out / "pdf" / "in.pdf"
     if not pdf.is_file() or pdf.stat().st_size == 0:
