@@ -22,6 +22,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler
@@ -49,7 +50,10 @@ class TransformersServe:
         self.process: subprocess.Popen | None = None
 
     def start(self) -> "TransformersServe":
-        exe = shutil.which("transformers")
+        # The CLI of the transformers the tests import: beside this interpreter (a venv's python run without
+        # activating the venv), else on PATH.
+        exe = shutil.which("transformers", path=os.pathsep.join([str(Path(sys.executable).parent),
+                                                                  os.environ.get("PATH", "")]))
         if exe is None:
             raise RuntimeError("the transformers CLI is not installed (pip install 'transformers[serving]')")
         self.home.mkdir(parents=True, exist_ok=True)
